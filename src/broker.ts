@@ -1,0 +1,157 @@
+// The Broker contract: the one interface every adapter implements and the pipeline drives.
+// Types only. Every member says what it guarantees and in which unit.
+
+/** What a broker can and cannot do, declared as data so "not supported" is never mistaken for "broken". */
+export interface BrokerCapabilities {
+  /** How a delivered message behaves when its consumer dies before acking. */
+  readonly delivery: 'at-most-once' | 'at-least-once';
+  /** Messages can be published with a delay; `maxDelayMs` is the longest one accepted. */
+  readonly delay: boolean;
+  readonly maxDelayMs: number;
+  /** Messages received too many times are moved to a dead-letter store instead of redelivered. */
+  readonly deadLetter: boolean;
+  /** A received, unacked message becomes visible again after the queue's visibility timeout. */
+  readonly visibilityTimeout: boolean;
+  /** `nack` with a retry delay is honoured (otherwise the message is requeued at once or dropped). */
+  readonly nackDelay: boolean;
+  /** Ordering promise: `fifo` for the whole queue, `per-group` within a message group, or none. */
+  readonly ordering: 'fifo' | 'per-group' | 'none';
+  /** Most messages one `publish` or `receive` call may carry. */
+  readonly maxBatchSize: number;
+  /** Largest message body accepted, in bytes (UTF-8). */
+  readonly maxPayloadBytes: number;
+}
+
+/** Who the broker is, for result files and reports. Never contains a password or key. */
+export interface BrokerInfo {
+  /** Adapter name, e.g. `redis-list`. */
+  readonly name: string;
+  /** Delivery mode where an adapter has several, e.g. `reliable` or `simple`; otherwise `default`. */
+  readonly mode: string;
+  /** The server's own version string, e.g. `7.0.15`, or `unknown`. */
+  readonly serverVersion: string;
+  /** Where it was reached, with any password or token removed. */
+  readonly endpoint: string;
+  /** What kind of server answered: so an emulator's numbers are never mistaken for a cloud's. */
+  readonly endpointKind: 'local' | 'embedded' | 'docker' | 'localstack' | 'aws' | 'other';
+}
+
+/** How a queue is set up by `prepare`. Units in names; `undefined` takes the adapter's default. */
+export interface QueueSpec {
+  /** Logical queue name; adapters prefix it so runs never collide. */
+  readonly name: string;
+  /** How long a received message stays invisible before it is redelivered, in ms. */
+  readonly visibilityTimeoutMs: number;
+  /** After this many receives a message goes to the dead-letter store (where supported); 0 = never. */
+  readonly maxReceives: number;
+}
+
+/** A message to publish. */
+export interface OutgoingMessage {
+  /** The body, as sent on the wire. */
+  readonly body: string;
+  /** Deliver no earlier than this many ms from now (needs `capabilities.delay`). */
+  readonly delayMs?: number;
+}
+
+/** A message handed to a consumer. */
+export interface ReceivedMessage {
+  /** The body exactly as published. */
+  readonly body: string;
+  /** 1 on first delivery, raised on every redelivery (1 where the broker cannot tell). */
+  readonly receiveCount: number;
+  /** Opaque adapter handle used by `ack` and `nack` (a receipt handle, stream id, in-flight member). */
+  readonly receipt: string;
+}
+
+/** How many messages are where, at one moment. A state the broker cannot tell is reported as 0. */
+export interface QueueDepth {
+  /** Waiting to be received. */
+  readonly ready: number;
+  /** Received and not yet acked. */
+  readonly inFlight: number;
+  /** Published with a delay that has not run out. */
+  readonly delayed: number;
+  /** In the dead-letter store. */
+  readonly dead: number;
+}
+
+/** Options for one `receive` call. */
+export interface ReceiveOptions {
+  /** Most messages to return; at most `capabilities.maxBatchSize`. */
+  readonly maxMessages: number;
+  /** Longest time to block when nothing is ready, in ms. Returns early as soon as anything is. Never a busy spin. */
+  readonly waitMs: number;
+}
+
+/**
+ * One connection to a broker. Methods reject with a `BrokerError` naming the adapter and the operation.
+ * A handle serves one blocking `receive` at a time: each concurrent consumer takes its own via `duplicate()`.
+ */
+export interface Broker {
+  readonly capabilities: BrokerCapabilities;
+  /** Name, mode, version and endpoint (without secrets). Contacts the server. */
+  describe(): Promise<BrokerInfo>;
+  /** Creates the queue and its side structures if missing. Idempotent. */
+  prepare(spec: QueueSpec): Promise<void>;
+  /** Writes a batch; resolves once the broker acknowledged every message of it. */
+  publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  /** Receives up to `maxMessages`, blocking up to `waitMs` when none is ready. May return []. */
+  receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /** Marks messages done: they are never delivered again. */
+  ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void>;
+  /** Gives messages back to be delivered again after `retryDelayMs` (0 = at once), their receive count kept. */
+  nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void>;
+  /** Counts messages by state. */
+  depth(queue: string): Promise<QueueDepth>;
+  /** Drops every message of the queue; the queue itself stays. */
+  purge(queue: string): Promise<void>;
+  /** Removes the queue and everything the adapter made for it. Idempotent. */
+  teardown(queue: string): Promise<void>;
+  /** A new handle on its own connection, sharing configuration and prepared queues. */
+  duplicate(): Promise<Broker>;
+  /** Closes the connection. Calling it twice is harmless. */
+  close(): Promise<void>;
+}
+
+/** Options shared by all adapters; each adapter reads its own extras from `settings`. */
+export interface BrokerOptions {
+  /** Prefix for every key or queue name this run creates, e.g. `bb-1a2b3c`. */
+  readonly namespace: string;
+  /** Delivery mode where the adapter has several; `undefined` takes its default. */
+  readonly mode?: string;
+  /** Connection string (`redis://…`, `http://…`); `undefined` takes the adapter's default endpoint. */
+  readonly url?: string;
+  /** Limit for connecting and for any single command that does not block by design, in ms. */
+  readonly commandTimeoutMs: number;
+  /** Adapter-specific extras (e.g. `maxLength` for streams); each adapter documents the keys it reads. */
+  readonly settings?: Readonly<Record<string, string | number | boolean | undefined>>;
+}
+
+/** A registry entry: how the CLI finds and opens an adapter. */
+export interface BrokerAdapter {
+  /** Canonical name, e.g. `redis-list`. */
+  readonly name: string;
+  /** Names accepted in `QUEUE` (case-insensitive), e.g. `REDIS`, `REDIS_LIST`. */
+  readonly aliases: readonly string[];
+  /** Modes and the default one. */
+  readonly modes: readonly string[];
+  readonly defaultMode: string;
+  /** Capabilities per mode, known without connecting (for validating flags up front). */
+  capabilities(mode: string): BrokerCapabilities;
+  /** Connects; rejects with a `BrokerError` whose message says what to do. */
+  open(options: BrokerOptions): Promise<Broker>;
+}
+
+/** An error from a broker operation: names the adapter and the operation, never a secret. */
+export class BrokerError extends Error {
+  constructor(
+    readonly adapter: string,
+    readonly operation: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${adapter} ${operation}: ${message}`, options);
+    this.name = 'BrokerError';
+  }
+}

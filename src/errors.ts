@@ -1,0 +1,12 @@
+// Errors a user can cause end in one line and exit code 2; anything else is a bug and keeps its stack.
+
+/** Bad input or an environment problem the user can fix. `message` is the whole line shown. */
+export class UsageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** The exit code for every error a user can fix. */
+export const USAGE_EXIT_CODE = 2;
