@@ -1,0 +1,107 @@
+// Micro-benchmarks of the per-message hot path: what the harness itself costs per message, to set
+// against broker round trips. Run directly with `npx tsx bench/micro.ts`.
+// LIMITATION: single-threaded, warm JIT, tiny working sets; these are upper bounds on the harness's
+// own speed, not predictions of a run (no I/O, no GC pressure from real payloads, no contention).
+
+import { pathToFileURL } from 'node:url';
+import { Bench } from 'tinybench';
+import { createLatencyHistogram, recordLatency } from '../src/metrics/histogram.ts';
+import { Ledger } from '../src/metrics/ledger.ts';
+import { Timeline } from '../src/metrics/timeline.ts';
+import { MessageEncoder, decodeMessage } from '../src/pipeline/message.ts';
+
+export interface MicroResult {
+  name: string;
+  opsPerSec: number;
+  nsPerOp: number;
+}
+
+/** Operations per task call: one op is a few ns, far below the timer's resolution, so time a batch. */
+const BATCH = 1000;
+const PAYLOAD_BYTES = 200;
+const LEDGER_SIZE = 1 << 22;
+
+// Results land here so the JIT cannot drop the work as dead code.
+let sink = 0;
+
+export async function runMicroBench(timeMs = 200): Promise<MicroResult[]> {
+  const bench = new Bench({ time: timeMs, warmupTime: Math.min(100, timeMs) });
+
+  const encoder = new MessageEncoder(PAYLOAD_BYTES);
+  const t0 = 12_345_678_901.234;
+  const body = encoder.encode(1_234_567, t0);
+  const object = { i: 1_234_567, t: t0, p: '+5511999999999', m: 'x'.repeat(PAYLOAD_BYTES - 60) };
+  let n = 0;
+
+  bench.add(`MessageEncoder.encode (${PAYLOAD_BYTES} B)`, () => {
+    for (let k = 0; k < BATCH; k++) sink += encoder.encode(n++, t0 + k).length;
+  });
+  bench.add('decodeMessage', () => {
+    for (let k = 0; k < BATCH; k++) sink += decodeMessage(body)?.i ?? 0;
+  });
+  bench.add('JSON.stringify + parse (baseline)', () => {
+    for (let k = 0; k < BATCH; k++) {
+      object.i = k;
+      sink += (JSON.parse(JSON.stringify(object)) as { i: number }).i;
+    }
+  });
+
+  const histogram = createLatencyHistogram();
+  // A spread of latencies from 10 µs to ~2 s so records touch many buckets, not one hot line.
+  const latencies = Float64Array.from({ length: 4096 }, (_, k) => 10 * Math.exp((k % 1024) / 85));
+  bench.add('recordLatency', () => {
+    for (let k = 0; k < BATCH; k++) recordLatency(histogram, latencies[(n++) & 4095]!);
+  });
+
+  let ledger = new Ledger(LEDGER_SIZE);
+  let next = 0;
+  bench.add('Ledger markDelivered + markCompleted', () => {
+    for (let k = 0; k < BATCH; k++) {
+      // Fresh indices every time, as in a run; a new ledger once this one is full.
+      if (next === LEDGER_SIZE) {
+        ledger = new Ledger(LEDGER_SIZE);
+        next = 0;
+      }
+      if (ledger.markDelivered(next)) ledger.markCompleted(next);
+      next++;
+    }
+  });
+
+  const timeline = new Timeline(0);
+  let atUs = 0;
+  bench.add('Timeline add', () => {
+    for (let k = 0; k < BATCH; k++) {
+      timeline.add('completed', 1, atUs);
+      atUs = (atUs + 7) % 3_600_000_000; // an hour of seconds at most
+    }
+  });
+
+  await bench.run();
+  if (sink === Number.MIN_VALUE) console.log(sink);
+
+  return bench.tasks.map((task) => {
+    const result = task.result;
+    if (result.state !== 'completed') {
+      const reason = result.state === 'errored' ? `: ${String(result.error)}` : '';
+      throw new Error(`micro-bench: task "${task.name}" ended ${result.state}${reason}`);
+    }
+    const nsPerOp = (result.period * 1e6) / BATCH; // period is ms per task call
+    return { name: task.name, opsPerSec: 1e9 / nsPerOp, nsPerOp };
+  });
+}
+
+/** A fixed-width table of the results, for a terminal or a README. */
+export function formatMicroBench(results: readonly MicroResult[]): string {
+  const width = Math.max(...results.map((r) => r.name.length), 4);
+  const lines = [`${'task'.padEnd(width)}  ${'ops/s'.padStart(14)}  ${'ns/op'.padStart(9)}`];
+  for (const r of results) {
+    const ops = Math.round(r.opsPerSec).toLocaleString('en-US');
+    lines.push(`${r.name.padEnd(width)}  ${ops.padStart(14)}  ${r.nsPerOp.toFixed(1).padStart(9)}`);
+  }
+  return lines.join('\n');
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(`node ${process.version}, ${BATCH} ops per sample`);
+  console.log(formatMicroBench(await runMicroBench()));
+}
