@@ -1,0 +1,219 @@
+// Where Redis comes from: REDIS_URL, else the Redis already on 127.0.0.1:6379, else a throw-away
+// redis-server started from PATH for this process only (no persistence, killed on stop and on exit).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { UsageError } from '../errors.ts';
+
+/** A Redis to talk to, and how to let go of it. */
+export interface RedisEndpoint {
+  /** Connection string, e.g. `redis://127.0.0.1:6379`. May hold a password: redact before showing. */
+  url: string;
+  /** `local`: a loopback server someone else runs; `embedded`: started here; `other`: anything else. */
+  kind: 'local' | 'embedded' | 'other';
+  /** Stops what this process started; a no-op for servers it did not start. */
+  stop(): Promise<void>;
+}
+
+/** A redis-server child started by `startRedisServer`. */
+export interface StartedRedisServer {
+  url: string;
+  port: number;
+  /** Kills the server and waits for it to exit. Calling it twice is harmless. */
+  stop(): Promise<void>;
+  process: ChildProcess;
+}
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 6379;
+/** How long the default Redis gets to answer PING before we look elsewhere. */
+const PROBE_TIMEOUT_MS = 500;
+/** How long a started redis-server gets to answer PING. */
+const START_TIMEOUT_MS = 5_000;
+/** How long a stopped redis-server gets to exit on SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 3_000;
+
+const NO_REDIS_MESSAGE =
+  'no Redis: nothing answers on 127.0.0.1:6379 and redis-server is not on PATH; install it (apt-get install redis-server), run `docker compose up -d redis`, or set REDIS_URL';
+
+/**
+ * REDIS_URL set -> use it (kind `local` if its host is loopback, else `other`; stop is a no-op).
+ * Else if 127.0.0.1:6379 answers PING within ~500 ms -> `local`.
+ * Else start `redis-server` from PATH on a free loopback port -> `embedded`; stop() kills it.
+ * Throws a `UsageError` saying how to get a Redis when none of these works.
+ */
+export async function resolveRedis(env: { REDIS_URL?: string | undefined }): Promise<RedisEndpoint> {
+  const noop = async (): Promise<void> => {};
+  const fromEnv = env.REDIS_URL?.trim();
+  if (fromEnv) {
+    return { url: fromEnv, kind: isLoopbackUrl(fromEnv) ? 'local' : 'other', stop: noop };
+  }
+  if (await pingRedis(DEFAULT_HOST, DEFAULT_PORT, PROBE_TIMEOUT_MS)) {
+    return { url: `redis://${DEFAULT_HOST}:${DEFAULT_PORT}`, kind: 'local', stop: noop };
+  }
+  if (findOnPath('redis-server') === undefined) throw new UsageError(NO_REDIS_MESSAGE);
+  const server = await startRedisServer();
+  return { url: server.url, kind: 'embedded', stop: server.stop };
+}
+
+/**
+ * Starts a throw-away redis-server on a loopback port (a free one unless `port` is given), with no
+ * persistence and a private temporary working directory; `args` are appended (and so win), e.g.
+ * `['--maxmemory', '10mb']` or `['--appendonly', 'yes']`. Resolves once it answers PING.
+ */
+export async function startRedisServer(
+  options: { port?: number; args?: readonly string[] } = {},
+): Promise<StartedRedisServer> {
+  const binary = findOnPath('redis-server');
+  if (binary === undefined) {
+    throw new UsageError(
+      'redis-server is not on PATH; install it (apt-get install redis-server) or run `docker compose up -d redis`',
+    );
+  }
+  const port = options.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'brokerbench-redis-'));
+  const args = [
+    '--port', String(port),
+    '--bind', DEFAULT_HOST,
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'no',
+    '--dir', dir,
+    ...(options.args ?? []),
+  ];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.set(child, dir);
+  ensureExitHook();
+
+  // Keep the tail of the server's log for the error message if it fails to come up.
+  let log = '';
+  const keepLog = (chunk: Buffer): void => {
+    log = (log + chunk.toString('utf8')).slice(-2_000);
+  };
+  child.stdout?.on('data', keepLog);
+  child.stderr?.on('data', keepLog);
+
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  void exited.then(() => {
+    liveChildren.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+      await exited;
+    })();
+    return stopping;
+  };
+
+  const startedAt = Date.now();
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stop();
+      throw new Error(`redis-server exited during start (port ${port}): ${lastLine(log)}`);
+    }
+    if (await pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS)) break;
+    if (Date.now() - startedAt > START_TIMEOUT_MS) {
+      await stop();
+      throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
+    }
+    await sleep(25);
+  }
+  return { url: `redis://${DEFAULT_HOST}:${port}`, port, stop, process: child };
+}
+
+/** True if a Redis on host:port answers PING with +PONG within timeoutMs. Never throws, never hangs. */
+export function pingRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let reply = '';
+    const socket = createConnection({ host, port });
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+    });
+    socket.once('error', () => finish(false));
+    socket.once('close', () => finish(false));
+  });
+}
+
+function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** A loopback port nothing listens on right now (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, DEFAULT_HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not find a free port'))));
+    });
+  });
+}
+
+function lastLine(log: string): string {
+  const lines = log.trim().split('\n');
+  return lines[lines.length - 1]?.trim() || '(no output)';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Children must not outlive this process, however it ends its event loop.
+const liveChildren = new Map<ChildProcess, string>();
+let exitHookInstalled = false;
+
+function ensureExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const [child, dir] of liveChildren) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
