@@ -1,0 +1,79 @@
+// The task a message triggers: a duration drawn from a distribution, spent sleeping (I/O-bound work,
+// the seed's 1-second request) or burning CPU, and a chance of failing so retries can be measured.
+
+export type DurationDistribution = 'fixed' | 'uniform' | 'exponential';
+export type TaskWork = 'sleep' | 'cpu';
+
+export interface TaskSpec {
+  /** Mean task duration in ms; 0 = no task (the message is acked as soon as it is received). */
+  readonly durationMs: number;
+  /** `fixed`: always durationMs; `uniform`: 0 to 2×durationMs; `exponential`: mean durationMs. */
+  readonly distribution: DurationDistribution;
+  /** `sleep` waits without using the CPU; `cpu` keeps a core busy (and blocks its consumer's event loop). */
+  readonly work: TaskWork;
+  /** Probability in [0, 1] that a task fails and its message is nacked for a retry. */
+  readonly failureRate: number;
+}
+
+export const NO_TASK: TaskSpec = { durationMs: 0, distribution: 'fixed', work: 'sleep', failureRate: 0 };
+
+/** A small seeded PRNG (mulberry32): runs with the same seed draw the same durations and failures. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class Executor {
+  readonly #spec: TaskSpec;
+  readonly #random: () => number;
+
+  constructor(spec: TaskSpec, random: () => number = Math.random) {
+    this.#spec = spec;
+    this.#random = random;
+  }
+
+  /** True when tasks take no time and never fail: the consumer can skip the executor entirely. */
+  get trivial(): boolean {
+    return this.#spec.durationMs === 0 && this.#spec.failureRate === 0;
+  }
+
+  /** Draws one task duration in ms. */
+  sampleDurationMs(): number {
+    const { durationMs, distribution } = this.#spec;
+    if (durationMs === 0) return 0;
+    switch (distribution) {
+      case 'fixed':
+        return durationMs;
+      case 'uniform':
+        return this.#random() * 2 * durationMs;
+      case 'exponential':
+        return -Math.log(1 - this.#random()) * durationMs;
+    }
+  }
+
+  /** Runs one task; resolves true when it succeeded, false when it failed (never rejects). */
+  async run(): Promise<boolean> {
+    const ms = this.sampleDurationMs();
+    if (ms > 0) {
+      if (this.#spec.work === 'cpu') burn(ms);
+      else await sleep(ms);
+    }
+    return this.#spec.failureRate === 0 || this.#random() >= this.#spec.failureRate;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function burn(ms: number): void {
+  const until = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < until) x += Math.sqrt(x + 1);
+}

@@ -1,0 +1,42 @@
+// Open-loop pacing for `--rate`: message k is due at start + k/rate, whatever happened before, so a
+// stalled broker shows up as latency (measured from the intended time) instead of a slower send rate.
+
+import type { Clock } from '../clock.ts';
+
+export type Sleeper = (ms: number) => Promise<void>;
+
+export class RateLimiter {
+  readonly #startUs: number;
+  readonly #intervalUs: number;
+  readonly #clock: Clock;
+  readonly #sleep: Sleeper;
+
+  constructor(ratePerSec: number, startUs: number, clock: Clock, sleep: Sleeper) {
+    if (!(ratePerSec > 0) || !Number.isFinite(ratePerSec)) throw new RangeError('rate must be a positive number');
+    this.#startUs = startUs;
+    this.#intervalUs = 1e6 / ratePerSec;
+    this.#clock = clock;
+    this.#sleep = sleep;
+  }
+
+  /** Microseconds between two messages. */
+  get intervalUs(): number {
+    return this.#intervalUs;
+  }
+
+  /** When message `index` is meant to be sent, monotonic µs. */
+  intendedUs(index: number): number {
+    return this.#startUs + index * this.#intervalUs;
+  }
+
+  /** Resolves once message `index` is due; at once if it is already late. */
+  async waitFor(index: number): Promise<void> {
+    const due = this.intendedUs(index);
+    for (;;) {
+      const aheadUs = due - this.#clock.nowUs();
+      if (aheadUs <= 0) return;
+      // Timers fire late by up to a millisecond: sleep in whole ms, and never for nothing.
+      await this.#sleep(Math.max(1, Math.floor(aheadUs / 1000)));
+    }
+  }
+}

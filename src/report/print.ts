@@ -1,0 +1,64 @@
+// The summary a run prints on stdout. Returns a string, so tests read it without a terminal.
+
+import Table from 'cli-table3';
+import type { LatencyRecord, ResultFile } from './result-file.ts';
+import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from './format.ts';
+
+export function printSummary(result: ResultFile, file?: string): string {
+  const { broker, config, throughput, ledger, counters, harness } = result;
+  const lines: string[] = [];
+  lines.push(
+    `${result.scenario} on ${broker.name} (${broker.mode}) ${broker.serverVersion} at ${broker.endpoint} [${broker.endpointKind}]: ${result.status}`,
+  );
+  lines.push(
+    `${formatCount(config.messages)} messages of ${config.payloadBytes} B, batch ${config.publishBatch}, ` +
+      `${config.publishConcurrency} publishers, ${config.consumers} consumers, ${config.queues} queue(s)` +
+      (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` : '') +
+      (config.task.durationMs > 0 ? `, task ${config.task.durationMs} ms ${config.task.distribution} ${config.task.work}` : ''),
+  );
+
+  const rates = new Table({ head: ['', 'messages', 'rate', 'over'], style: { head: [], border: [] } });
+  rates.push(
+    ['published', formatCount(ledger.expected - ledger.publishFailed), formatRate(throughput.publishPerSec), formatSeconds(throughput.publishSec)],
+    ['received', formatCount(ledger.deliveries), formatRate(throughput.receivePerSec), formatSeconds(throughput.totalSec)],
+    ['completed', formatCount(ledger.completed), formatRate(throughput.completePerSec), formatSeconds(throughput.totalSec)],
+  );
+  lines.push(rates.toString());
+
+  const latency = new Table({
+    head: ['latency', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean', 'count'],
+    style: { head: [], border: [] },
+  });
+  const row = (name: string, l: LatencyRecord): string[] => [
+    name,
+    ...[l.p50, l.p90, l.p99, l.p999, l.max, l.mean].map(formatLatency),
+    formatCount(l.count),
+  ];
+  latency.push(row('end-to-end', result.latency.endToEnd), row('publish', result.latency.publish));
+  if (result.latency.execution.count > 0) latency.push(row('execution', result.latency.execution));
+  latency.push(row('completion', result.latency.completion));
+  lines.push(latency.toString());
+
+  const books = new Table({ style: { head: [], border: [] } });
+  books.push(
+    { lost: formatCount(ledger.lost) },
+    { 'duplicate deliveries': formatCount(ledger.duplicateDeliveries) },
+    { redeliveries: formatCount(counters.redeliveries) },
+    { 'failed tasks (retried)': formatCount(counters.taskFailures) },
+    { 'dead-lettered': formatCount(result.finalDepth.dead) },
+    { 'publish errors': formatCount(counters.publishErrors) },
+    { 'receive / ack errors': `${formatCount(counters.receiveErrors)} / ${formatCount(counters.ackErrors)}` },
+    {
+      'harness cost': `${harness.cpuCores.toFixed(2)} cores, peak RSS ${formatBytes(harness.peakRssBytes)}, event-loop p99 ${harness.eventLoopDelayP99Ms.toFixed(1)} ms`,
+    },
+  );
+  if (result.requests) {
+    const total = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
+    books.push({ 'API requests': `${formatCount(total)} (${(total / Math.max(1, ledger.completed)).toFixed(3)} per message)` });
+  }
+  lines.push(books.toString());
+  for (const verdict of result.verdicts) lines.push(`- ${verdict}`);
+  for (const error of result.errors) lines.push(`! first ${error}`);
+  if (file) lines.push(`result: ${file}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,199 @@
+// Result files: the versioned schema, how a run becomes one, and how one is written (atomically,
+// never over an existing file) and read back (validated, with one-line errors).
+//
+// Schema `brokerbench/result` version 1. Times are ISO-8601 UTC; durations in seconds (`…Sec`);
+// latencies in microseconds (`…Us`); every histogram is also stored as a compressed base64
+// HdrHistogram so later runs can be merged exactly.
+
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BrokerCapabilities, BrokerInfo, QueueDepth } from '../broker.ts';
+import type { RunConfig } from '../config.ts';
+import type { EnvironmentInfo } from '../environment.ts';
+import { UsageError } from '../errors.ts';
+import { encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
+import type { LedgerCounts } from '../metrics/ledger.ts';
+import type { TimelinePoint } from '../metrics/timeline.ts';
+import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
+import type { ScenarioOutcome } from '../../scenarios/scenario.ts';
+
+export const RESULT_SCHEMA = 'brokerbench/result';
+export const RESULT_SCHEMA_VERSION = 1;
+
+export interface LatencyRecord extends LatencySummary {
+  /** Compressed base64 HdrHistogram of the same values, in µs. */
+  readonly histogram: string;
+}
+
+export interface ResultFile {
+  readonly schema: typeof RESULT_SCHEMA;
+  readonly schemaVersion: typeof RESULT_SCHEMA_VERSION;
+  readonly runId: string;
+  readonly status: RunStatus;
+  /** Why the run did not complete; absent when it did. */
+  readonly reason?: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly scenario: string;
+  readonly config: RunConfig;
+  readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
+  readonly environment: EnvironmentInfo;
+  readonly ledger: LedgerCounts;
+  /** First indices published but never completed (at most 20). */
+  readonly missing: readonly number[];
+  readonly counters: RunCounters;
+  readonly throughput: {
+    /** From the first publish to the last publish acknowledged. */
+    readonly publishSec: number;
+    /** From the first publish to the end of the drain. */
+    readonly totalSec: number;
+    readonly publishPerSec: number;
+    readonly receivePerSec: number;
+    readonly completePerSec: number;
+  };
+  readonly latency: {
+    readonly publish: LatencyRecord;
+    readonly endToEnd: LatencyRecord;
+    readonly execution: LatencyRecord;
+    readonly completion: LatencyRecord;
+  };
+  readonly finalDepth: QueueDepth;
+  readonly timeline: readonly TimelinePoint[];
+  /** API requests by kind, where the adapter counts them (SQS). */
+  readonly requests?: Readonly<Record<string, number>>;
+  readonly harness: HarnessUsage;
+  readonly verdicts: readonly string[];
+  readonly errors: readonly string[];
+}
+
+export interface RunRecord {
+  readonly runId: string;
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+  readonly config: RunConfig;
+  readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
+  readonly environment: EnvironmentInfo;
+  readonly outcome: ScenarioOutcome;
+  readonly requests?: Readonly<Record<string, number>>;
+}
+
+export function buildResult(record: RunRecord): ResultFile {
+  const { outcome } = record;
+  const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
+  const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
+  const perSec = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : 0);
+  const latency = (h: Parameters<typeof summarize>[0]): LatencyRecord => ({ ...summarize(h), histogram: encodeHistogram(h) });
+  return {
+    schema: RESULT_SCHEMA,
+    schemaVersion: RESULT_SCHEMA_VERSION,
+    runId: record.runId,
+    status: outcome.status,
+    ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+    startedAt: record.startedAt.toISOString(),
+    finishedAt: record.finishedAt.toISOString(),
+    scenario: record.config.scenario,
+    config: record.config,
+    broker: record.broker,
+    environment: record.environment,
+    ledger: outcome.ledger,
+    missing: outcome.missing,
+    counters: outcome.counters,
+    throughput: {
+      publishSec,
+      totalSec,
+      publishPerSec: perSec(outcome.ledger.expected - outcome.ledger.publishFailed, publishSec),
+      receivePerSec: perSec(outcome.ledger.deliveries, totalSec),
+      completePerSec: perSec(outcome.ledger.completed, totalSec),
+    },
+    latency: {
+      publish: latency(outcome.histograms.publish),
+      endToEnd: latency(outcome.histograms.endToEnd),
+      execution: latency(outcome.histograms.execution),
+      completion: latency(outcome.histograms.completion),
+    },
+    finalDepth: outcome.finalDepth,
+    timeline: outcome.timeline,
+    ...(record.requests === undefined ? {} : { requests: record.requests }),
+    harness: outcome.harness,
+    verdicts: outcome.verdicts,
+    errors: outcome.errors,
+  };
+}
+
+/** `2026-11-26T07-30-05Z-redis-list-reliable-throughput-500000`, OMB-style: when, what, how much. */
+export function resultBaseName(result: Pick<ResultFile, 'startedAt' | 'config'>): string {
+  const stamp = result.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const { adapter, mode, scenario, messages } = result.config;
+  return `${stamp}-${adapter}-${mode}-${scenario}-${messages}`;
+}
+
+/** Fails before a run starts if results cannot be written there: one line with the fix. */
+export async function ensureWritable(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+    const probe = path.join(dir, `.write-check-${process.pid}-${randomBytes(3).toString('hex')}.tmp`);
+    await writeFile(probe, '');
+    await unlink(probe);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`cannot write results to ${dir} (${code}); choose another folder with --results-dir`);
+  }
+}
+
+/**
+ * Writes the result to a temporary file, then links it to its final name, which fails rather than
+ * overwrite: an existing result gets a `-2`, `-3` … suffix instead. Returns the path written.
+ */
+export async function writeResult(dir: string, result: ResultFile): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const base = resultBaseName(result);
+  const temporary = path.join(dir, `.${base}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`);
+  await writeFile(temporary, `${JSON.stringify(result, null, 2)}\n`, { flag: 'wx' });
+  try {
+    for (let attempt = 1; attempt < 1000; attempt++) {
+      const target = path.join(dir, `${base}${attempt === 1 ? '' : `-${attempt}`}.json`);
+      try {
+        await link(temporary, target);
+        return target;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+    throw new Error(`too many results named ${base} in ${dir}`);
+  } finally {
+    await unlink(temporary).catch(() => undefined);
+  }
+}
+
+/** Reads and checks a result file; throws UsageError naming the file and the problem. */
+export async function readResult(file: string): Promise<ResultFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? 'error'})`}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${file}: not JSON, so not a brokerbench result`);
+  }
+  const candidate = parsed as Partial<ResultFile> | null;
+  if (typeof candidate !== 'object' || candidate === null || candidate.schema !== RESULT_SCHEMA) {
+    throw new UsageError(`${file}: not a brokerbench result (no "schema": "${RESULT_SCHEMA}")`);
+  }
+  if (candidate.schemaVersion !== RESULT_SCHEMA_VERSION) {
+    throw new UsageError(
+      `${file}: result schema version ${String(candidate.schemaVersion)} is not one this brokerbench reads (${RESULT_SCHEMA_VERSION})`,
+    );
+  }
+  if (!candidate.config || !candidate.latency || !candidate.throughput || !candidate.ledger || !candidate.broker) {
+    throw new UsageError(`${file}: result is missing required sections (config, broker, ledger, throughput, latency)`);
+  }
+  return candidate as ResultFile;
+}

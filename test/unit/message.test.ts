@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { decodeMessage, MessageEncoder } from '../../src/pipeline/message.ts';
+
+describe('message body', () => {
+  it('is padded to the requested size and keeps the seed fields', () => {
+    const body = new MessageEncoder(200).encode(123456, 98765.25);
+    expect(Buffer.byteLength(body)).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ i: 123456, t: 98765.25, p: expect.any(String), m: expect.any(String) });
+  });
+
+  it('grows past a size too small for its fields rather than cut them', () => {
+    const body = new MessageEncoder(10).encode(1, 2);
+    expect(decodeMessage(body)).toEqual({ i: 1, t: 2 });
+  });
+
+  it('round-trips index and send time', () => {
+    const encoder = new MessageEncoder(64);
+    for (const [i, t] of [[0, 0], [4_999_999, 123_456_789.125]] as const) {
+      expect(decodeMessage(encoder.encode(i, t))).toEqual({ i, t });
+    }
+  });
+
+  it('rejects bodies that are not harness messages', () => {
+    for (const body of ['', 'not json', '[]', 'null', '{"i":-1,"t":1}', '{"i":1.5,"t":1}', '{"i":1}', '{"i":"1","t":2}']) {
+      expect(decodeMessage(body)).toBeUndefined();
+    }
+  });
+});
