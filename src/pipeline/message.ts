@@ -28,8 +28,25 @@ export class MessageEncoder {
   }
 }
 
-/** Reads the index and send time back; `undefined` for anything that is not one of our messages. */
+/**
+ * Reads the index and send time back; `undefined` for anything that is not one of our messages.
+ * Bodies in the encoder's exact layout are read from their head without a full JSON parse (the hot
+ * path); anything else goes through JSON.parse and a shape check.
+ */
 export function decodeMessage(body: string): MessageStamp | undefined {
+  if (body.startsWith('{"i":') && body.endsWith('"}')) {
+    const comma = body.indexOf(',"t":', 5);
+    const end = comma < 0 ? -1 : body.indexOf(',"p":', comma + 5);
+    if (end > 0) {
+      const i = Number(body.slice(5, comma));
+      const t = Number(body.slice(comma + 5, end));
+      if (Number.isSafeInteger(i) && i >= 0 && Number.isFinite(t) && comma > 5 && end > comma + 5) return { i, t };
+    }
+  }
+  return decodeJson(body);
+}
+
+function decodeJson(body: string): MessageStamp | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);

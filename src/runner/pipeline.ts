@@ -107,10 +107,20 @@ export interface PipelineContext {
 
 const MAX_CONSECUTIVE_PUBLISH_ERRORS = 20;
 const ERROR_BACKOFF_MS = 100;
+/** How long consumers may finish the batch in hand once the run is over, before their handles close. */
+const CONSUMER_GRACE_MS = 250;
 const EMPTY_DEPTH: QueueDepth = { ready: 0, inFlight: 0, delayed: 0, dead: 0 };
 
 export async function runPipeline(context: PipelineContext): Promise<PipelineOutcome> {
-  return new PipelineRun(context).run();
+  // Consumers connect before the clock starts: connection set-up is not part of the measured run.
+  const handles: Broker[] = [];
+  try {
+    for (let c = 0; c < context.config.consumers; c++) handles.push(await context.broker.duplicate());
+  } catch (error) {
+    await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
+    throw error;
+  }
+  return new PipelineRun(context, handles).run();
 }
 
 class PipelineRun {
@@ -132,6 +142,12 @@ class PipelineRun {
   #processing = 0;
   /** Bumped on every depth sample, so the drain counts distinct samples. */
   #depthSamples = 0;
+  /** When the last completion was booked, monotonic µs: the end of a run that drained fully. */
+  #lastCompletionUs = 0;
+  /** When the drain ended otherwise (empty broker, timeout, interrupt), monotonic µs. */
+  #drainEndUs = 0;
+  /** Wakes the drain as soon as the last message is booked, instead of at its next poll. */
+  #wakeDrain: (() => void) | undefined;
   #published = 0;
   #publishFailed = 0;
   #depth: QueueDepth | undefined;
@@ -149,8 +165,11 @@ class PipelineRun {
     malformed: 0,
   };
 
-  constructor(context: PipelineContext) {
+  readonly #consumerHandles: readonly Broker[];
+
+  constructor(context: PipelineContext, consumerHandles: readonly Broker[]) {
     this.#ctx = context;
+    this.#consumerHandles = consumerHandles;
     this.#config = context.config;
     this.#ledger = new Ledger(context.config.messages);
     this.#startUs = context.clock.nowUs();
@@ -166,14 +185,14 @@ class PipelineRun {
   }
 
   async run(): Promise<PipelineOutcome> {
-    const { config, broker, clock } = this.#ctx;
+    const { config, clock } = this.#ctx;
     const cpuBefore = process.cpuUsage();
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
     const onAbort = (): void => this.#finish('interrupted', 'interrupted by signal');
     this.#ctx.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const consumerHandles = await Promise.all(Array.from({ length: config.consumers }, () => broker.duplicate()));
+    const consumerHandles = this.#consumerHandles;
     const consumers = consumerHandles.map((handle, c) =>
       this.#consume(handle, this.#ctx.queues[c % this.#ctx.queues.length]!),
     );
@@ -184,15 +203,20 @@ class PipelineRun {
       this.#publishEndUs = clock.nowUs();
       await this.#drain();
     } finally {
+      this.#drainEndUs ||= clock.nowUs();
       this.#stopConsumers = true;
       clearInterval(ticker.timer);
       await ticker.idle();
-      await Promise.all(consumers);
+      // Give batches in hand a moment to settle, then close: closing ends receives still blocked.
+      await Promise.race([Promise.all(consumers), sleep(CONSUMER_GRACE_MS)]);
       await Promise.all(consumerHandles.map((handle) => handle.close().catch(() => undefined)));
+      await Promise.all(consumers);
       this.#ctx.signal?.removeEventListener('abort', onAbort);
       loopDelay.disable();
     }
-    const endUs = clock.nowUs();
+    // A full drain ends at the last completion, not after the consumers' last blocking receive returned.
+    const drained = this.#status === 'completed' && this.#accountedFor() && this.#lastCompletionUs > 0;
+    const endUs = drained ? this.#lastCompletionUs : this.#drainEndUs;
     const finalDepth = await this.#sampleDepth().catch(() => this.#depth ?? EMPTY_DEPTH);
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = (endUs - this.#startUs) / 1000;
@@ -292,6 +316,7 @@ class PipelineRun {
         this.#counters.receiveCalls++;
         batch = await handle.receive(queue, receiveOptions);
       } catch (error) {
+        if (this.#stopConsumers) return; // the handle was closed under a blocked receive
         this.#counters.receiveErrors++;
         this.#noteError('receive', error);
         await sleep(ERROR_BACKOFF_MS);
@@ -391,6 +416,8 @@ class PipelineRun {
       if (index >= warmup) completion.recordValue(clampUs(ackedUs - sentTimes[k]!));
     }
     this.#timeline.add('completed', completed, ackedUs);
+    this.#lastCompletionUs = ackedUs;
+    if (this.#wakeDrain && this.#accountedFor()) this.#wakeDrain();
   }
 
   /** Waits until every published message is accounted for, the broker is empty, or time runs out. */
@@ -404,7 +431,14 @@ class PipelineRun {
         this.#finish('timeout', `--timeout ${config.timeoutMs} ms ran out with ${this.#outstanding()} messages outstanding`);
         return;
       }
-      await sleep(Math.min(100, this.#tickMs));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(100, this.#tickMs));
+        this.#wakeDrain = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wakeDrain = undefined;
       // The broker empty on three samples in a row with nothing in our hands: the rest can never arrive.
       if (this.#depthSamples === lastSample) continue;
       lastSample = this.#depthSamples;

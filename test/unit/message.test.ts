@@ -26,3 +26,22 @@ describe('message body', () => {
     }
   });
 });
+
+describe('decodeMessage fast path', () => {
+  it('agrees with JSON.parse on bodies in the encoder layout', () => {
+    const encoder = new MessageEncoder(120);
+    for (let k = 0; k < 200; k++) {
+      const i = Math.floor(Math.random() * 1e7);
+      const t = Math.random() * 1e12;
+      const body = encoder.encode(i, t);
+      const parsed = JSON.parse(body) as { i: number; t: number };
+      expect(decodeMessage(body)).toEqual({ i: parsed.i, t: parsed.t });
+    }
+  });
+
+  it('rejects look-alikes whose fields are not numbers', () => {
+    for (const body of ['{"i":abc,"t":1,"p":"x","m":""}', '{"i":,"t":1,"p":"x","m":""}', '{"i":1,"t":,"p":"x","m":""}', '{"i":-3,"t":1,"p":"x","m":""}']) {
+      expect(decodeMessage(body)).toBeUndefined();
+    }
+  });
+});
