@@ -56,6 +56,12 @@ function scenarioOptions(y: Argv): Argv {
 
 async function scenarioCommand(argv: Options): Promise<number> {
   const env = process.env;
+  // `scenario -- -5` leaves the count in argv._ rather than in the positional: take it from there.
+  const extras = (argv._ as unknown[]).slice(1).map(String);
+  if (extras.length > 1 || (extras.length === 1 && argv.messages !== undefined)) {
+    throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
+  }
+  if (extras.length === 1) argv = { ...argv, messages: extras[0] };
   const adapterName = str(argv.queue) ?? env.QUEUE ?? 'REDIS';
   const adapter = findAdapter(adapterName);
   if (!adapter) throw new UsageError(`unknown QUEUE "${adapterName}"; use one of: ${adapterNames()}`);
