@@ -45,19 +45,8 @@ import {
   type ReceiveOptions,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
-
-/** A broker that counts the API requests it sent; the runner reads it when present. */
-export interface RequestCounting {
-  /** Requests sent so far by API action (`SendMessageBatch`, …), each attempt counted, shared by all duplicates. */
-  requestCounts(): Readonly<Record<string, number>>;
-  /** Requests as AWS bills them: each started 64 KiB of message payload counts as one request. */
-  billedRequests(): number;
-}
-
-/** True if `broker` counts its requests (the SQS adapter does). */
-export function isRequestCounting(broker: unknown): broker is RequestCounting {
-  return typeof (broker as Partial<RequestCounting> | null)?.requestCounts === 'function';
-}
+import type { RequestCounting } from '../src/broker.ts';
+export { isRequestCounting, type RequestCounting } from '../src/broker.ts';
 
 const ADAPTER = 'sqs';
 const MAX_BATCH_ENTRIES = 10;

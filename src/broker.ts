@@ -114,6 +114,19 @@ export interface Broker {
   close(): Promise<void>;
 }
 
+/** Optional extension: a broker that counts the API requests it sent (SQS does; requests are its price). */
+export interface RequestCounting {
+  /** Requests sent so far by API action (`SendMessageBatch`, …), each attempt counted, shared by all duplicates. */
+  requestCounts(): Readonly<Record<string, number>>;
+  /** Requests as AWS bills them: each started 64 KiB of message payload counts as one request. */
+  billedRequests(): number;
+}
+
+/** True if `broker` counts its requests. */
+export function isRequestCounting(broker: unknown): broker is RequestCounting {
+  return typeof (broker as Partial<RequestCounting> | null)?.requestCounts === 'function';
+}
+
 /** Options shared by all adapters; each adapter reads its own extras from `settings`. */
 export interface BrokerOptions {
   /** Prefix for every key or queue name this run creates, e.g. `bb-1a2b3c`. */

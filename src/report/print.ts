@@ -53,8 +53,10 @@ export function printSummary(result: ResultFile, file?: string): string {
     },
   );
   if (result.requests) {
-    const total = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
-    books.push({ 'API requests': `${formatCount(total)} (${(total / Math.max(1, ledger.completed)).toFixed(3)} per message)` });
+    const { total, billed } = result.requests;
+    books.push({
+      'API requests': `${formatCount(total)} (${(total / Math.max(1, ledger.completed)).toFixed(3)} per message; ${formatCount(billed)} billed)`,
+    });
   }
   lines.push(books.toString());
   for (const verdict of result.verdicts) lines.push(`- ${verdict}`);

@@ -61,8 +61,8 @@ export interface ResultFile {
   };
   readonly finalDepth: QueueDepth;
   readonly timeline: readonly TimelinePoint[];
-  /** API requests by kind, where the adapter counts them (SQS). */
-  readonly requests?: Readonly<Record<string, number>>;
+  /** API requests, where the adapter counts them (SQS). */
+  readonly requests?: RequestTotals;
   readonly harness: HarnessUsage;
   readonly verdicts: readonly string[];
   readonly errors: readonly string[];
@@ -76,7 +76,15 @@ export interface RunRecord {
   readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
   readonly environment: EnvironmentInfo;
   readonly outcome: ScenarioOutcome;
-  readonly requests?: Readonly<Record<string, number>>;
+  readonly requests?: RequestTotals;
+}
+
+export interface RequestTotals {
+  /** Requests sent by API action, every attempt counted. */
+  readonly byKind: Readonly<Record<string, number>>;
+  readonly total: number;
+  /** Requests as billed: each started 64 KiB of payload counts as one. */
+  readonly billed: number;
 }
 
 export function buildResult(record: RunRecord): ResultFile {

@@ -2,11 +2,11 @@
 // (the scenario), verify (the ledger, inside the outcome), teardown (always, even after a failure).
 
 import { randomBytes } from 'node:crypto';
-import type { Broker, BrokerAdapter, BrokerOptions } from '../broker.ts';
+import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions } from '../broker.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
-import type { RunRecord } from '../report/result-file.ts';
+import type { RequestTotals, RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
 import type { RunProgress } from './pipeline.ts';
 
@@ -74,8 +74,10 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
   }
 }
 
-/** Adapters that count API requests (SQS) expose `requestCounts()`; the others are not asked. */
-function requestCounts(broker: Broker): Readonly<Record<string, number>> | undefined {
-  const counting = broker as Broker & { requestCounts?: () => Readonly<Record<string, number>> };
-  return typeof counting.requestCounts === 'function' ? { ...counting.requestCounts() } : undefined;
+/** Adapters that count API requests (SQS) are asked for them; the others have none to give. */
+function requestCounts(broker: Broker): RequestTotals | undefined {
+  if (!isRequestCounting(broker)) return undefined;
+  const byKind = { ...broker.requestCounts() };
+  const total = Object.values(byKind).reduce((sum, n) => sum + n, 0);
+  return { byKind, total, billed: broker.billedRequests() };
 }
