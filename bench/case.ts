@@ -1,43 +1,54 @@
 // One benchmark case in its own process, so each one's peak memory is its own and no case warms the
 // JIT for the next. Prints one JSON line: { ratePerSec, peakRssBytes }.
 //
-// usage: tsx bench/case.ts <case> <messages> <redis-url>
-//   case: raw-list | harness-simple | harness-reliable
+// usage: tsx bench/case.ts <case> <messages> <url>
+//   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
+//         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
+// The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
 import { redisListAdapter } from '../adapters/redis-list.ts';
+import { redisStreamAdapter } from '../adapters/redis-stream.ts';
+import { sqsAdapter } from '../adapters/sqs.ts';
+import type { BrokerAdapter } from '../src/broker.ts';
 import { throughput } from '../scenarios/throughput.ts';
 import { DEFAULTS, type RunConfig } from '../src/config.ts';
 import { NO_TASK } from '../src/pipeline/executor.ts';
 import { runScenario } from '../src/runner/runner.ts';
-import { rawRedisListLoop, type LoopShape } from './baselines.ts';
+import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
+/** SQS takes at most 10 messages per send, receive and delete. */
+export const SQS_BATCH = 10;
+/** The embedded fauxqs answers to any region; the same one for the raw loop and the harness. */
+const SQS_REGION = 'us-east-1';
 
-async function harnessRate(mode: string, messages: number, url: string): Promise<number> {
+/** The harness's throughput scenario with the bench's shape; rate over its own start-to-last-completion span. */
+async function harnessRate(adapter: BrokerAdapter, mode: string, shape: LoopShape, url: string): Promise<number> {
   const config: RunConfig = {
     ...DEFAULTS,
-    adapter: 'redis-list',
+    adapter: adapter.name,
     mode,
     scenario: 'throughput',
-    messages,
-    payloadBytes: SHAPE.payloadBytes,
-    publishBatch: SHAPE.batch,
-    receiveBatch: SHAPE.batch,
-    publishConcurrency: SHAPE.publishers,
-    consumers: SHAPE.consumers,
-    timeoutMs: SHAPE.timeoutMs,
+    messages: shape.messages,
+    payloadBytes: shape.payloadBytes,
+    publishBatch: shape.batch,
+    receiveBatch: shape.batch,
+    publishConcurrency: shape.publishers,
+    consumers: shape.consumers,
+    timeoutMs: shape.timeoutMs,
     task: NO_TASK,
     channel: 'bench',
   };
+  const settings = adapter === sqsAdapter ? { region: SQS_REGION } : undefined;
   const record = await runScenario({
-    adapter: redisListAdapter,
-    connection: { url, commandTimeoutMs: 5000 },
+    adapter,
+    connection: { url, commandTimeoutMs: 5000, ...(settings ? { settings } : {}) },
     config,
     scenario: throughput,
   });
   const { outcome } = record;
   if (outcome.status !== 'completed' || outcome.ledger.lost > 0) {
-    throw new Error(`harness ${mode} run ${outcome.status}, ${outcome.ledger.lost} lost`);
+    throw new Error(`harness ${adapter.name} ${mode} run ${outcome.status}, ${outcome.ledger.lost} lost`);
   }
   return outcome.ledger.completed / ((outcome.endUs - outcome.startUs) / 1e6);
 }
@@ -45,18 +56,31 @@ async function harnessRate(mode: string, messages: number, url: string): Promise
 async function main(): Promise<void> {
   const [name, messagesText, url] = process.argv.slice(2);
   const messages = Number(messagesText);
-  if (!name || !Number.isSafeInteger(messages) || !url) throw new Error('usage: case.ts <case> <messages> <redis-url>');
+  if (!name || !Number.isSafeInteger(messages) || !url) throw new Error('usage: case.ts <case> <messages> <url>');
   const shape: LoopShape = { ...SHAPE, messages };
+  const sqsShape: LoopShape = { ...shape, batch: SQS_BATCH };
   let ratePerSec: number;
   switch (name) {
     case 'raw-list':
       ratePerSec = await rawRedisListLoop(url, shape);
       break;
     case 'harness-simple':
-      ratePerSec = await harnessRate('simple', messages, url);
+      ratePerSec = await harnessRate(redisListAdapter, 'simple', shape, url);
       break;
     case 'harness-reliable':
-      ratePerSec = await harnessRate('reliable', messages, url);
+      ratePerSec = await harnessRate(redisListAdapter, 'reliable', shape, url);
+      break;
+    case 'raw-stream':
+      ratePerSec = await rawRedisStreamLoop(url, shape);
+      break;
+    case 'harness-stream':
+      ratePerSec = await harnessRate(redisStreamAdapter, 'group', shape, url);
+      break;
+    case 'raw-sqs':
+      ratePerSec = await rawSqsLoop(url, SQS_REGION, sqsShape);
+      break;
+    case 'harness-sqs':
+      ratePerSec = await harnessRate(sqsAdapter, 'standard', sqsShape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

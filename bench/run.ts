@@ -1,24 +1,49 @@
 // `npm run bench`: is the harness ever the bottleneck it claims to measure? Each case runs in its own
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
-// figure printed is a median of rounds or a ratio to a baseline measured in the same run.
+// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Three groups,
+// each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
+// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run).
 //
-// LIMITATION: the broker runs on the same 2 cores as the harness; ratios hold for this host, absolute
-// rates do not transfer to another. Not a test: nothing here fails on a slow machine.
+// LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
+// rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
+// fewer messages, since the emulator moves a few thousand per second. Not a test: nothing here fails
+// on a slow machine.
 //
-// usage: npm run bench [-- --quick]   (quick: 100,000 messages, 1 round, memory 1,000,000 vs 100,000)
+// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000), 1 round, memory 1,000,000 vs 100,000)
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { resolveRedis } from '../src/services/redis-server.ts';
+import { resolveSqs } from '../src/services/sqs-endpoint.ts';
+import { UsageError } from '../src/errors.ts';
 import { formatBytes, formatRate } from '../src/report/format.ts';
 import { formatMicroBench, runMicroBench } from './micro.ts';
 
 const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
+const SQS_MESSAGES = quick ? 5_000 : 20_000;
 const ROUNDS = quick ? 1 : 3;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
+const TARGET = 0.8;
+
+/** One case of a group: its name in case.ts, how the summary labels it, and whether it has the target. */
+interface GroupCase {
+  readonly name: string;
+  readonly label: string;
+  readonly targeted: boolean;
+}
+
+/** A baseline and the harness cases divided by it, on one broker and message count. */
+interface Group {
+  /** Says what (a) is, after "median rates and ratio to". */
+  readonly title: string;
+  readonly baseline: GroupCase;
+  readonly harness: readonly GroupCase[];
+  readonly messages: number;
+  readonly url: string;
+}
 
 interface CaseResult {
   readonly ratePerSec: number;
@@ -42,31 +67,79 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-async function main(): Promise<void> {
-  const redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
-  try {
-    console.log(`brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages of 200 B, batch 100, 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}`);
-    const cases = ['raw-list', 'harness-simple', 'harness-reliable'] as const;
-    const rates = new Map<string, number[]>(cases.map((name) => [name, []]));
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const name of cases) {
-        const { ratePerSec } = await runCase(name, MESSAGES, redis.url);
-        rates.get(name)!.push(ratePerSec);
+function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
+  const count = MESSAGES.toLocaleString('en-US');
+  return [
+    {
+      title: `(a), the hand-written ioredis RPUSH/LPOP loop (${count} messages, batch 100):`,
+      baseline: { name: 'raw-list', label: '(a) raw ioredis loop', targeted: false },
+      harness: [
+        { name: 'harness-simple', label: '(b) harness, simple', targeted: true },
+        { name: 'harness-reliable', label: '(c) harness, reliable', targeted: false },
+      ],
+      messages: MESSAGES,
+      url: redisUrl,
+    },
+    {
+      title: `(a'), the hand-written SQS SDK loop (${SQS_MESSAGES.toLocaleString('en-US')} messages, batch 10):`,
+      baseline: { name: 'raw-sqs', label: "(a') raw SQS SDK loop", targeted: false },
+      harness: [{ name: 'harness-sqs', label: "(b') harness, sqs standard", targeted: true }],
+      messages: SQS_MESSAGES,
+      url: sqsUrl,
+    },
+    {
+      title: `(a"), the hand-written XADD/XREADGROUP loop (${count} messages, batch 100):`,
+      baseline: { name: 'raw-stream', label: '(a") raw stream loop', targeted: false },
+      harness: [{ name: 'harness-stream', label: '(b") harness, redis-stream', targeted: true }],
+      messages: MESSAGES,
+      url: redisUrl,
+    },
+  ];
+}
+
+/** Runs every case of every group once per round, interleaved; returns each case's rates by name. */
+async function measure(groups: readonly Group[]): Promise<Map<string, number[]>> {
+  const rates = new Map<string, number[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const group of groups) {
+      for (const { name } of [group.baseline, ...group.harness]) {
+        const { ratePerSec } = await runCase(name, group.messages, group.url);
+        rates.set(name, [...(rates.get(name) ?? []), ratePerSec]);
         console.log(`  round ${round} ${name.padEnd(17)} ${formatRate(ratePerSec)}`);
       }
     }
-    const baseline = median(rates.get('raw-list')!);
-    console.log('\nmedian rates and ratio to (a), the hand-written ioredis RPUSH/LPOP loop:');
-    const labels: Record<string, string> = {
-      'raw-list': '(a) raw ioredis loop',
-      'harness-simple': '(b) harness, simple',
-      'harness-reliable': '(c) harness, reliable',
-    };
-    for (const name of cases) {
-      const rate = median(rates.get(name)!);
-      const target = name === 'harness-simple' ? '  (target >= 0.80)' : '';
-      console.log(`  ${labels[name]!.padEnd(24)} ${formatRate(rate).padStart(12)}  ${(rate / baseline).toFixed(2)}x${target}`);
+  }
+  return rates;
+}
+
+function formatGroup(group: Group, rates: ReadonlyMap<string, readonly number[]>): string {
+  const baseline = median(rates.get(group.baseline.name)!);
+  const lines = [`median rates and ratio to ${group.title}`];
+  for (const { name, label, targeted } of [group.baseline, ...group.harness]) {
+    const rate = median(rates.get(name)!);
+    const target = targeted ? `  (target >= ${TARGET.toFixed(2)})` : '';
+    lines.push(`  ${label.padEnd(27)} ${formatRate(rate).padStart(12)}  ${(rate / baseline).toFixed(2)}x${target}`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
+  const sqs = await resolveSqs({ SQS_ENDPOINT: process.env.SQS_ENDPOINT }).catch(async (error: unknown) => {
+    await redis.stop();
+    throw error;
+  });
+  try {
+    if (sqs.endpoint === undefined) {
+      throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
     }
+    console.log(
+      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
+        `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
+    );
+    const groups = groupsFor(redis.url, sqs.endpoint);
+    const rates = await measure(groups);
+    for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
 
     console.log(`\npeak memory, harness simple mode (target: ${MEMORY_LARGE.toLocaleString('en-US')} no more than 100 MB above ${MESSAGES.toLocaleString('en-US')}):`);
     const small = await runCase('harness-simple', MESSAGES, redis.url);
@@ -78,6 +151,7 @@ async function main(): Promise<void> {
     console.log('\nper-message hot path (tinybench):');
     console.log(formatMicroBench(await runMicroBench()));
   } finally {
+    await sqs.stop();
     await redis.stop();
   }
 }
