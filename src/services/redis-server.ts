@@ -3,10 +3,12 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.ts';
+import { freePort, killOnExit, lastLine } from './children.ts';
 
 /** A Redis to talk to, and how to let go of it. */
 export interface RedisEndpoint {
@@ -73,7 +75,7 @@ export async function startRedisServer(
       'redis-server is not on PATH; install it (apt-get install redis-server) or run `docker compose up -d redis`',
     );
   }
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePort(DEFAULT_HOST));
   const dir = mkdtempSync(join(tmpdir(), 'brokerbench-redis-'));
   const args = [
     '--port', String(port),
@@ -85,8 +87,7 @@ export async function startRedisServer(
     ...(options.args ?? []),
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.set(child, dir);
-  ensureExitHook();
+  const forget = killOnExit(child, () => rmSync(dir, { recursive: true, force: true }));
 
   // Keep the tail of the server's log for the error message if it fails to come up.
   let log = '';
@@ -101,7 +102,7 @@ export async function startRedisServer(
     child.once('error', () => resolve());
   });
   void exited.then(() => {
-    liveChildren.delete(child);
+    forget();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -178,42 +179,4 @@ function findOnPath(name: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** A loopback port nothing listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, DEFAULT_HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not find a free port'))));
-    });
-  });
-}
-
-function lastLine(log: string): string {
-  const lines = log.trim().split('\n');
-  return lines[lines.length - 1]?.trim() || '(no output)';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// Children must not outlive this process, however it ends its event loop.
-const liveChildren = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
-
-function ensureExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const [child, dir] of liveChildren) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
 }

@@ -5,10 +5,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.ts';
+import { freePort, killOnExit, lastLine } from './children.ts';
 
 /** An SQS to talk to, and how to let go of it. */
 export interface SqsEndpoint {
@@ -95,7 +96,7 @@ export async function startFauxqs(options: { region?: string } = {}): Promise<St
   const version = `fauxqs ${readVersion(root)}`;
   let lastError = '';
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    const port = await freePort();
+    const port = await freePort(LOOPBACK);
     const started = await startOnce(root, port, options.region ?? DEFAULT_REGION);
     if (started.ok) return { ...started.server, version };
     lastError = started.reason;
@@ -131,8 +132,7 @@ async function startOnce(root: string, port: number, region: string): Promise<St
     stdio: ['pipe', 'ignore', 'pipe'],
     env: childEnv,
   });
-  liveChildren.add(child);
-  ensureExitHook();
+  const forget = killOnExit(child);
   // The pipes must not keep this process alive; when it exits, stdin closes and the child follows.
   child.unref();
   (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
@@ -150,7 +150,7 @@ async function startOnce(root: string, port: number, region: string): Promise<St
       resolve();
     });
   });
-  void exited.then(() => liveChildren.delete(child));
+  void exited.then(forget);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -254,39 +254,4 @@ function readVersion(root: string): string {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A loopback port nothing listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not find a free port'))));
-    });
-  });
-}
-
-function lastLine(log: string): string {
-  const lines = log.trim().split('\n');
-  return lines[lines.length - 1]?.trim() || '(no output)';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// Children must not outlive this process, however it ends its event loop.
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function ensureExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of liveChildren) child.kill('SIGKILL');
-  });
 }
