@@ -1,139 +1,277 @@
-// `compare`: result files side by side, one column per run, grouped by scenario and message count.
-// Files that cannot be read are reported one line each; the rest are still compared.
+// `compare`: result files side by side, one table per workload, one column per broker and mode; the
+// best value of each row marked. Output as a terminal table, Markdown or JSON; every printer returns
+// a string. Files that cannot be used are reported one line each; the rest are still compared.
+//
+// LIMITATION: "best" is per row and blind to trade-offs (a faster broker may lose messages); a
+// column merging several runs shows totals over all of them for counts (lost, duplicates ...).
 
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import Table from 'cli-table3';
-import { UsageError } from '../errors.ts';
 import { formatCount, formatLatency, formatRate } from './format.ts';
-import { readResult, type ResultFile } from './result-file.ts';
+import { groupRuns, type Column, type Group, type Spread } from './group.ts';
+import { writeHgrmFiles } from './hgrm.ts';
+import type { LatencyKind } from './load.ts';
+import { loadRuns } from './load.ts';
+import { pricingNote, SQS_PRICING } from './pricing.ts';
 
 export type CompareFormat = 'table' | 'md' | 'json';
 
+export const COMPARISON_SCHEMA = 'brokerbench/comparison';
+
 interface Row {
+  /** Stable name, used in JSON's `best`. */
+  readonly id: string;
   readonly label: string;
-  readonly values: (result: ResultFile) => number;
-  readonly format: (value: number) => string;
-  /** Which way is better, for marking the best column; none for descriptive rows. */
+  /** The number ranked for "best"; undefined when the column has none (n/a). */
+  readonly value?: (column: Column) => number | undefined;
+  /** The cell text; defaults to `format(value)` or `n/a`. */
+  readonly text?: (column: Column) => string;
+  readonly format?: (value: number) => string;
   readonly better?: 'higher' | 'lower';
+  /** Rows shown only when they say something for this group. */
+  readonly when?: (group: Group) => boolean;
 }
 
+/** One rendered row: cell texts and which cells hold the best value. */
+export interface RenderedRow {
+  readonly id: string;
+  readonly label: string;
+  readonly cells: readonly string[];
+  readonly best: readonly boolean[];
+}
+
+const severalRuns = (group: Group): boolean => group.columns.some((c) => c.runs.length > 1);
+
+function rateRows(id: 'publish' | 'receive' | 'completion', pick: (c: Column) => Spread): Row[] {
+  return [
+    { id: `${id}Rate`, label: `${id} rate`, value: (c) => pick(c).median, format: formatRate, better: 'higher' },
+    {
+      id: `${id}RateSpread`,
+      label: '  min … max of runs',
+      text: (c) => (c.runs.length > 1 ? `${formatCount(Math.round(pick(c).min))} … ${formatRate(pick(c).max)}` : '(1 run)'),
+      when: severalRuns,
+    },
+  ];
+}
+
+const PERCENTILES = [
+  ['p50', 'p50'],
+  ['p90', 'p90'],
+  ['p99', 'p99'],
+  ['p999', 'p99.9'],
+  ['max', 'max'],
+] as const;
+
+function latencyRows(kind: LatencyKind, name: string): Row[] {
+  return PERCENTILES.map(([field, label]) => ({
+    id: `${kind}.${field}`,
+    label: `${name} ${label}`,
+    value: (c: Column) => (c.latencyUs[kind].count > 0 ? c.latencyUs[kind][field] : undefined),
+    format: formatLatency,
+    better: 'lower' as const,
+    // Execution latency exists only when the runs had a task.
+    ...(kind === 'execution' ? { when: (g: Group) => g.columns.some((c) => c.latencyUs.execution.count > 0) } : {}),
+  }));
+}
+
+const count = (pick: (c: Column) => number): Pick<Row, 'value' | 'format' | 'better'> => ({
+  value: pick,
+  format: formatCount,
+  better: 'lower',
+});
+
 const ROWS: readonly Row[] = [
-  { label: 'publish rate', values: (r) => r.throughput.publishPerSec, format: formatRate, better: 'higher' },
-  { label: 'receive rate', values: (r) => r.throughput.receivePerSec, format: formatRate, better: 'higher' },
-  { label: 'completion rate', values: (r) => r.throughput.completePerSec, format: formatRate, better: 'higher' },
-  ...(['p50', 'p90', 'p99', 'p999', 'max'] as const).map(
-    (p): Row => ({
-      label: `end-to-end ${p === 'p999' ? 'p99.9' : p}`,
-      values: (r) => r.latency.endToEnd[p],
-      format: formatLatency,
-      better: 'lower',
-    }),
-  ),
-  { label: 'publish p99', values: (r) => r.latency.publish.p99, format: formatLatency, better: 'lower' },
-  { label: 'lost', values: (r) => r.ledger.lost, format: formatCount, better: 'lower' },
-  { label: 'duplicate deliveries', values: (r) => r.ledger.duplicateDeliveries, format: formatCount, better: 'lower' },
-  { label: 'redeliveries', values: (r) => r.counters.redeliveries, format: formatCount },
-  { label: 'dead-lettered', values: (r) => r.finalDepth.dead, format: formatCount },
-  { label: 'harness CPU (cores)', values: (r) => r.harness.cpuCores, format: (v) => v.toFixed(2), better: 'lower' },
+  { id: 'runs', label: 'runs merged', text: (c) => String(c.runs.length) },
+  { id: 'messages', label: 'messages (all runs)', text: (c) => formatCount(c.messages) },
+  { id: 'broker', label: 'broker version [endpoint]', text: (c) => `${c.serverVersion} [${c.endpointKind}]` },
+  ...rateRows('publish', (c) => c.publishPerSec),
+  ...rateRows('receive', (c) => c.receivePerSec),
+  ...rateRows('completion', (c) => c.completePerSec),
+  ...latencyRows('endToEnd', 'end-to-end'),
+  ...latencyRows('publish', 'publish'),
+  ...latencyRows('execution', 'execution'),
+  { id: 'lost', label: 'lost', ...count((c) => c.lost) },
+  { id: 'duplicateDeliveries', label: 'duplicate deliveries', ...count((c) => c.duplicateDeliveries) },
+  { id: 'redeliveries', label: 'redelivered', ...count((c) => c.redeliveries) },
+  { id: 'retried', label: 'retried (task failed)', ...count((c) => c.retried) },
+  { id: 'deadLettered', label: 'dead-lettered', ...count((c) => c.deadLettered) },
+  { id: 'errors', label: 'publish/receive/ack errors', ...count((c) => c.errors) },
+  {
+    id: 'requestsPerMessage',
+    label: 'API requests per message',
+    value: (c) => c.requests?.perMessage,
+    format: (v) => v.toFixed(3),
+    better: 'lower',
+  },
+  {
+    id: 'billedPerMessage',
+    label: 'billed requests per message',
+    value: (c) => c.requests?.billedPerMessage,
+    format: (v) => v.toFixed(3),
+    better: 'lower',
+  },
+  {
+    id: 'usdPerMillionMessages',
+    label: 'request cost per 1M messages',
+    value: (c) => c.requests?.usdPerMillionMessages,
+    text: (c) =>
+      c.requests?.usdPerMillionMessages === undefined
+        ? 'n/a'
+        : `$${c.requests.usdPerMillionMessages.toFixed(2)} (${c.mode === 'fifo' ? 'FIFO' : 'standard'} $${c.requests.usdPerMillionRequests!.toFixed(2)}/M)`,
+    better: 'lower',
+  },
+  { id: 'harnessCpuCores', label: 'harness CPU (cores, median)', text: (c) => c.harnessCpuCores.toFixed(2) },
+  {
+    id: 'harnessCpuUsPerMessage',
+    label: 'harness CPU per message',
+    value: (c) => c.harnessCpuUsPerMessage,
+    format: formatLatency,
+    better: 'lower',
+  },
+  { id: 'eventLoopDelayP99Ms', label: 'harness event-loop p99 (worst)', text: (c) => `${c.eventLoopDelayP99Ms.toFixed(1)} ms` },
 ];
 
+/** ROWS, with rows for the scenario's own latency histograms (e.g. `lateness`) after the standard ones. */
+function rowsFor(group: Group): Row[] {
+  const names = [...new Set(group.columns.flatMap((c) => Object.keys(c.extraLatencyUs)))].sort();
+  const extra = names.flatMap((name) =>
+    PERCENTILES.map(([field, label]): Row => ({
+      id: `${name}.${field}`,
+      label: `${name} ${label}`,
+      value: (c) => {
+        const summary = c.extraLatencyUs[name];
+        return summary && summary.count > 0 ? summary[field] : undefined;
+      },
+      format: formatLatency,
+      better: 'lower',
+    })),
+  );
+  const at = ROWS.findIndex((row) => row.id === 'lost');
+  return [...ROWS.slice(0, at), ...extra, ...ROWS.slice(at)];
+}
+
+/** The rows of one group's table as text, with the best cells flagged. */
+export function renderRows(group: Group): RenderedRow[] {
+  return rowsFor(group).filter((row) => !row.when || row.when(group)).map((row) => {
+    const values = group.columns.map((c) => row.value?.(c));
+    const best = bestCells(values, row.better);
+    const cells = group.columns.map((c, k) => {
+      if (row.text) return row.text(c);
+      const v = values[k];
+      return v === undefined ? 'n/a' : row.format!(v);
+    });
+    return { id: row.id, label: row.label, cells, best };
+  });
+}
+
+/** Every cell holding the best value; none when fewer than two cells have one or all are equal. */
+function bestCells(values: readonly (number | undefined)[], better: Row['better']): boolean[] {
+  const none = values.map(() => false);
+  const known = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
+  if (!better || known.length < 2) return none;
+  const target = better === 'higher' ? Math.max(...known) : Math.min(...known);
+  if (known.every((v) => v === target)) return none;
+  return values.map((v) => v === target);
+}
+
+export const NOTES = [
+  'Latency: the histograms of every run in a column are merged (values added, never percentiles averaged).',
+  'Rates: the median of the runs; "min … max" shows their spread when a column has several runs.',
+];
+
+/** No rule between body rows: a 30-row table stays readable on one screen. */
+const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
+
+export function renderTable(groups: readonly Group[]): string {
+  const sections = groups.map((group) => {
+    const table = new Table({ head: ['', ...group.columns.map((c) => c.label)], style: { head: [], border: [] }, chars: COMPACT });
+    for (const row of renderRows(group)) {
+      table.push([row.label, ...row.cells.map((cell, k) => (row.best[k] ? `${cell} *` : cell))]);
+    }
+    return `${group.title}\n${table.toString()}`;
+  });
+  return [...sections, ['* best in row.', ...NOTES, pricingNote()].join('\n')].join('\n\n');
+}
+
+export function renderMarkdown(groups: readonly Group[]): string {
+  const escape = (text: string): string => text.replace(/\|/g, '\\|').replace(/\*/g, '\\*');
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  const sections = groups.map((group) => {
+    const head = ['', ...group.columns.map((c) => escape(c.label))];
+    const body = renderRows(group).map((row) =>
+      line([escape(row.label.trim()), ...row.cells.map((cell, k) => (row.best[k] ? `**${escape(cell)}**` : escape(cell)))]),
+    );
+    return [`### ${escape(group.title)}`, '', line(head), line(head.map((_, k) => (k === 0 ? '---' : '---:'))), ...body].join('\n');
+  });
+  return [...sections, `**Bold**: best in row. ${[...NOTES, pricingNote()].map(escape).join(' ')}`].join('\n\n');
+}
+
+export function renderJson(groups: readonly Group[]): string {
+  return JSON.stringify(
+    {
+      schema: COMPARISON_SCHEMA,
+      schemaVersion: 1,
+      pricing: SQS_PRICING,
+      groups: groups.map((group) => ({
+        id: group.id,
+        title: group.title,
+        settings: group.settings,
+        columns: group.columns.map((c) => ({
+          label: c.label,
+          adapter: c.adapter,
+          mode: c.mode,
+          serverVersion: c.serverVersion,
+          endpointKind: c.endpointKind,
+          runs: c.runs.map((r) => ({ file: r.file, runId: r.result.runId, startedAt: r.result.startedAt })),
+          messages: c.messages,
+          completed: c.completed,
+          throughputPerSec: { publish: c.publishPerSec, receive: c.receivePerSec, completion: c.completePerSec },
+          latencyUs: c.latencyUs,
+          scenarioLatencyUs: c.extraLatencyUs,
+          lost: c.lost,
+          duplicateDeliveries: c.duplicateDeliveries,
+          redeliveries: c.redeliveries,
+          retried: c.retried,
+          deadLettered: c.deadLettered,
+          errors: c.errors,
+          requests: c.requests ?? null,
+          harness: { cpuCoresMedian: c.harnessCpuCores, cpuUsPerMessage: c.harnessCpuUsPerMessage, eventLoopDelayP99MsWorst: c.eventLoopDelayP99Ms },
+        })),
+        best: Object.fromEntries(
+          renderRows(group)
+            .filter((row) => row.best.includes(true))
+            .map((row) => [row.id, group.columns.filter((_, k) => row.best[k]).map((c) => c.label)]),
+        ),
+      })),
+    },
+    null,
+    2,
+  );
+}
+
+export interface CompareOptions {
+  readonly format: CompareFormat;
+  /** Also write every histogram as `.hgrm` percentile text into this folder. */
+  readonly hgrmDir?: string;
+}
+
 export interface CompareOutput {
+  /** The comparison; empty when no file could be used. */
   readonly output: string;
   /** One line per file that could not be used. */
   readonly problems: readonly string[];
+  /** Other one-line news for stderr (files written). */
+  readonly notes: readonly string[];
 }
 
-export async function compareFiles(inputs: readonly string[], format: CompareFormat): Promise<CompareOutput> {
-  const problems: string[] = [];
-  const results: { file: string; result: ResultFile }[] = [];
-  for (const file of await expandInputs(inputs, problems)) {
-    try {
-      results.push({ file, result: await readResult(file) });
-    } catch (error) {
-      if (!(error instanceof UsageError)) throw error;
-      problems.push(error.message);
-    }
+export async function compareFiles(inputs: readonly string[], options: CompareOptions): Promise<CompareOutput> {
+  const { runs, problems } = await loadRuns(inputs);
+  if (runs.length === 0) return { output: '', problems, notes: [] };
+  const groups = groupRuns(runs);
+  const notes: string[] = [];
+  if (options.hgrmDir !== undefined) {
+    const written = await writeHgrmFiles(options.hgrmDir, groups);
+    notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
-  if (results.length === 0) {
-    if (problems.length === 0) problems.push('no result files given');
-    return { output: '', problems };
-  }
-  return { output: render(results, format), problems };
-}
-
-/** Files as given; folders contribute their `*.json` files, sorted. */
-async function expandInputs(inputs: readonly string[], problems: string[]): Promise<string[]> {
-  const files: string[] = [];
-  for (const input of inputs) {
-    const info = await stat(input).catch(() => undefined);
-    if (info?.isDirectory()) {
-      const names = (await readdir(input)).filter((name) => name.endsWith('.json')).sort();
-      if (names.length === 0) problems.push(`${input}: folder holds no .json result files`);
-      files.push(...names.map((name) => path.join(input, name)));
-    } else {
-      files.push(input);
-    }
-  }
-  return files;
-}
-
-function groupKey(result: ResultFile): string {
-  return `${result.scenario}, ${formatCount(result.config.messages)} messages of ${result.config.payloadBytes} B`;
-}
-
-function columnName(result: ResultFile): string {
-  return `${result.broker.name} ${result.broker.mode}`;
-}
-
-function render(results: readonly { file: string; result: ResultFile }[], format: CompareFormat): string {
-  const groups = new Map<string, ResultFile[]>();
-  for (const { result } of results) {
-    const key = groupKey(result);
-    groups.set(key, [...(groups.get(key) ?? []), result]);
-  }
-  if (format === 'json') {
-    return JSON.stringify(
-      [...groups].map(([group, runs]) => ({
-        group,
-        runs: runs.map((run) => ({
-          column: columnName(run),
-          runId: run.runId,
-          ...Object.fromEntries(ROWS.map((row) => [row.label, row.values(run)])),
-        })),
-      })),
-      null,
-      2,
-    );
-  }
-  const sections: string[] = [];
-  for (const [group, runs] of groups) {
-    const head = ['', ...runs.map(columnName)];
-    const body = ROWS.map((row) => {
-      const values = runs.map(row.values);
-      const best = bestIndex(values, row.better);
-      return [row.label, ...values.map((v, k) => `${row.format(v)}${k === best ? ' *' : ''}`)];
-    });
-    const identity = ['broker', ...runs.map((r) => `${r.broker.serverVersion} [${r.broker.endpointKind}]`)];
-    if (format === 'md') {
-      const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-      sections.push(
-        [`### ${group}`, '', line(head), line(head.map(() => '---')), ...[identity, ...body].map(line), '', '`*` best in row'].join('\n'),
-      );
-    } else {
-      const table = new Table({ head, style: { head: [], border: [] } });
-      table.push(identity, ...body);
-      sections.push(`${group}\n${table.toString()}\n* best in row`);
-    }
-  }
-  return sections.join('\n\n');
-}
-
-function bestIndex(values: readonly number[], better: Row['better']): number {
-  if (!better || values.length < 2) return -1;
-  let best = 0;
-  for (let k = 1; k < values.length; k++) {
-    if (better === 'higher' ? values[k]! > values[best]! : values[k]! < values[best]!) best = k;
-  }
-  return values.every((v) => v === values[best]) ? -1 : best;
+  const render = { table: renderTable, md: renderMarkdown, json: renderJson }[options.format];
+  return { output: render(groups), problems, notes };
 }
