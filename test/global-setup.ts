@@ -7,6 +7,8 @@ import { resolveRedis, type RedisEndpoint } from '../src/services/redis-server.t
 let redis: RedisEndpoint | undefined;
 
 export async function setup(): Promise<void> {
+  // Whether the user named a Redis, for suites that may start their own servers only when none was given.
+  process.env.BROKERBENCH_TEST_REDIS_GIVEN = process.env.REDIS_URL?.trim() ? 'yes' : 'no';
   redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
   process.env.REDIS_URL = redis.url;
   console.log(`tests use Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.kind})`);

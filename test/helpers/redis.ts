@@ -53,9 +53,9 @@ export async function openRedisListFixture(
   };
 }
 
-/** Every key whose name starts with `prefix`, found with SCAN (never KEYS on a shared server). */
-export async function keysWithPrefix(prefix: string): Promise<string[]> {
-  const client = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0 });
+/** Every key whose name starts with `prefix` on `url` (default: redisUrl()), found with SCAN (never KEYS on a shared server). */
+export async function keysWithPrefix(prefix: string, url: string = redisUrl()): Promise<string[]> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   await client.connect();
   try {
     const found: string[] = [];

@@ -1,0 +1,272 @@
+// Any adapter and mode as a test fixture: the matrix of every adapter x mode from adapters/index.ts, the
+// servers they talk to (the local Redis and the embedded SQS, or Redis and LocalStack in containers when a
+// Docker engine answers and no endpoint was given), and handles that are always torn down and closed.
+//
+// LIMITATION: the container path (testcontainers) only runs where a Docker engine answers; on machines
+// without one it is detected as absent in a few ms and never exercised. Set BROKERBENCH_TEST_CONTAINERS=off
+// to keep the local servers even where an engine answers.
+
+import { existsSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { adapters } from '../../adapters/index.ts';
+import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, QueueSpec } from '../../src/broker.ts';
+import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
+import { keysWithPrefix, redisUrl, uniqueNamespace } from './redis.ts';
+import { queuesWithPrefix } from './sqs.ts';
+
+/** One adapter in one mode, as the contract suite runs it. */
+export interface BrokerTarget {
+  readonly adapter: BrokerAdapter;
+  readonly mode: string;
+  /** `redis-list simple`, `sqs fifo`, …: how test names and skip reasons name it. */
+  readonly label: string;
+  readonly capabilities: BrokerCapabilities;
+  /** `redis` or `sqs`: which server it needs. */
+  readonly family: 'redis' | 'sqs';
+  /** Adapter settings the suite opens it with (FIFO: several message groups, so consumers can work at once). */
+  readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
+}
+
+/** Every adapter x mode of the registry, in registry order. */
+export function brokerTargets(): BrokerTarget[] {
+  return adapters.flatMap((adapter) =>
+    adapter.modes.map((mode) => {
+      const family = adapter.name === 'sqs' ? ('sqs' as const) : ('redis' as const);
+      return {
+        adapter,
+        mode,
+        label: `${adapter.name} ${mode}`,
+        capabilities: adapter.capabilities(mode),
+        family,
+        settings: adapter.name === 'sqs' && mode === 'fifo' ? { groups: 4 } : {},
+      };
+    }),
+  );
+}
+
+/** The servers a suite talks to. */
+export interface BrokerEndpoints {
+  readonly redis: { readonly url: string; readonly kind: BrokerInfo['endpointKind'] };
+  readonly sqs: SqsEndpoint;
+  /** One line saying which servers these are, e.g. `Redis redis://127.0.0.1:6379 (local), SQS … (embedded, fauxqs 1.9.2)`. */
+  readonly summary: string;
+  /** Stops whatever was started for the suite. Calling it twice is harmless. */
+  stop(): Promise<void>;
+}
+
+/** How long a Docker engine gets to answer before the suite uses the local servers. */
+const ENGINE_PROBE_MS = 3_000;
+/** Container start-up, including a first image pull. */
+const CONTAINER_START_MS = 120_000;
+const REDIS_IMAGE = 'redis:7.4-alpine';
+const LOCALSTACK_IMAGE = 'localstack/localstack:4.4';
+
+/**
+ * Finds the servers: a user's REDIS_URL / SQS_ENDPOINT are always used as given. For each one not given,
+ * a container is started if a Docker engine answers (within ~3 s), else the local Redis (REDIS_URL from
+ * test/global-setup.ts) and the embedded fauxqs are used.
+ */
+export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
+  const redisGiven = process.env['BROKERBENCH_TEST_REDIS_GIVEN'] !== 'no';
+  const sqsGiven = (process.env['SQS_ENDPOINT'] ?? '').trim() !== '';
+  const containersOff = /^(off|0|no|false)$/i.test(process.env['BROKERBENCH_TEST_CONTAINERS'] ?? '');
+  const useContainers = !containersOff && !(redisGiven && sqsGiven) && (await dockerEngineAnswers(ENGINE_PROBE_MS));
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const one of stops.splice(0).reverse()) await one().catch(() => undefined);
+  };
+  try {
+    const loopback = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(redisUrl());
+    let redis: BrokerEndpoints['redis'] = { url: redisUrl(), kind: loopback ? 'local' : 'other' };
+    let sqsSetting = process.env['SQS_ENDPOINT'];
+    if (useContainers) {
+      const { GenericContainer, Wait } = await import('testcontainers');
+      const starting: Promise<void>[] = [];
+      if (!redisGiven) {
+        starting.push(
+          (async () => {
+            const container = await new GenericContainer(REDIS_IMAGE)
+              .withExposedPorts(6379)
+              .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
+              .withStartupTimeout(CONTAINER_START_MS)
+              .start();
+            stops.push(async () => void (await container.stop()));
+            redis = { url: `redis://${container.getHost()}:${container.getMappedPort(6379)}`, kind: 'docker' };
+          })(),
+        );
+      }
+      if (!sqsGiven) {
+        starting.push(
+          (async () => {
+            const container = await new GenericContainer(LOCALSTACK_IMAGE)
+              .withEnvironment({ SERVICES: 'sqs' })
+              .withExposedPorts(4566)
+              .withWaitStrategy(Wait.forHttp('/_localstack/health', 4566).forStatusCode(200))
+              .withStartupTimeout(CONTAINER_START_MS)
+              .start();
+            stops.push(async () => void (await container.stop()));
+            sqsSetting = `http://${container.getHost()}:${container.getMappedPort(4566)}`;
+          })(),
+        );
+      }
+      const started = await Promise.allSettled(starting);
+      const failed = started.find((result) => result.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    }
+    const sqs = await resolveSqs({ SQS_ENDPOINT: sqsSetting, AWS_REGION: process.env['AWS_REGION'] });
+    stops.push(() => sqs.stop());
+    const why = useContainers
+      ? 'containers started with testcontainers for what was not given'
+      : containersOff
+        ? 'BROKERBENCH_TEST_CONTAINERS=off'
+        : redisGiven && sqsGiven
+          ? 'REDIS_URL and SQS_ENDPOINT given'
+          : 'no Docker engine answers';
+    const summary =
+      `contract suite uses Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.kind}) and ` +
+      `SQS ${sqs.endpoint ?? 'AWS default'} (${sqs.kind}, ${sqs.version}): ${why}`;
+    return { redis, sqs, summary, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * Starts the servers in beforeAll (printing the one line saying which) and stops them in afterAll.
+ * Returns a getter, valid inside tests.
+ */
+export function useBrokerEndpoints(): () => BrokerEndpoints {
+  let endpoints: BrokerEndpoints | undefined;
+  beforeAll(async () => {
+    endpoints = await startBrokerEndpoints();
+    console.log(endpoints.summary);
+  }, CONTAINER_START_MS + 30_000);
+  afterAll(async () => {
+    await endpoints?.stop();
+  });
+  return () => {
+    if (endpoints === undefined) throw new Error('the broker endpoints are not started yet: call useBrokerEndpoints() at file level');
+    return endpoints;
+  };
+}
+
+/** True if a Docker engine answers within `timeoutMs`. Looks for a socket or DOCKER_HOST first, so a machine without one pays nothing. */
+export async function dockerEngineAnswers(timeoutMs: number): Promise<boolean> {
+  if (!dockerEngineConfigured()) return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    const client = await Promise.race([
+      getContainerRuntimeClient(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+      }),
+    ]);
+    return client !== undefined;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The places testcontainers looks for an engine: DOCKER_HOST, its properties file, the usual sockets. */
+function dockerEngineConfigured(): boolean {
+  if ((process.env['DOCKER_HOST'] ?? '').trim() !== '') return true;
+  const home = homedir();
+  const candidates = [
+    path.join(home, '.testcontainers.properties'),
+    '/var/run/docker.sock',
+    path.join(home, '.docker', 'run', 'docker.sock'),
+    path.join(home, '.docker', 'desktop', 'docker.sock'),
+    path.join('/run', 'user', String(userInfo().uid), 'docker.sock'),
+  ];
+  const xdg = process.env['XDG_RUNTIME_DIR'];
+  if (xdg) candidates.push(path.join(xdg, 'docker.sock'));
+  return candidates.some((candidate) => existsSync(candidate));
+}
+
+/** Where `target` connects on `endpoints`: URL and the settings the CLI would pass. */
+export function connectionFor(
+  endpoints: BrokerEndpoints,
+  target: BrokerTarget,
+): { url: string | undefined; settings: Record<string, string | number | boolean | undefined> } {
+  if (target.family === 'sqs') {
+    const { sqs } = endpoints;
+    return {
+      url: sqs.endpoint,
+      settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version, ...target.settings },
+    };
+  }
+  return { url: endpoints.redis.url, settings: { endpointKind: endpoints.redis.kind, ...target.settings } };
+}
+
+/** An open handle on a fresh namespace with one prepared queue, and everything needed to clean up after it. */
+export interface BrokerFixture {
+  readonly target: BrokerTarget;
+  readonly broker: Broker;
+  readonly namespace: string;
+  readonly queue: string;
+  readonly spec: QueueSpec;
+  /** A new handle on its own connection, closed by cleanup(). */
+  duplicate(): Promise<Broker>;
+  /** Redis keys or SQS queues whose name starts with this fixture's namespace, straight from the server. */
+  leftovers(): Promise<string[]>;
+  /** Tears the queue down and closes every handle. Safe to call twice. */
+  cleanup(): Promise<void>;
+}
+
+/** Command timeout the fixtures open with, as the CLI does. */
+export const FIXTURE_COMMAND_TIMEOUT_MS = 3_000;
+
+/** Opens `target` on a fresh namespace against `endpoints` and prepares queue `q` with `spec`. */
+export async function openBrokerFixture(
+  endpoints: BrokerEndpoints,
+  target: BrokerTarget,
+  spec: Partial<Omit<QueueSpec, 'name'>> = {},
+): Promise<BrokerFixture> {
+  const namespace = uniqueNamespace();
+  const queue = 'q';
+  const { url, settings } = connectionFor(endpoints, target);
+  const broker = await target.adapter.open({
+    namespace,
+    mode: target.mode,
+    ...(url === undefined ? {} : { url }),
+    commandTimeoutMs: FIXTURE_COMMAND_TIMEOUT_MS,
+    settings,
+  });
+  const full: QueueSpec = { name: queue, visibilityTimeoutMs: spec.visibilityTimeoutMs ?? 30_000, maxReceives: spec.maxReceives ?? 0 };
+  const others: Broker[] = [];
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    await Promise.all(others.map((other) => other.close().catch(() => undefined)));
+    await broker.teardown(queue).catch(() => undefined);
+    await broker.close().catch(() => undefined);
+  };
+  try {
+    await broker.prepare(full);
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+  return {
+    target,
+    broker,
+    namespace,
+    queue,
+    spec: full,
+    async duplicate() {
+      const other = await broker.duplicate();
+      others.push(other);
+      return other;
+    },
+    leftovers: () =>
+      target.family === 'sqs' ? queuesWithPrefix(endpoints.sqs, namespace) : keysWithPrefix(namespace, endpoints.redis.url),
+    cleanup,
+  };
+}
