@@ -18,8 +18,12 @@ import {
   type QueueSpec,
   type ReceiveOptions,
   type ReceivedMessage,
+  type MemoryReporting,
+  type ServerMemory,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
+import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
+import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
 
 const ADAPTER = 'redis-list';
 
@@ -79,6 +83,7 @@ const RECEIVE_LUA = `
 -- ARGV[3] visibility timeout, ms
 -- ARGV[4] maxReceives (0 = never dead-letter)
 -- ARGV[5] most delayed entries and most expired in-flight entries to move in this call
+-- ARGV[6] an id prefix unique to this call (no ':'), for ready entries that are not envelopes
 -- Returns { nextDue, envelope... }: nextDue is '' unless nothing was returned; then it is the earliest
 -- delayed due time or in-flight deadline (epoch ms), or '' if there is none, to bound the client's wait.
 local now = tonumber(ARGV[1])
@@ -94,10 +99,16 @@ local function callAll(cmd, key, items)
   end
 end
 
+-- The receive count of an envelope and the positions of its two ':'; nil for anything else (a body
+-- someone pushed without the envelope), which must never stop the script half-way.
 local function countOf(envelope)
   local a = string.find(envelope, ':', 1, true)
+  if not a then return nil end
   local b = string.find(envelope, ':', a + 1, true)
-  return tonumber(string.sub(envelope, a + 1, b - 1)), a, b
+  if not b then return nil end
+  local digits = string.sub(envelope, a + 1, b - 1)
+  if not string.match(digits, '^%d+$') then return nil end
+  return tonumber(digits), a, b
 end
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
@@ -111,7 +122,8 @@ if #expired > 0 then
   callAll('ZREM', KEYS[2], expired)
   local back, dead = {}, {}
   for _, e in ipairs(expired) do
-    if maxReceives > 0 and countOf(e) >= maxReceives then dead[#dead + 1] = e else back[#back + 1] = e end
+    local count = countOf(e)
+    if maxReceives > 0 and count ~= nil and count >= maxReceives then dead[#dead + 1] = e else back[#back + 1] = e end
   end
   if #back > 0 then callAll('RPUSH', KEYS[1], back) end
   if #dead > 0 then callAll('RPUSH', KEYS[4], dead) end
@@ -122,9 +134,16 @@ local popped = redis.call('LRANGE', KEYS[1], 0, want - 1)
 if #popped > 0 then
   redis.call('LTRIM', KEYS[1], #popped, -1)
   local zargs, dead = {}, {}
-  for _, e in ipairs(popped) do
+  for i, e in ipairs(popped) do
     local count, a, b = countOf(e)
-    if maxReceives > 0 and count >= maxReceives then
+    if count == nil then
+      -- Not an envelope (a raw RPUSH by someone else): wrap it as a first delivery, so a consumer sees it
+      -- and can ack it, instead of an error on every receive from here on.
+      local member = ARGV[6] .. i .. ':1:' .. e
+      zargs[#zargs + 1] = deadline
+      zargs[#zargs + 1] = member
+      out[#out + 1] = member
+    elseif maxReceives > 0 and count >= maxReceives then
       dead[#dead + 1] = e
     else
       local member = string.sub(e, 1, a) .. (count + 1) .. string.sub(e, b)
@@ -252,7 +271,7 @@ export function parseEnvelope(envelope: string): { id: string; receiveCount: num
   return { id: envelope.slice(0, a), receiveCount: Number(envelope.slice(a + 1, b)), body: envelope.slice(b + 1) };
 }
 
-class RedisListBroker implements Broker {
+class RedisListBroker implements Broker, MemoryReporting {
   readonly capabilities: BrokerCapabilities;
   readonly #shared: SharedState;
   /** Every non-blocking command, with commandTimeoutMs. */
@@ -366,9 +385,9 @@ class RedisListBroker implements Broker {
   }
 
   async ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void> {
+    this.#assertOpen('ack');
     // Simple mode: LPOP already removed them.
     if (this.#shared.mode === 'simple' || messages.length === 0) return;
-    this.#assertOpen('ack');
     const key = this.#keysFor(queue).inflight;
     const receipts = messages.map((message) => message.receipt);
     try {
@@ -408,6 +427,26 @@ class RedisListBroker implements Broker {
       await Promise.all(calls);
     } catch (error) {
       throw this.#error('nack', error);
+    }
+  }
+
+  async serverMemory(): Promise<ServerMemory> {
+    this.#assertOpen('memory');
+    try {
+      return await redisServerMemory(this.#redis);
+    } catch (error) {
+      throw this.#error('memory', error);
+    }
+  }
+
+  /** MEMORY USAGE of the queue's ready list, in-flight and delayed sets and dead list. */
+  async queueMemoryBytes(queue: string): Promise<number> {
+    this.#assertOpen('memory');
+    const keys = this.#keysFor(queue);
+    try {
+      return await redisKeysMemoryBytes(this.#redis, [keys.ready, keys.inflight, keys.delayed, keys.dead]);
+    } catch (error) {
+      throw this.#error('memory', error);
     }
   }
 
@@ -482,6 +521,7 @@ class RedisListBroker implements Broker {
       const reply = await this.#redis.bbReceive(
         keys.ready, keys.inflight, keys.delayed, keys.dead,
         Date.now(), maxMessages, spec.visibilityTimeoutMs, spec.maxReceives, PROMOTE_LIMIT,
+        `${this.#idPrefix}r${(this.#idCounter++).toString(36)}.`,
       );
       if (reply.length > 1) return toReliableMessages(reply);
       const now = Date.now();
@@ -582,8 +622,10 @@ function createClient(url: string, commandTimeoutMs: number, forBlocking: boolea
     // Without an offline queue a command on a dead connection fails at once instead of piling up.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    // Fail the first connect at once; after that, a few quick reconnects ride out a blip.
-    retryStrategy: (times) => (everReady && times <= 5 ? Math.min(times * 100, 1_000) : null),
+    // Fail the first connect at once; after that, reconnect with back-off (0.1, 0.2, 0.4 … 1 s) for as
+    // long as the handle is open: the run's own limits (--timeout, the publish outage limit) decide when
+    // to give up, and commands in the meantime fail at once and are counted.
+    retryStrategy: (times) => (everReady ? Math.min(100 * 2 ** (times - 1), 1_000) : null),
     scripts: forBlocking
       ? {}
       : { bbReceive: { lua: RECEIVE_LUA, numberOfKeys: 4 }, bbNack: { lua: NACK_LUA, numberOfKeys: 4 } },
@@ -615,15 +657,14 @@ async function connect(client: Redis, url: string, commandTimeoutMs: number): Pr
     await Promise.race([
       client.connect(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), commandTimeoutMs + 250);
+        timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs + 250);
       }),
     ]);
   } catch (error) {
     client.disconnect();
+    // An error the server or the socket gave says more than our own timer running out.
     const cause = lastError ?? error;
-    const code = (cause as { code?: unknown }).code;
-    const reason = typeof code === 'string' ? code : messageOf(cause);
-    throw new BrokerError(ADAPTER, 'connect', `cannot reach ${redactUrl(url)} (${reason}); start Redis or set REDIS_URL`, { cause });
+    throw new BrokerError(ADAPTER, 'connect', explainRedisConnectError(url, cause, commandTimeoutMs), { cause });
   } finally {
     clearTimeout(timer);
   }
@@ -667,6 +708,5 @@ function compareVersions(a: string, b: string): number {
 }
 
 function messageOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n')[0] ?? text;
+  return describeRedisError(error);
 }

@@ -18,6 +18,9 @@
 // the delayed ZSET, with a field `n` holding the receives so far; every delivery reports times_delivered + n.
 // That makes a nacked message visible at once (it does not wait for a claim round) and keeps its count raised.
 // A nack of a message already received maxReceives times sends it to the dead stream instead.
+//
+// Fan-out (ConsumerGroups): openGroup(name) gives a handle reading as group `${ns}-${name}`, created on
+// prepare; such handles ack without XDEL, since other groups may not have read the entry yet.
 
 import { randomBytes, createHash } from 'node:crypto';
 import { Redis, Command } from 'ioredis';
@@ -33,8 +36,13 @@ import type {
   QueueSpec,
   ReceivedMessage,
   ReceiveOptions,
+  ConsumerGroups,
+  MemoryReporting,
+  ServerMemory,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
+import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
+import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
 
 const NAME = 'redis-stream';
 const MODE = 'group';
@@ -238,17 +246,8 @@ function keysOf(namespace: string, queue: string): { stream: string; delayed: st
   return { stream: `${base}:stream`, delayed: `${base}:delayed`, dead: `${base}:dead` };
 }
 
-function hostPort(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return redactUrl(url);
-  }
-}
-
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return describeRedisError(error);
 }
 
 async function connect(shared: Shared): Promise<Redis> {
@@ -260,27 +259,35 @@ async function connect(shared: Shared): Promise<Redis> {
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 2,
-    // Fail fast on the first connect; after that, ride out a short outage.
-    retryStrategy: (times) => (ready && times <= 10 ? Math.min(times * 100, 1000) : null),
+    // Fail fast on the first connect; after that, reconnect with back-off (0.1, 0.2, 0.4 … 1 s) while the
+    // handle is open: the run's own limits decide when to give up.
+    retryStrategy: (times) => (ready ? Math.min(100 * 2 ** (times - 1), 1000) : null),
   });
   redis.on('error', (error: Error) => {
     lastError = error;
   });
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await redis.connect();
+    // A server that accepts and never answers is cut off here, not left to hang.
+    await Promise.race([
+      redis.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${timeoutMs} ms`)), timeoutMs + 250);
+      }),
+    ]);
     ready = true;
     return redis;
   } catch (error) {
     redis.disconnect();
-    const e = (lastError ?? error) as Error & { code?: string };
-    const why = e.code ?? errorText(e);
-    throw fail('connect', `cannot reach ${hostPort(shared.url)} (${why}); start Redis or set REDIS_URL`, error);
+    throw fail('connect', explainRedisConnectError(shared.url, lastError ?? error, timeoutMs), error);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 // ------------------------------------------------------------------------------------------ broker
 
-class RedisStreamBroker implements Broker {
+class RedisStreamBroker implements Broker, MemoryReporting, ConsumerGroups {
   readonly capabilities = CAPABILITIES;
   readonly #shared: Shared;
   readonly #redis: Redis;
@@ -356,6 +363,7 @@ class RedisStreamBroker implements Broker {
   }
 
   async receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
+    if (this.#closed) throw fail('receive', 'handle is closed');
     const state = this.#queue(queue, 'receive');
     const count = options.maxMessages;
     if (!(count >= 1 && count <= MAX_BATCH)) throw fail('receive', `maxMessages must be 1..${MAX_BATCH}, got ${count}`);
@@ -379,8 +387,21 @@ class RedisStreamBroker implements Broker {
         if (received.length > 0 || Date.now() >= deadline) return received;
       }
     } catch (error) {
+      // close() during a wait ends the wait, not the consumer loop (as the other adapters do).
+      if (this.#closed) return [];
       if (error instanceof BrokerError) throw error;
+      // The group is gone (the server restarted without persistence, or someone deleted the stream):
+      // make it again so the next receive works; this one still fails, and is counted.
+      if (errorText(error).startsWith('NOGROUP')) await this.#recreateGroup(state);
       throw fail('receive', errorText(error), error);
+    }
+  }
+
+  async #recreateGroup(state: QueueState): Promise<void> {
+    try {
+      await this.#redis.xgroup('CREATE', state.stream, this.#shared.group, '0', 'MKSTREAM');
+    } catch {
+      // BUSYGROUP (another consumer was first) or the server is still away: the next receive tries again.
     }
   }
 
@@ -473,6 +494,36 @@ class RedisStreamBroker implements Broker {
   async duplicate(): Promise<Broker> {
     if (this.#closed) throw fail('duplicate', 'handle is closed');
     return new RedisStreamBroker(this.#shared, await connect(this.#shared));
+  }
+
+  async openGroup(group: string): Promise<Broker> {
+    if (this.#closed) throw fail('openGroup', 'handle is closed');
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(group)) throw fail('openGroup', `group name "${group}" must be 1 to 40 letters, digits, '-' or '_'`);
+    const shared: Shared = {
+      ...this.#shared,
+      group: `${this.#shared.options.namespace}-${group}`,
+      settings: { ...this.#shared.settings, deleteOnAck: false },
+      queues: new Map(),
+    };
+    return new RedisStreamBroker(shared, await connect(shared));
+  }
+
+  async serverMemory(): Promise<ServerMemory> {
+    try {
+      return await redisServerMemory(this.#redis);
+    } catch (error) {
+      throw fail('memory', errorText(error), error);
+    }
+  }
+
+  /** MEMORY USAGE of the queue's stream (its consumer groups and pending lists included), delayed set and dead stream. */
+  async queueMemoryBytes(queue: string): Promise<number> {
+    const { stream, delayed, dead } = keysOf(this.#shared.options.namespace, queue);
+    try {
+      return await redisKeysMemoryBytes(this.#redis, [stream, delayed, dead]);
+    } catch (error) {
+      throw fail('memory', errorText(error), error);
+    }
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,14 @@
 //   groupId         FIFO MessageGroupId; default one per handle (`handle-N`).
 //   groups          FIFO: spread each handle's messages round-robin over this many groups
 //                   (`${groupId}-0` …), so several consumers can work at once; default 1.
+//
+// Credentials: AWS (no endpoint URL) uses the SDK's default chain. An endpoint of kind `embedded` or
+// `localstack` gets the fixed pair test/test, so real keys are never sent to an emulator. Any other
+// endpoint URL (an https:// SQS-compatible service, an external emulator) uses the default chain when
+// AWS_ACCESS_KEY_ID or AWS_PROFILE is set, else test/test. Keys never appear in messages or results.
+//
+// A queue this connection prepared that vanishes mid-run (an in-memory emulator restarted) is made
+// again on the first publish or receive that finds it missing; that call still fails and is counted.
 
 import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
@@ -63,6 +71,11 @@ const BATCH_BACKOFF_MS = 50;
 const PURGE_DRAIN_MS = 30_000;
 const BILLING_CHUNK_BYTES = 65_536;
 const DEFAULT_MAX_SOCKETS = 64;
+/** AWS error names that mean the credentials were refused, not the request. */
+const AUTH_ERRORS = new Set([
+  'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'IncompleteSignature', 'InvalidAccessKeyId',
+  'MissingAuthenticationToken', 'ExpiredToken', 'ExpiredTokenException', 'AccessDenied', 'AccessDeniedException',
+]);
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED',
 ]);
@@ -178,6 +191,10 @@ class SqsConnection {
   readonly client: SQSClient;
   /** Prepared or looked-up queues by logical name; a promise so concurrent look-ups share one request. */
   readonly queues = new Map<string, Promise<QueueUrls>>();
+  /** How each queue was prepared, to make it again if it vanishes; logical name -> spec. */
+  readonly specs = new Map<string, QueueSpec>();
+  /** Re-creations in progress, so concurrent failures share one. */
+  readonly recreating = new Map<string, Promise<void>>();
   readonly counts: Record<string, number> = {};
   billed = 0;
   #handles = 0;
@@ -195,7 +212,7 @@ class SqsConnection {
     this.client = new SQSClient({
       region: config.region,
       ...(config.url !== undefined
-        ? { endpoint: config.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }
+        ? { endpoint: config.url, ...(usesOwnCredentials(config) ? {} : { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }) }
         : {}),
       ...(config.maxAttempts !== undefined ? { maxAttempts: config.maxAttempts } : {}),
       requestHandler: new NodeHttpHandler({
@@ -294,6 +311,7 @@ class SqsConnection {
   #explain(error: unknown): string {
     const e = (typeof error === 'object' && error !== null ? error : {}) as {
       name?: string; message?: string; code?: string; Code?: string; $fault?: string; errors?: { code?: string }[];
+      $response?: { statusCode?: number; headers?: Record<string, string | undefined> };
     };
     const fix =
       this.config.url === undefined
@@ -309,11 +327,23 @@ class SqsConnection {
     if (e.name === 'CredentialsProviderError') {
       return `no AWS credentials (${e.message ?? ''}); set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
     }
+    // An answer the SDK could not read as SQS (an HTML page, a bare 404): some other server is listening.
+    if (e.$response !== undefined && (e.$fault === undefined || e.name === 'Unknown' || e.name === 'UnknownError')) {
+      const type = e.$response.headers?.['content-type'];
+      const fixNotSqs =
+        this.config.url === undefined
+          ? 'check AWS_REGION and any proxy in between'
+          : 'check that SQS_ENDPOINT is an SQS endpoint (e.g. http://localhost:4566) or unset it for the embedded one';
+      return `${this.config.endpoint} answered HTTP ${e.$response.statusCode ?? '?'}${type ? ` (${type})` : ''}, which is not an SQS reply; ${fixNotSqs}`;
+    }
     if (e.$fault !== undefined) {
       const code = e.Code !== undefined && e.Code !== e.name ? `${e.Code} (${e.name})` : (e.name ?? 'UnknownError');
-      return `${code}: ${e.message ?? ''}`;
+      const hint = AUTH_ERRORS.has(e.name ?? '')
+        ? '; check the AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)'
+        : '';
+      return `${code}: ${firstLine(e.message ?? '')}${hint}`;
     }
-    return `${e.name ?? 'Error'}: ${e.message ?? String(error)}`;
+    return `${e.name ?? 'Error'}: ${firstLine(e.message ?? String(error))}`;
   }
 }
 
@@ -375,7 +405,9 @@ class SqsBroker implements Broker, RequestCounting {
     this.#assertOpen('prepare');
     const { name, dlqName } = this.#connection.names(spec.name, 'prepare');
     const fifo = this.#config.mode === 'fifo';
-    const visibilityS = clamp(Math.ceil(spec.visibilityTimeoutMs / 1000), 0, MAX_VISIBILITY_S);
+    // Not clamped to SQS's 12 h: a queue silently made with another timeout than the run records would
+    // mislead; SQS refuses it instead (InvalidAttributeValue), and the run ends with that one line.
+    const visibilityS = Math.max(0, Math.ceil(spec.visibilityTimeoutMs / 1000));
     const attributes: Record<string, string> = { VisibilityTimeout: String(visibilityS) };
     if (fifo) attributes['FifoQueue'] = 'true';
     let dlqUrl: string | undefined;
@@ -400,6 +432,7 @@ class SqsBroker implements Broker, RequestCounting {
     }
     const url = await this.#createQueue(name, attributes);
     this.#connection.queues.set(spec.name, Promise.resolve({ name, url, dlqName, dlqUrl }));
+    this.#connection.specs.set(spec.name, { ...spec });
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
@@ -443,10 +476,15 @@ class SqsBroker implements Broker, RequestCounting {
     }
     chunks.push(chunk);
     // A FIFO group keeps the order SQS received: its chunks go one after the other.
-    await this.#batches('publish', name, 'messages', chunks, fifo, async (entries) => {
-      const out = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
-      return out.Failed ?? [];
-    });
+    try {
+      await this.#batches('publish', name, 'messages', chunks, fifo, async (entries) => {
+        const out = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
+        return out.Failed ?? [];
+      });
+    } catch (error) {
+      await this.#recreateIfMissing(queue, error);
+      throw error;
+    }
   }
 
   async receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
@@ -475,8 +513,24 @@ class SqsBroker implements Broker, RequestCounting {
     } catch (error) {
       // Closing the handle ends its long poll; what it may have taken becomes visible again later.
       if (this.#closed) return [];
+      await this.#recreateIfMissing(queue, error);
       throw this.#connection.wrap('receive', name, error);
     }
+  }
+
+  /** Makes a queue this connection prepared again when `error` says it no longer exists. Never throws. */
+  async #recreateIfMissing(queue: string, error: unknown): Promise<void> {
+    const cause = error instanceof BrokerError ? error.cause : error;
+    const spec = this.#connection.specs.get(queue);
+    if (spec === undefined || !isQueueMissing(cause) || this.#closed) return;
+    let running = this.#connection.recreating.get(queue);
+    if (running === undefined) {
+      running = this.prepare(spec)
+        .catch(() => undefined)
+        .finally(() => this.#connection.recreating.delete(queue));
+      this.#connection.recreating.set(queue, running);
+    }
+    await running;
   }
 
   async ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void> {
@@ -742,6 +796,12 @@ function isAwsError(error: unknown, code: string, legacyCode = code): boolean {
   return name === code || name === legacy || Code === legacy || Code === code;
 }
 
+/** True when an endpoint URL that is not an emulator should be called with the user's own credentials. */
+function usesOwnCredentials(config: SqsConfig): boolean {
+  if (config.endpointKind === 'embedded' || config.endpointKind === 'localstack') return false;
+  return Boolean(process.env['AWS_ACCESS_KEY_ID'] || process.env['AWS_PROFILE']);
+}
+
 function isQueueMissing(error: unknown): boolean {
   return isAwsError(error, 'QueueDoesNotExist', 'NonExistentQueue');
 }
@@ -759,6 +819,11 @@ function numberSetting(settings: NonNullable<BrokerOptions['settings']>, key: st
     throw new BrokerError(ADAPTER, 'open', `settings.${key} must be a number, not "${String(value)}"`);
   }
   return parsed;
+}
+
+/** Error lines end at the first newline: the SDK appends advice for developers on a second one. */
+function firstLine(text: string): string {
+  return text.split('\n')[0]!.trim();
 }
 
 function clamp(value: number, min: number, max: number): number {

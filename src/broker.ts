@@ -127,6 +127,47 @@ export function isRequestCounting(broker: unknown): broker is RequestCounting {
   return typeof (broker as Partial<RequestCounting> | null)?.requestCounts === 'function';
 }
 
+/** The memory figures of a whole server, in bytes. */
+export interface ServerMemory {
+  /** What the server holds now (Redis `used_memory`: data, buffers and overhead, allocator slack excluded). */
+  readonly usedBytes: number;
+  /** The configured limit; 0 = none. */
+  readonly maxBytes: number;
+  /** What the server does at the limit (Redis `maxmemory-policy`, e.g. `noeviction`). */
+  readonly policy: string;
+}
+
+/** Optional extension: a broker that can say how much memory it holds (Redis can; SQS cannot). */
+export interface MemoryReporting {
+  /** The whole server's memory, other clients' data included. */
+  serverMemory(): Promise<ServerMemory>;
+  /** Bytes held by every key or structure the adapter made for `queue`, every element counted. */
+  queueMemoryBytes(queue: string): Promise<number>;
+}
+
+/** True if `broker` reports its memory. */
+export function isMemoryReporting(broker: unknown): broker is MemoryReporting {
+  return typeof (broker as Partial<MemoryReporting> | null)?.queueMemoryBytes === 'function';
+}
+
+/**
+ * Optional extension: one queue read by several independent consumer groups, each getting every
+ * message once (Redis streams). Brokers without it fan out by publishing a copy to one queue per group.
+ */
+export interface ConsumerGroups {
+  /**
+   * A new handle on its own connection that reads as consumer group `group` (a short name, unique
+   * within the run); `prepare` on it creates the group. Its acks never delete entries, which other
+   * groups may not have read yet.
+   */
+  openGroup(group: string): Promise<Broker>;
+}
+
+/** True if `broker` can give each consumer group its own view of one queue. */
+export function hasConsumerGroups(broker: unknown): broker is ConsumerGroups {
+  return typeof (broker as Partial<ConsumerGroups> | null)?.openGroup === 'function';
+}
+
 /** Options shared by all adapters; each adapter reads its own extras from `settings`. */
 export interface BrokerOptions {
   /** Prefix for every key or queue name this run creates, e.g. `bb-1a2b3c`. */

@@ -1,17 +1,65 @@
-// Secrets never leave the process: every endpoint shown or stored passes through here first.
+// Secrets never leave the process: every endpoint shown or stored passes through redactUrl first, and
+// scrubSecrets is the last pass over whatever the CLI prints or writes (results, summaries, errors).
+//
+// LIMITATION: scrubSecrets knows only the secrets in this process's environment (AWS keys, session
+// token, the REDIS_URL password) and skips values under 8 characters; a secret given any other way
+// relies on redactUrl alone.
 
 /** The URL with any user name's password, and any credential-looking query parameter, replaced by `***`. */
 export function redactUrl(url: string): string {
+  // Not a URL with a host (`user:pass@host:6379` parses as scheme `user:`): keep nothing that could
+  // be a secret before an '@'.
+  const bare = (): string => url.replace(/\/\/[^@/]*@/, '//***@').replace(/^[^@/]*@/, '***@');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    // Not a URL: keep nothing that could be a secret after an '@'.
-    return url.replace(/\/\/[^@/]*@/, '//***@');
+    return bare();
   }
+  if (!parsed.host && url.includes('@')) return bare();
   if (parsed.password) parsed.password = '***';
   for (const key of [...parsed.searchParams.keys()]) {
     if (/pass|secret|token|key|signature|credential/i.test(key)) parsed.searchParams.set(key, '***');
   }
   return parsed.toString();
+}
+
+/** Variables whose values are secrets wherever they turn up. */
+const SECRET_VARIABLES = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'] as const;
+/** Shorter values are not scrubbed from free text: they would mangle ordinary words (LocalStack's `test`). */
+const MIN_SCRUB_CHARS = 8;
+
+/**
+ * The secrets this process knows of, from `env`: the AWS keys and session token, and the password
+ * (and URL-encoded password) in REDIS_URL. Only values of 8 characters or more.
+ */
+export function knownSecrets(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const found = new Set<string>();
+  for (const name of SECRET_VARIABLES) {
+    const value = env[name]?.trim();
+    if (value) found.add(value);
+  }
+  const redisUrl = env['REDIS_URL']?.trim();
+  if (redisUrl) {
+    try {
+      const { password } = new URL(redisUrl);
+      if (password) {
+        found.add(password);
+        found.add(decodeURIComponent(password));
+      }
+    } catch {
+      // Not a URL: redactUrl covers what it can.
+    }
+  }
+  return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);
+}
+
+/**
+ * `text` with every known secret replaced by `***`: the last line of defence for what the harness
+ * prints and writes (results, summaries, error lines), behind redacting URLs where they are made.
+ */
+export function scrubSecrets(text: string, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  let out = text;
+  for (const secret of knownSecrets(env)) out = out.split(secret).join('***');
+  return out;
 }

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.ts';
+import { redactUrl } from '../redact.ts';
 import { freePort, killOnExit, lastLine } from './children.ts';
 
 /** A Redis to talk to, and how to let go of it. */
@@ -51,6 +52,11 @@ export async function resolveRedis(env: { REDIS_URL?: string | undefined }): Pro
   const noop = async (): Promise<void> => {};
   const fromEnv = env.REDIS_URL?.trim();
   if (fromEnv) {
+    // A URL of another kind (http://, unix://…) would be read by ioredis as host and port regardless.
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(fromEnv)?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== 'redis' && scheme !== 'rediss') {
+      throw new UsageError(`REDIS_URL "${redactUrl(fromEnv)}" is not a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379`);
+    }
     return { url: fromEnv, kind: isLoopbackUrl(fromEnv) ? 'local' : 'other', stop: noop };
   }
   if (await pingRedis(DEFAULT_HOST, DEFAULT_PORT, PROBE_TIMEOUT_MS)) {
@@ -126,7 +132,8 @@ export async function startRedisServer(
       await stop();
       throw new Error(`redis-server exited during start (port ${port}): ${lastLine(log)}`);
     }
-    if (await pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS)) break;
+    // A server started with --requirepass answers PING with -NOAUTH: that is up, too.
+    if (await pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS, true)) break;
     if (Date.now() - startedAt > START_TIMEOUT_MS) {
       await stop();
       throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
@@ -136,8 +143,11 @@ export async function startRedisServer(
   return { url: `redis://${DEFAULT_HOST}:${port}`, port, stop, process: child };
 }
 
-/** True if a Redis on host:port answers PING with +PONG within timeoutMs. Never throws, never hangs. */
-export function pingRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * True if a Redis on host:port answers PING with +PONG (or, with `authRequiredOk`, with -NOAUTH) within
+ * timeoutMs. Never throws, never hangs.
+ */
+export function pingRedis(host: string, port: number, timeoutMs: number, authRequiredOk = false): Promise<boolean> {
   return new Promise((resolve) => {
     let reply = '';
     const socket = createConnection({ host, port });
@@ -150,7 +160,7 @@ export function pingRedis(host: string, port: number, timeoutMs: number): Promis
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG') || (authRequiredOk && reply.startsWith('-NOAUTH')));
     });
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));

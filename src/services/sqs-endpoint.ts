@@ -83,10 +83,11 @@ export async function resolveSqs(env: { SQS_ENDPOINT?: string | undefined; AWS_R
 
 /**
  * Starts fauxqs (its bin, dist/cli.js, configured through FAUXQS_* variables) as a child process on a
- * free loopback port, with request logging off. Resolves once GET /health answers, within ~10 s.
- * The child also exits when this process dies, even by SIGKILL: it watches its stdin pipe.
+ * free loopback port (or on `port`, e.g. to restart one in place), with request logging off. Resolves
+ * once GET /health answers, within ~10 s. The child also exits when this process dies, even by
+ * SIGKILL: it watches its stdin pipe.
  */
-export async function startFauxqs(options: { region?: string } = {}): Promise<StartedFauxqs> {
+export async function startFauxqs(options: { region?: string; port?: number } = {}): Promise<StartedFauxqs> {
   const root = findFauxqsRoot();
   if (root === undefined) {
     throw new UsageError(
@@ -95,8 +96,9 @@ export async function startFauxqs(options: { region?: string } = {}): Promise<St
   }
   const version = `fauxqs ${readVersion(root)}`;
   let lastError = '';
-  for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    const port = await freePort(LOOPBACK);
+  const attempts = options.port === undefined ? START_ATTEMPTS : 1;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const port = options.port ?? (await freePort(LOOPBACK));
     const started = await startOnce(root, port, options.region ?? DEFAULT_REGION);
     if (started.ok) return { ...started.server, version };
     lastError = started.reason;
@@ -186,13 +188,17 @@ async function startOnce(root: string, port: number, region: string): Promise<St
 
 /** Says what an external endpoint is, from what it answers. Never throws. */
 async function identify(endpoint: string, url: URL): Promise<{ kind: SqsEndpoint['kind']; version: string }> {
-  const localstack = await getJson(`${endpoint}/_localstack/health`, PROBE_TIMEOUT_MS);
+  // Both probes at once: an endpoint that never answers costs one probe timeout, not two.
+  const [localstack, fauxqs] = await Promise.all([
+    getJson(`${endpoint}/_localstack/health`, PROBE_TIMEOUT_MS),
+    getJson(`${endpoint}/_fauxqs/queues`, PROBE_TIMEOUT_MS),
+  ]);
   if (isRecord(localstack) && ('services' in localstack || 'edition' in localstack)) {
     const version = typeof localstack['version'] === 'string' ? localstack['version'] : 'unknown';
     return { kind: 'localstack', version: `localstack ${version}` };
   }
   // A fauxqs someone else runs (e.g. its Docker image on 4566) is not LocalStack.
-  if (Array.isArray(await getJson(`${endpoint}/_fauxqs/queues`, PROBE_TIMEOUT_MS))) {
+  if (Array.isArray(fauxqs)) {
     return { kind: 'other', version: 'fauxqs (external)' };
   }
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);

@@ -279,7 +279,7 @@ describe('redis-stream adapter', () => {
     const e = error as BrokerError;
     expect(e.adapter).toBe('redis-stream');
     expect(e.operation).toBe('connect');
-    expect(e.message).toContain('redis://127.0.0.1:9');
+    expect(e.message).toContain('redis://:***@127.0.0.1:9');
     expect(e.message).toContain('ECONNREFUSED');
     expect(e.message).not.toContain('hunter2');
   });
