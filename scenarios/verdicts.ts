@@ -1,16 +1,28 @@
 // Verdict lines every scenario can use: what the ledger says about loss and duplicates.
 
 import type { PipelineOutcome } from '../src/runner/pipeline.ts';
+import { publishedCount } from '../src/metrics/ledger.ts';
 
 export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   const { ledger, counters } = outcome;
-  const sent = ledger.expected - ledger.publishFailed;
+  const notSent = ledger.notSent ?? 0;
+  const sent = publishedCount(ledger);
   const lines: string[] = [];
-  lines.push(
-    ledger.lost === 0
-      ? `nothing lost: ${ledger.completed} of ${sent} published messages completed`
-      : `LOST ${ledger.lost} of ${sent} published messages (first missing: ${outcome.missing.slice(0, 5).join(', ')})`,
-  );
+  const firstMissing = outcome.missing.slice(0, 5).join(', ');
+  if (ledger.lost === 0) {
+    lines.push(`nothing lost: ${ledger.completed} of ${sent} published messages completed`);
+  } else if (outcome.status === 'completed') {
+    lines.push(`LOST ${ledger.lost} of ${sent} published messages (first missing: ${firstMissing})`);
+  } else {
+    // A run cut short cannot tell lost from not yet delivered: say what the broker still held.
+    const depth = outcome.finalDepth;
+    const queued = depth.ready + depth.inFlight + depth.delayed;
+    lines.push(
+      `${ledger.lost} of ${sent} published messages not completed when the run stopped ` +
+        `(${queued} still queued at the end; first missing: ${firstMissing})`,
+    );
+  }
+  if (notSent > 0) lines.push(`${notSent} messages were never sent: the run stopped first`);
   if (ledger.publishFailed > 0) lines.push(`${ledger.publishFailed} messages were never accepted by the broker`);
   lines.push(
     ledger.duplicateDeliveries === 0

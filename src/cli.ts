@@ -1,7 +1,10 @@
 // The command line: `scenario` runs one scenario against one broker and writes a result file;
-// `compare` puts result files side by side. User errors end in one line and exit code 2.
+// `compare` puts result files side by side; `report` draws them into one offline HTML file.
+// User errors end in one line and exit code 2.
 
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { adapterNames, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
@@ -9,12 +12,15 @@ import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from './config.ts';
 import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
+import { scrubSecrets } from './redact.ts';
 import type { DurationDistribution, TaskWork } from './pipeline/executor.ts';
-import { compareFiles } from './report/compare.ts';
+import { compareFiles, type CompareFormat } from './report/compare.ts';
+import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
 import { createProgress } from './report/progress.ts';
-import { buildResult, ensureWritable, writeResult } from './report/result-file.ts';
+import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { runScenario } from './runner/runner.ts';
+import { startRedisServer } from './services/redis-server.ts';
 
 /** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
 const COMMAND_TIMEOUT_MS = 3000;
@@ -23,7 +29,7 @@ type Options = Record<string, unknown>;
 
 function scenarioOptions(y: Argv): Argv {
   return y
-    .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}]` })
+    .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
     .options({
       queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: REDIS]` },
       mode: { type: 'string', describe: 'delivery mode: redis-list reliable|simple, sqs standard|fifo' },
@@ -41,15 +47,30 @@ function scenarioOptions(y: Argv): Argv {
       'visibility-timeout-ms': { type: 'string', describe: `redelivery after this long unacked [default: ${DEFAULTS.visibilityTimeoutMs}]` },
       'max-receives': { type: 'string', describe: 'dead-letter after this many receives [default: 0 = never]' },
       'retry-delay-ms': { type: 'string', describe: `delay before a failed task is retried [default: ${DEFAULTS.retryDelayMs}]` },
-      'task-ms': { type: 'string', describe: 'mean task duration per message [default: 0 = no task]' },
-      'task-dist': { type: 'string', choices: ['fixed', 'uniform', 'exponential'], default: 'fixed', describe: 'task duration distribution' },
-      'task-work': { type: 'string', choices: ['sleep', 'cpu'], default: 'sleep', describe: 'sleep (I/O-bound) or burn CPU' },
-      'fail-rate': { type: 'string', describe: 'probability a task fails and is retried [default: 0]' },
+      'task-ms': { type: 'string', describe: 'mean task duration per message [default: 0 = no task; executor: 1000]' },
+      'task-dist': { type: 'string', choices: ['fixed', 'uniform', 'exponential'], describe: 'task duration distribution [default: fixed]' },
+      'task-work': { type: 'string', choices: ['sleep', 'cpu'], describe: 'sleep (I/O-bound) or burn CPU [default: sleep]' },
+      'fail-rate': { type: 'string', describe: 'probability a task fails and is retried [default: 0; retry-dlq: 0.3 per attempt]' },
       warmup: { type: 'string', describe: 'leave the first N messages out of the histograms [default: 0]' },
       timeout: { type: 'string', describe: `longest the run may take, seconds [default: ${DEFAULTS.timeoutMs / 1000}]` },
       maxlen: { type: 'string', describe: 'redis-stream: trim to about N entries (XADD MAXLEN ~)' },
       seed: { type: 'string', describe: `seed for task durations and failures [default: ${DEFAULTS.seed}]` },
       'results-dir': { type: 'string', describe: `where result files go [default: ${DEFAULTS.resultsDir}]` },
+      concurrency: { type: 'string', describe: 'tasks running at once across all consumers, a worker pool [default: 0 = whole batches; executor: 200, slow-tasks: 4]' },
+      rates: { type: 'string', describe: 'fixed-rate: rates to try in turn, msg/s, e.g. 1000,5000,20000 [default: --rate, else 1000,5000,20000]' },
+      duration: { type: 'string', describe: 'fixed-rate: measured seconds of publishing per rate [default: 5]' },
+      'warmup-sec': { type: 'string', describe: 'fixed-rate: seconds per rate before measuring [default: 1]' },
+      'retry-intervals': { type: 'string', describe: 'retry-dlq: seconds before each retry, e.g. 0.2,0.4,0.8; then dead-letter [default: 0.2,0.4,0.8]' },
+      'poison-rate': { type: 'string', describe: 'retry-dlq: fraction of messages failing every attempt [default: 0.05]' },
+      'delay-ms': { type: 'string', describe: 'delayed: each message is due this long after it is sent [default: 2000]' },
+      'delay-window-ms': { type: 'string', describe: 'delayed: plus its share of this window, spread over the messages [default: 1000]' },
+      'task-unit-ms': { type: 'string', describe: 'slow-tasks: ms per unit of the seed\'s 0-10 unit tasks [default: 10]' },
+      processes: { type: 'string', describe: 'crash-recovery: child processes the --consumers are spread over [default: 2]' },
+      'kill-at': { type: 'string', describe: 'crash-recovery: SIGKILL one consumer process once this fraction of the messages is done [default: 0.3]' },
+      maxmemory: { type: 'string', describe: 'Redis: run against a throw-away redis-server with this maxmemory (bytes, or e.g. 64mb) and noeviction; REDIS_URL is not used' },
+      steps: { type: 'string', describe: 'scale-out: consumer (or process) counts to run the same load with [default: 1,2,4,8,16]' },
+      'scale-by': { type: 'string', choices: ['consumers', 'processes'], describe: 'scale-out: consumers in this process, or processes of one consumer each [default: consumers]' },
+      groups: { type: 'string', describe: 'fan-out: independent consumer groups every message must reach [default: 3]' },
       quiet: { type: 'boolean', default: false, describe: 'no progress on stderr' },
     });
 }
@@ -75,39 +96,61 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unknown scenario "${scenarioName}"; use one of: ${scenarios.map((s) => s.name).join(', ')}`);
   }
   const capabilities = adapter.capabilities(mode);
-  const batchLimit = capabilities.maxBatchSize;
-  const config: RunConfig = {
-    adapter: adapter.name,
-    mode,
-    scenario: scenario.name,
-    messages: int('messages', argv.messages, DEFAULTS.messages),
-    payloadBytes: int('--payload-bytes', argv['payload-bytes'], DEFAULTS.payloadBytes),
-    publishBatch: int('--batch', argv.batch, Math.min(DEFAULTS.publishBatch, batchLimit)),
-    publishConcurrency: int('--publishers', argv.publishers, DEFAULTS.publishConcurrency),
-    ratePerSec: num('--rate', argv.rate, DEFAULTS.ratePerSec),
-    consumers: int('--consumers', argv.consumers, DEFAULTS.consumers),
-    receiveBatch: int('--receive-batch', argv['receive-batch'], Math.min(DEFAULTS.receiveBatch, batchLimit)),
-    receiveWaitMs: int('--receive-wait-ms', argv['receive-wait-ms'], DEFAULTS.receiveWaitMs),
-    visibilityTimeoutMs: int('--visibility-timeout-ms', argv['visibility-timeout-ms'], DEFAULTS.visibilityTimeoutMs),
-    maxReceives: int('--max-receives', argv['max-receives'], DEFAULTS.maxReceives),
-    retryDelayMs: int('--retry-delay-ms', argv['retry-delay-ms'], DEFAULTS.retryDelayMs),
-    task: {
-      durationMs: num('--task-ms', argv['task-ms'], 0),
-      distribution: (str(argv['task-dist']) ?? 'fixed') as DurationDistribution,
-      work: (str(argv['task-work']) ?? 'sleep') as TaskWork,
-      failureRate: num('--fail-rate', argv['fail-rate'], 0),
-    },
-    warmupMessages: int('--warmup', argv.warmup, DEFAULTS.warmupMessages),
-    timeoutMs: Math.round(num('--timeout', argv.timeout, DEFAULTS.timeoutMs / 1000) * 1000),
-    channel: str(argv.channel) ?? env.CHANNEL_NAME ?? DEFAULTS.channel,
-    queues: int('--queues', argv.queues, DEFAULTS.queues),
-    seed: int('--seed', argv.seed, DEFAULTS.seed),
-    resultsDir: str(argv['results-dir']) ?? DEFAULTS.resultsDir,
-  };
-  validateConfig(config, capabilities);
   const missing = scenario.requires.filter((capability) => !capabilities[capability]);
   if (missing.length > 0) {
     throw new UsageError(`scenario ${scenario.name} needs ${missing.join(', ')}, which ${adapter.name} (${mode}) does not support`);
+  }
+  const batchLimit = capabilities.maxBatchSize;
+  // The scenario's own defaults (e.g. executor: 1,000 messages of 1 s tasks) where a flag is not given.
+  const d = { ...DEFAULTS, ...scenario.defaults };
+  const given: RunConfig = {
+    adapter: adapter.name,
+    mode,
+    scenario: scenario.name,
+    messages: int('messages', argv.messages, d.messages),
+    payloadBytes: int('--payload-bytes', argv['payload-bytes'], d.payloadBytes),
+    publishBatch: int('--batch', argv.batch, Math.min(d.publishBatch, batchLimit)),
+    publishConcurrency: int('--publishers', argv.publishers, d.publishConcurrency),
+    ratePerSec: num('--rate', argv.rate, d.ratePerSec),
+    consumers: int('--consumers', argv.consumers, d.consumers),
+    receiveBatch: int('--receive-batch', argv['receive-batch'], Math.min(d.receiveBatch, batchLimit)),
+    receiveWaitMs: int('--receive-wait-ms', argv['receive-wait-ms'], d.receiveWaitMs),
+    visibilityTimeoutMs: int('--visibility-timeout-ms', argv['visibility-timeout-ms'], d.visibilityTimeoutMs),
+    maxReceives: int('--max-receives', argv['max-receives'], d.maxReceives),
+    retryDelayMs: int('--retry-delay-ms', argv['retry-delay-ms'], d.retryDelayMs),
+    task: {
+      durationMs: num('--task-ms', argv['task-ms'], d.task?.durationMs ?? 0),
+      distribution: (str(argv['task-dist']) ?? d.task?.distribution ?? 'fixed') as DurationDistribution,
+      work: (str(argv['task-work']) ?? d.task?.work ?? 'sleep') as TaskWork,
+      failureRate: num('--fail-rate', argv['fail-rate'], d.task?.failureRate ?? 0),
+    },
+    warmupMessages: int('--warmup', argv.warmup, d.warmupMessages),
+    timeoutMs: Math.round(num('--timeout', argv.timeout, d.timeoutMs / 1000) * 1000),
+    channel: str(argv.channel) ?? env.CHANNEL_NAME ?? d.channel,
+    queues: int('--queues', argv.queues, d.queues),
+    seed: int('--seed', argv.seed, d.seed),
+    resultsDir: str(argv['results-dir']) ?? d.resultsDir,
+    taskConcurrency: int('--concurrency', argv.concurrency, d.taskConcurrency),
+    ratesPerSec: numList('--rates', argv.rates, d.ratesPerSec, 1),
+    durationSec: num('--duration', argv.duration, d.durationSec),
+    warmupSec: num('--warmup-sec', argv['warmup-sec'], d.warmupSec),
+    retryIntervalsMs: numList('--retry-intervals', argv['retry-intervals'], d.retryIntervalsMs, 1000),
+    poisonRate: num('--poison-rate', argv['poison-rate'], d.poisonRate),
+    delayMs: int('--delay-ms', argv['delay-ms'], d.delayMs),
+    delayWindowMs: int('--delay-window-ms', argv['delay-window-ms'], d.delayWindowMs),
+    taskUnitMs: num('--task-unit-ms', argv['task-unit-ms'], d.taskUnitMs),
+    consumerProcesses: int('--processes', argv.processes, d.consumerProcesses),
+    killAtFraction: num('--kill-at', argv['kill-at'], d.killAtFraction),
+    maxMemoryBytes: byteSize('--maxmemory', argv.maxmemory, d.maxMemoryBytes),
+    scaleSteps: numList('--steps', argv.steps, d.scaleSteps, 1),
+    scaleBy: (str(argv['scale-by']) ?? d.scaleBy) as RunConfig['scaleBy'],
+    fanOutGroups: int('--groups', argv.groups, d.fanOutGroups),
+  };
+  validateConfig(given, capabilities);
+  const config = scenario.configure ? scenario.configure(given, capabilities) : given;
+  if (config !== given) validateConfig(config, capabilities);
+  if (config.maxMemoryBytes > 0 && adapter.name === 'sqs') {
+    throw new UsageError('--maxmemory starts a throw-away redis-server, so it applies to redis-list and redis-stream, not sqs');
   }
   await ensureWritable(config.resultsDir);
 
@@ -115,15 +158,18 @@ async function scenarioCommand(argv: Options): Promise<number> {
   const interrupt = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(130);
-    process.stderr.write(`\n${signal}: stopping; press Ctrl-C again to quit at once\n`);
+    if (++signals > 1) {
+      process.stderr.write(`${signal} again: quitting at once; no result written, the run's queues may be left behind\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\n${signal}: stopping; work in hand gets a moment, then the result is written; press Ctrl-C again to quit at once\n`);
     interrupt.abort();
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
 
   let endpoint: Endpoint | undefined;
   try {
-    endpoint = await resolveEndpoint(adapter, env);
+    endpoint = config.maxMemoryBytes > 0 ? await cappedRedis(config.maxMemoryBytes) : await resolveEndpoint(adapter, env);
     const maxlen = argv.maxlen === undefined ? undefined : int('--maxlen', argv.maxlen, 0);
     const record = await runScenario({
       adapter,
@@ -132,7 +178,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
         commandTimeoutMs: COMMAND_TIMEOUT_MS,
         settings: {
           ...endpoint.settings,
-          maxSockets: Math.max(64, config.publishConcurrency * 4 + config.consumers * 2),
+          maxSockets: Math.max(64, config.publishConcurrency * 4 + Math.max(config.consumers * config.fanOutGroups, ...config.scaleSteps) * 2),
           ...(maxlen === undefined ? {} : { maxLength: maxlen }),
         },
       },
@@ -143,8 +189,9 @@ async function scenarioCommand(argv: Options): Promise<number> {
     });
     progress.stop();
     const result = buildResult(record);
-    const file = await writeResult(config.resultsDir, result);
-    process.stdout.write(`${printSummary(result, file)}\n`);
+    const file = await writeResultSomewhere(config.resultsDir, result);
+    process.stdout.write(`${scrubSecrets(printSummary(result, file))}\n`);
+    if (file === undefined) return 1;
     return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
   } finally {
     progress.stop();
@@ -153,11 +200,50 @@ async function scenarioCommand(argv: Options): Promise<number> {
   }
 }
 
+/**
+ * Writes the result to `dir`; if that fails now (it was checked before the run, but a folder can vanish
+ * or a disk fill up meanwhile), to a folder under the system's temporary directory, saying so: a
+ * measured run is never thrown away for want of a place to put it. Undefined if both fail (said on stderr).
+ */
+async function writeResultSomewhere(dir: string, result: ResultFile): Promise<string | undefined> {
+  try {
+    return await writeResult(dir, result);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const fallback = path.join(tmpdir(), 'brokerbench-results');
+    try {
+      const file = await writeResult(fallback, result);
+      process.stderr.write(`brokerbench: cannot write results to ${dir} (${code}); wrote ${file} instead\n`);
+      return file;
+    } catch {
+      process.stderr.write(`brokerbench: cannot write results to ${dir} (${code}) nor to ${fallback}; the summary below is all that is left\n`);
+      return undefined;
+    }
+  }
+}
+
 async function compareCommand(argv: Options): Promise<number> {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
-  const { output, problems } = await compareFiles(files, (str(argv.format) ?? 'table') as 'table' | 'md' | 'json');
+  const hgrmDir = str(argv.hgrm);
+  const { output, problems, notes } = await compareFiles(files, {
+    format: (str(argv.format) ?? 'table') as CompareFormat,
+    ...(hgrmDir === undefined ? {} : { hgrmDir }),
+  });
   for (const problem of problems) process.stderr.write(`brokerbench compare: ${problem}\n`);
+  for (const note of notes) process.stderr.write(`brokerbench compare: ${note}\n`);
   if (output) process.stdout.write(`${output}\n`);
+  return problems.length > 0 ? USAGE_EXIT_CODE : 0;
+}
+
+async function reportCommand(argv: Options): Promise<number> {
+  const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
+  const hgrmDir = str(argv.hgrm);
+  const { problems, notes } = await reportFiles(files, {
+    outFile: str(argv.out) ?? 'report.html',
+    ...(hgrmDir === undefined ? {} : { hgrmDir }),
+  });
+  for (const problem of problems) process.stderr.write(`brokerbench report: ${problem}\n`);
+  for (const note of notes) process.stderr.write(`brokerbench report: ${note}\n`);
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
@@ -172,6 +258,33 @@ function num(name: string, value: unknown, fallback: number): number {
   const parsed = Number(text.replace(/[_,]/g, ''));
   if (!Number.isFinite(parsed)) throw new UsageError(`${name} must be a number, got "${text}"`);
   return parsed;
+}
+
+/** `--maxmemory`: a throw-away redis-server with that limit and noeviction, so a full server refuses writes rather than drop keys. */
+async function cappedRedis(maxMemoryBytes: number): Promise<Endpoint> {
+  const server = await startRedisServer({ args: ['--maxmemory', String(maxMemoryBytes), '--maxmemory-policy', 'noeviction'] });
+  return { url: server.url, settings: { endpointKind: 'embedded' }, stop: server.stop };
+}
+
+/** A size in bytes: `1048576`, or with a unit as Redis takes it (`512kb`, `64mb`, `1gb`, powers of 1024). */
+function byteSize(name: string, value: unknown, fallback: number): number {
+  const text = str(value);
+  if (text === undefined) return fallback;
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(text.replace(/[_,]/g, ''));
+  if (!match) throw new UsageError(`${name} must be a size in bytes, e.g. 67108864 or 64mb, got "${text}"`);
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(match[2] ?? 'b').toLowerCase() as 'b' | 'kb' | 'mb' | 'gb'];
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** A comma-separated list of numbers (`1000,5000`), each times `scale` (seconds to ms: 1000). */
+function numList(name: string, value: unknown, fallback: readonly number[], scale: number): readonly number[] {
+  const text = str(value);
+  if (text === undefined) return fallback;
+  return text.split(',').map((part) => {
+    const parsed = Number(part.trim().replace(/_/g, ''));
+    if (part.trim() === '' || !Number.isFinite(parsed)) throw new UsageError(`${name} must be numbers separated by commas, got "${text}"`);
+    return Math.round(parsed * scale * 1000) / 1000;
+  });
 }
 
 function int(name: string, value: unknown, fallback: number): number {
@@ -196,12 +309,25 @@ export async function main(args: readonly string[]): Promise<number> {
       (y) =>
         y
           .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
-          .option('format', { type: 'string', choices: ['table', 'md', 'json'], default: 'table' }),
+          .option('format', { type: 'string', choices: ['table', 'md', 'json'], default: 'table', describe: 'terminal table, Markdown or JSON' })
+          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
       async (argv) => {
         exitCode = await compareCommand(argv);
       },
     )
-    .demandCommand(1, 'name a command: scenario or compare')
+    .command(
+      'report <files..>',
+      'one offline HTML file: comparison table, latency by percentile, throughput and depth over time',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
+          .option('out', { type: 'string', default: 'report.html', describe: 'where the HTML file goes' })
+          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
+      async (argv) => {
+        exitCode = await reportCommand(argv);
+      },
+    )
+    .demandCommand(1, 'name a command: scenario, compare or report')
     .strict()
     .help()
     .version(false)
@@ -216,10 +342,11 @@ export async function main(args: readonly string[]): Promise<number> {
 /** Prints a user's error as one line (exit 2); anything else is a bug and keeps its stack (exit 1). */
 export function reportError(error: unknown): number {
   if (error instanceof UsageError || error instanceof BrokerError) {
-    process.stderr.write(`brokerbench: ${error.message}\n`);
+    process.stderr.write(`brokerbench: ${scrubSecrets(error.message)}\n`);
     return USAGE_EXIT_CODE;
   }
-  process.stderr.write(`brokerbench: internal error (a bug; please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`brokerbench: internal error (a bug; please report it):\n${scrubSecrets(text)}\n`);
   return 1;
 }
 

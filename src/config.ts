@@ -48,6 +48,36 @@ export interface RunConfig {
   readonly seed: number;
   /** Folder result files are written to. */
   readonly resultsDir: string;
+  /** Tasks running at once across all consumers, a shared worker pool; 0 = each consumer runs its whole batch at once. */
+  readonly taskConcurrency: number;
+  /** fixed-rate: publish rates to try in turn, lowest first, msg/s; empty = --rate alone. */
+  readonly ratesPerSec: readonly number[];
+  /** fixed-rate: measured seconds of publishing at each rate (after the warm-up). */
+  readonly durationSec: number;
+  /** fixed-rate: seconds of publishing at each rate before measuring starts. */
+  readonly warmupSec: number;
+  /** retry-dlq: delay before retry 1, 2 … in ms; as many retries as entries, then the dead-letter queue. */
+  readonly retryIntervalsMs: readonly number[];
+  /** retry-dlq: fraction of messages whose task fails on every attempt (besides --fail-rate per attempt). */
+  readonly poisonRate: number;
+  /** delayed: each message is due this many ms after it is sent … */
+  readonly delayMs: number;
+  /** delayed: … plus its share of this window (spread evenly over the messages), in ms. */
+  readonly delayWindowMs: number;
+  /** slow-tasks: ms per unit of the seed's task durations (0 to 10 units, its seconds scaled down). */
+  readonly taskUnitMs: number;
+  /** crash-recovery: child processes the consumers are spread over (0 = consumers run in this process). */
+  readonly consumerProcesses: number;
+  /** crash-recovery: one consumer process is killed once this fraction of the messages is completed. */
+  readonly killAtFraction: number;
+  /** Redis: run against a throw-away redis-server with this maxmemory in bytes and policy noeviction; 0 = none. */
+  readonly maxMemoryBytes: number;
+  /** scale-out: consumer counts (or process counts, by `scaleBy`) to run the same load with, in turn. */
+  readonly scaleSteps: readonly number[];
+  /** scale-out: `consumers` in this process, or `processes` of one consumer each. */
+  readonly scaleBy: 'consumers' | 'processes';
+  /** fan-out: independent consumer groups every message must reach. */
+  readonly fanOutGroups: number;
 }
 
 export const DEFAULTS = {
@@ -68,7 +98,25 @@ export const DEFAULTS = {
   queues: 1,
   seed: 1,
   resultsDir: 'results',
+  taskConcurrency: 0,
+  ratesPerSec: [] as readonly number[],
+  durationSec: 0,
+  warmupSec: 0,
+  retryIntervalsMs: [] as readonly number[],
+  poisonRate: 0,
+  delayMs: 0,
+  delayWindowMs: 0,
+  taskUnitMs: 10,
+  consumerProcesses: 0,
+  killAtFraction: 0.3,
+  maxMemoryBytes: 0,
+  scaleSteps: [1, 2, 4, 8, 16] as readonly number[],
+  scaleBy: 'consumers' as 'consumers' | 'processes',
+  fanOutGroups: 3,
 } as const;
+
+/** fan-out: most consumer groups; each gets its own consumers and, without native groups, its own queue. */
+const MAX_FAN_OUT_GROUPS = 32;
 
 /** Checks a whole config against itself and the broker's declared capabilities; throws UsageError. */
 export function validateConfig(config: RunConfig, capabilities: BrokerCapabilities): void {
@@ -89,6 +137,39 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   nonNegative('--task-ms', config.task.durationMs);
   if (!(config.task.failureRate >= 0 && config.task.failureRate <= 1)) {
     throw new UsageError(`--fail-rate must be between 0 and 1, got ${config.task.failureRate}`);
+  }
+  nonNegativeInteger('--concurrency', config.taskConcurrency);
+  for (const rate of config.ratesPerSec) {
+    if (!(rate > 0 && Number.isFinite(rate))) throw new UsageError(`--rates must be positive numbers of msg/s, got ${String(rate)}`);
+  }
+  nonNegative('--duration', config.durationSec);
+  nonNegative('--warmup-sec', config.warmupSec);
+  for (const ms of config.retryIntervalsMs) nonNegative('--retry-intervals', ms);
+  if (!(config.poisonRate >= 0 && config.poisonRate <= 1)) {
+    throw new UsageError(`--poison-rate must be between 0 and 1, got ${config.poisonRate}`);
+  }
+  nonNegativeInteger('--delay-ms', config.delayMs);
+  nonNegativeInteger('--delay-window-ms', config.delayWindowMs);
+  nonNegative('--task-unit-ms', config.taskUnitMs);
+  nonNegativeInteger('--processes', config.consumerProcesses);
+  if (config.consumerProcesses > config.consumers) {
+    throw new UsageError(`--processes ${config.consumerProcesses} is more than --consumers ${config.consumers}: every process needs a consumer`);
+  }
+  if (!(config.killAtFraction > 0 && config.killAtFraction < 1)) {
+    throw new UsageError(`--kill-at must be a fraction between 0 and 1, got ${config.killAtFraction}`);
+  }
+  nonNegativeInteger('--maxmemory', config.maxMemoryBytes);
+  if (config.maxMemoryBytes > 0 && config.maxMemoryBytes < 1024 ** 2) {
+    throw new UsageError(`--maxmemory ${config.maxMemoryBytes} is under 1 MiB, about what an empty Redis uses; give it at least 1mb`);
+  }
+  if (config.scaleSteps.length === 0) throw new UsageError('--steps needs at least one count, e.g. 1,2,4,8');
+  for (const step of config.scaleSteps) positiveInteger('--steps', step);
+  if (config.scaleBy !== 'consumers' && config.scaleBy !== 'processes') {
+    throw new UsageError(`--scale-by must be consumers or processes, got ${String(config.scaleBy)}`);
+  }
+  positiveInteger('--groups', config.fanOutGroups);
+  if (config.fanOutGroups > MAX_FAN_OUT_GROUPS) {
+    throw new UsageError(`--groups ${config.fanOutGroups} is over the limit of ${MAX_FAN_OUT_GROUPS} consumer groups`);
   }
   const { adapter, mode } = config;
   const limit = capabilities.maxBatchSize;

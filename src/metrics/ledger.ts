@@ -15,10 +15,20 @@ export interface LedgerCounts {
   /** Unique indices completed (task done and acked). */
   completed: number;
   duplicateCompletions: number;
+  /**
+   * Never sent at all: the run stopped (interrupt, timeout, failure) before their turn. Neither
+   * published nor lost. Absent in result files written before it existed (read it as 0).
+   */
+  notSent?: number;
   /** Published OK but never completed. A failed publish that was completed anyway is not lost. */
   lost: number;
   /** Deliveries whose index was out of range or whose body was not one of ours. */
   unknown: number;
+}
+
+/** Messages the broker accepted: meant to be published, less those refused and those never sent. */
+export function publishedCount(counts: LedgerCounts): number {
+  return counts.expected - counts.publishFailed - (counts.notSent ?? 0);
 }
 
 export class Ledger {
@@ -27,6 +37,8 @@ export class Ledger {
   readonly #completed: Uint32Array;
   // Rare (a publish the broker did not acknowledge), so a Set rather than a third bitset.
   readonly #publishFailed = new Set<number>();
+  /** Index ranges [from, to) never sent; few (the tail, plus a batch per publisher cut short). */
+  readonly #notSent: [number, number][] = [];
   #deliveredCount = 0;
   #deliveries = 0;
   #duplicateDeliveries = 0;
@@ -55,6 +67,13 @@ export class Ledger {
       throw new RangeError(`Ledger index ${i} is outside 0..${this.#expected - 1}.`);
     }
     this.#publishFailed.add(i);
+  }
+
+  /** Indices `from` up to (not including) `to` were never sent: the run stopped before them. */
+  markNotSent(from: number, to: number): void {
+    const start = Math.max(0, from);
+    const end = Math.min(this.#expected, to);
+    if (end > start) this.#notSent.push([start, end]);
   }
 
   /** True on the first delivery of `i`. An index out of range counts as unknown and returns false. */
@@ -107,6 +126,8 @@ export class Ledger {
       if (this.#has(this.#completed, i)) failedButCompleted++;
     }
     const publishFailed = this.#publishFailed.size;
+    let notSent = 0;
+    for (const [from, to] of this.#notSent) notSent += to - from;
     return {
       expected: this.#expected,
       publishFailed,
@@ -115,7 +136,8 @@ export class Ledger {
       duplicateDeliveries: this.#duplicateDeliveries,
       completed: this.#completedCount,
       duplicateCompletions: this.#duplicateCompletions,
-      lost: this.#expected - publishFailed - (this.#completedCount - failedButCompleted),
+      notSent,
+      lost: this.#expected - notSent - publishFailed - (this.#completedCount - failedButCompleted),
       unknown: this.#unknown,
     };
   }
@@ -130,10 +152,15 @@ export class Ledger {
       const base = w * 32;
       const end = Math.min(base + 32, this.#expected);
       for (let i = base; i < end && out.length < limit; i++) {
-        if ((done & (1 << (i & 31))) === 0 && !this.#publishFailed.has(i)) out.push(i);
+        if ((done & (1 << (i & 31))) === 0 && !this.#publishFailed.has(i) && !this.#isNotSent(i)) out.push(i);
       }
     }
     return out;
+  }
+
+  #isNotSent(i: number): boolean {
+    for (const [from, to] of this.#notSent) if (i >= from && i < to) return true;
+    return false;
   }
 
   #inRange(i: number): boolean {

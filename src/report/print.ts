@@ -3,6 +3,7 @@
 import Table from 'cli-table3';
 import type { LatencyRecord, ResultFile } from './result-file.ts';
 import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from './format.ts';
+import { publishedCount } from '../metrics/ledger.ts';
 
 export function printSummary(result: ResultFile, file?: string): string {
   const { broker, config, throughput, ledger, counters, harness } = result;
@@ -19,7 +20,7 @@ export function printSummary(result: ResultFile, file?: string): string {
 
   const rates = new Table({ head: ['', 'messages', 'rate', 'over'], style: { head: [], border: [] } });
   rates.push(
-    ['published', formatCount(ledger.expected - ledger.publishFailed), formatRate(throughput.publishPerSec), formatSeconds(throughput.publishSec)],
+    ['published', formatCount(publishedCount(ledger)), formatRate(throughput.publishPerSec), formatSeconds(throughput.publishSec)],
     ['received', formatCount(ledger.deliveries), formatRate(throughput.receivePerSec), formatSeconds(throughput.totalSec)],
     ['completed', formatCount(ledger.completed), formatRate(throughput.completePerSec), formatSeconds(throughput.totalSec)],
   );
@@ -37,11 +38,17 @@ export function printSummary(result: ResultFile, file?: string): string {
   latency.push(row('end-to-end', result.latency.endToEnd), row('publish', result.latency.publish));
   if (result.latency.execution.count > 0) latency.push(row('execution', result.latency.execution));
   latency.push(row('completion', result.latency.completion));
+  // A scenario's own histograms (e.g. delayed's lateness) are latencies too: same columns.
+  for (const [name, record] of Object.entries(result.scenarioData?.histograms ?? {})) latency.push(row(name, record));
   lines.push(latency.toString());
 
   const books = new Table({ style: { head: [], border: [] } });
   books.push(
-    { lost: formatCount(ledger.lost) },
+    // A run cut short cannot tell lost from not yet delivered (the verdicts say how many were still queued).
+    result.status === 'completed'
+      ? // Dead-lettered messages were never completed but are not lost: the broker holds them.
+        { lost: formatCount(config.maxReceives > 0 ? Math.max(0, ledger.lost - result.finalDepth.dead) : ledger.lost) }
+      : { 'not completed (run stopped)': formatCount(ledger.lost) },
     { 'duplicate deliveries': formatCount(ledger.duplicateDeliveries) },
     { redeliveries: formatCount(counters.redeliveries) },
     { 'failed tasks (retried)': formatCount(counters.taskFailures) },
@@ -59,6 +66,11 @@ export function printSummary(result: ResultFile, file?: string): string {
     });
   }
   lines.push(books.toString());
+  for (const table of result.scenarioData?.tables ?? []) {
+    const printed = new Table({ head: [...table.head], style: { head: [], border: [] } });
+    for (const cells of table.rows) printed.push([...cells]);
+    lines.push(table.title, printed.toString());
+  }
   for (const verdict of result.verdicts) lines.push(`- ${verdict}`);
   for (const error of result.errors) lines.push(`! first ${error}`);
   if (file) lines.push(`result: ${file}`);

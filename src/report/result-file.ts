@@ -9,15 +9,17 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Histogram } from 'hdr-histogram-js';
 import type { BrokerCapabilities, BrokerInfo, QueueDepth } from '../broker.ts';
 import type { RunConfig } from '../config.ts';
 import type { EnvironmentInfo } from '../environment.ts';
 import { UsageError } from '../errors.ts';
+import { scrubSecrets } from '../redact.ts';
 import { encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
-import type { LedgerCounts } from '../metrics/ledger.ts';
+import { publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
-import type { ScenarioOutcome } from '../../scenarios/scenario.ts';
+import type { ScenarioData, ScenarioOutcome, ScenarioTable } from '../../scenarios/scenario.ts';
 
 export const RESULT_SCHEMA = 'brokerbench/result';
 export const RESULT_SCHEMA_VERSION = 1;
@@ -66,6 +68,17 @@ export interface ResultFile {
   readonly harness: HarnessUsage;
   readonly verdicts: readonly string[];
   readonly errors: readonly string[];
+  /** What only this scenario measures; absent for scenarios without any (and in older files). */
+  readonly scenarioData?: ScenarioDataRecord;
+}
+
+/** `ScenarioData` as stored: the same tables, records and values, histograms summarized and encoded. */
+export interface ScenarioDataRecord {
+  readonly tables: readonly ScenarioTable[];
+  /** Extra latency histograms in µs by name, e.g. `lateness`. */
+  readonly histograms: Readonly<Record<string, LatencyRecord>>;
+  readonly records: ScenarioData['records'];
+  readonly values: ScenarioData['values'];
 }
 
 export interface RunRecord {
@@ -92,7 +105,7 @@ export function buildResult(record: RunRecord): ResultFile {
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
   const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
   const perSec = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : 0);
-  const latency = (h: Parameters<typeof summarize>[0]): LatencyRecord => ({ ...summarize(h), histogram: encodeHistogram(h) });
+  const latency = (h: Histogram): LatencyRecord => ({ ...summarize(h), histogram: encodeHistogram(h) });
   return {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,
@@ -111,7 +124,7 @@ export function buildResult(record: RunRecord): ResultFile {
     throughput: {
       publishSec,
       totalSec,
-      publishPerSec: perSec(outcome.ledger.expected - outcome.ledger.publishFailed, publishSec),
+      publishPerSec: perSec(publishedCount(outcome.ledger), publishSec),
       receivePerSec: perSec(outcome.ledger.deliveries, totalSec),
       completePerSec: perSec(outcome.ledger.completed, totalSec),
     },
@@ -127,7 +140,14 @@ export function buildResult(record: RunRecord): ResultFile {
     harness: outcome.harness,
     verdicts: outcome.verdicts,
     errors: outcome.errors,
+    ...(outcome.scenarioData === undefined ? {} : { scenarioData: scenarioDataRecord(outcome.scenarioData, latency) }),
   };
+}
+
+function scenarioDataRecord(data: ScenarioData, latency: (h: Histogram) => LatencyRecord): ScenarioDataRecord {
+  const histograms: Record<string, LatencyRecord> = {};
+  for (const [name, h] of Object.entries(data.histograms)) histograms[name] = latency(h);
+  return { tables: data.tables, histograms, records: data.records, values: data.values };
 }
 
 /** `2026-11-26T07-30-05Z-redis-list-reliable-throughput-500000`, OMB-style: when, what, how much. */
@@ -140,7 +160,7 @@ export function resultBaseName(result: Pick<ResultFile, 'startedAt' | 'config'>)
 /** Fails before a run starts if results cannot be written there: one line with the fix. */
 export async function ensureWritable(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir);
     await access(dir, constants.W_OK);
     const probe = path.join(dir, `.write-check-${process.pid}-${randomBytes(3).toString('hex')}.tmp`);
     await writeFile(probe, '');
@@ -156,11 +176,13 @@ export async function ensureWritable(dir: string): Promise<void> {
  * overwrite: an existing result gets a `-2`, `-3` … suffix instead. Returns the path written.
  */
 export async function writeResult(dir: string, result: ResultFile): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   const base = resultBaseName(result);
   const temporary = path.join(dir, `.${base}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`);
-  await writeFile(temporary, `${JSON.stringify(result, null, 2)}\n`, { flag: 'wx' });
   try {
+    // No secret is ever put into a result; scrubbing the text is the last line of defence all the same.
+    // Inside the try: a write that fails half-way (a full disk) leaves no temporary file behind either.
+    await writeFile(temporary, `${scrubSecrets(JSON.stringify(result, null, 2))}\n`, { flag: 'wx' });
     for (let attempt = 1; attempt < 1000; attempt++) {
       const target = path.join(dir, `${base}${attempt === 1 ? '' : `-${attempt}`}.json`);
       try {
@@ -173,6 +195,31 @@ export async function writeResult(dir: string, result: ResultFile): Promise<stri
     throw new Error(`too many results named ${base} in ${dir}`);
   } finally {
     await unlink(temporary).catch(() => undefined);
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node 20's recursive mkdir never returns for some paths (one under
+ * /proc spins forever), and a run must fail on a bad folder, not hang on it.
+ */
+async function makeFolder(dir: string): Promise<void> {
+  const absolute = path.resolve(dir);
+  const missing: string[] = [];
+  for (let current = absolute; ; current = path.dirname(current)) {
+    try {
+      await access(current);
+      break;
+    } catch {
+      if (path.dirname(current) === current) break;
+      missing.unshift(current);
+    }
+  }
+  for (const folder of missing) {
+    try {
+      await mkdir(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
 }
 

@@ -13,6 +13,8 @@ import { Timeline, type TimelinePoint } from '../metrics/timeline.ts';
 import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
 import { decodeMessage, MessageEncoder } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
+import { TaskPool } from '../pipeline/task-pool.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
 
 /** How the run ended. */
 export type RunStatus = 'completed' | 'timeout' | 'failed' | 'interrupted';
@@ -91,6 +93,23 @@ export interface HarnessUsage {
   readonly eventLoopDelayP99Ms: number;
 }
 
+/**
+ * Per-message behaviour a scenario can change; every hook is optional and runs on the hot path, so
+ * it must be cheap and must not throw. `index` is the message's index, `receiveCount` the broker's.
+ */
+export interface PipelineHooks {
+  /** Publish delay of message `index`, ms (the broker needs `capabilities.delay`); 0 = none. */
+  publishDelayMs?(index: number): number;
+  /** Runs the task of one delivery instead of the config's executor; resolves true on success, never rejects. */
+  runTask?(index: number, receiveCount: number): Promise<boolean>;
+  /** Delay before a failed delivery is given again, ms; default `config.retryDelayMs`. */
+  retryDelayMs?(index: number, receiveCount: number): number;
+  /** Every delivery of a harness message, warm-up included: send (or intended send) and receive times, monotonic µs. */
+  onDelivered?(index: number, receiveCount: number, sentUs: number, receivedUs: number): void;
+  /** Every task run, warm-up included: its execution time in µs and whether it succeeded. */
+  onExecuted?(index: number, receiveCount: number, executionUs: number, ok: boolean): void;
+}
+
 export interface PipelineContext {
   /** Handle used by publishers and for depth; consumers take their own via duplicate(). */
   readonly broker: Broker;
@@ -103,24 +122,66 @@ export interface PipelineContext {
   readonly onProgress?: (progress: RunProgress) => void;
   /** Tick period in ms (progress and depth samples). */
   readonly tickMs?: number;
+  /** A scenario's per-message behaviour (delays, its own tasks, retry schedules, observers). */
+  readonly hooks?: PipelineHooks;
+  /**
+   * Consumers run elsewhere (child processes, fan-out groups) that report to the pipeline; it runs none
+   * of its own then. They run the config's task; of the hooks only onDelivered sees their deliveries.
+   */
+  readonly consumers?: ConsumerSet;
+  /**
+   * When set, consumers start only once every message is published and this has resolved, so a
+   * scenario can look at the full queue in between (backlog measures the broker's memory there).
+   */
+  readonly afterPublish?: () => Promise<void>;
+  /** When the publisher gives up: after this many failed calls in a row (default 20), backing off this long after each (default 100 ms). */
+  readonly publishErrors?: { readonly giveUpAfter: number; readonly backoffMs: number };
 }
 
 const MAX_CONSECUTIVE_PUBLISH_ERRORS = 20;
+/** First back-off after a failed broker call, ms; it doubles with every failure in a row, up to the max. */
 const ERROR_BACKOFF_MS = 100;
+const MAX_ERROR_BACKOFF_MS = 1000;
+/** Where a pooled consumer's finished tasks wait to be acked (or nacked) together. */
+interface Settler {
+  add(message: ReceivedMessage, index: number, sentUs: number, ok: boolean): void;
+  /** Settles whatever is waiting now. */
+  flush(): void;
+}
+
+/** Longest a finished pooled task waits for neighbours to share its ack call, ms. */
+const ACK_COALESCE_MS = 2;
 /** How long consumers may finish the batch in hand once the run is over, before their handles close. */
 const CONSUMER_GRACE_MS = 250;
+/** The same after an interrupt, a timeout or a failure: work in hand gets this long to finish, ms. */
+const STOP_GRACE_MS = 2000;
+/** Longest the run waits for a depth sample once it is over (the broker may be gone), ms. */
+const FINAL_SAMPLE_LIMIT_MS = 3000;
+/** Receives that have all failed for this long end the drain as failed (the broker is gone), ms. */
+const RECEIVE_OUTAGE_LIMIT_MS = 15_000;
 const EMPTY_DEPTH: QueueDepth = { ready: 0, inFlight: 0, delayed: 0, dead: 0 };
 
 export async function runPipeline(context: PipelineContext): Promise<PipelineOutcome> {
   // Consumers connect before the clock starts: connection set-up is not part of the measured run.
+  if (context.consumers) {
+    await context.consumers.prepare();
+    return new PipelineRun(context, []).run();
+  }
+  // With a worker pool each consumer also gets a handle to ack on, so a finished task's ack never
+  // queues behind that consumer's blocking receive (redis-stream reads and acks on one connection).
+  const pooled = context.config.taskConcurrency > 0;
   const handles: Broker[] = [];
+  const settleHandles: Broker[] = [];
   try {
-    for (let c = 0; c < context.config.consumers; c++) handles.push(await context.broker.duplicate());
+    for (let c = 0; c < context.config.consumers; c++) {
+      handles.push(await context.broker.duplicate());
+      if (pooled) settleHandles.push(await context.broker.duplicate());
+    }
   } catch (error) {
-    await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
+    await Promise.all([...handles, ...settleHandles].map((handle) => handle.close().catch(() => undefined)));
     throw error;
   }
-  return new PipelineRun(context, handles).run();
+  return new PipelineRun(context, handles, settleHandles).run();
 }
 
 class PipelineRun {
@@ -135,6 +196,11 @@ class PipelineRun {
   readonly #errors = new Map<string, string>();
   #stopConsumers = false;
   #stopPublishing = false;
+  /** Back-off waits in progress; #finish cuts them short. */
+  readonly #wakers = new Set<() => void>();
+  /** Monotonic µs of the last receive that answered, and of the last that failed (outage detection). */
+  #lastReceiveOkUs = 0;
+  #lastReceiveErrorUs = 0;
   #publishEndUs = 0;
   /** Next message index to publish: publishers claim batches from it. */
   #nextIndex = 0;
@@ -166,10 +232,22 @@ class PipelineRun {
   };
 
   readonly #consumerHandles: readonly Broker[];
+  /** One per consumer with a worker pool (acks and nacks go through it); empty otherwise. */
+  readonly #settleHandles: readonly Broker[];
+  /** The shared worker pool of `--concurrency` slots; undefined when each consumer runs whole batches. */
+  readonly #pool: TaskPool | undefined;
+  /** Pooled tasks still running (batch mode awaits its tasks inside the consumer). */
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #hooks: PipelineHooks;
+  /** Set once the consumer handles are closed: late tasks then leave their messages to the broker. */
+  #handlesClosed = false;
 
-  constructor(context: PipelineContext, consumerHandles: readonly Broker[]) {
+  constructor(context: PipelineContext, consumerHandles: readonly Broker[], settleHandles: readonly Broker[] = []) {
     this.#ctx = context;
     this.#consumerHandles = consumerHandles;
+    this.#settleHandles = settleHandles;
+    this.#hooks = context.hooks ?? {};
+    this.#pool = context.config.taskConcurrency > 0 ? new TaskPool(context.config.taskConcurrency) : undefined;
     this.#config = context.config;
     this.#ledger = new Ledger(context.config.messages);
     this.#startUs = context.clock.nowUs();
@@ -190,34 +268,64 @@ class PipelineRun {
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
     const onAbort = (): void => this.#finish('interrupted', 'interrupted by signal');
-    this.#ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    // A signal that came while queues were being prepared stops the run before it publishes anything.
+    if (this.#ctx.signal?.aborted) onAbort();
+    else this.#ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    this.#lastReceiveOkUs = this.#startUs;
+    // --timeout bounds publish and drain together; waits in progress (pacing, back-off) are cut short.
+    const deadlineTimer = setTimeout(() => this.#finish('timeout', this.#timeoutReason()), Math.max(0, config.timeoutMs));
 
     const consumerHandles = this.#consumerHandles;
-    const consumers = consumerHandles.map((handle, c) =>
-      this.#consume(handle, this.#ctx.queues[c % this.#ctx.queues.length]!),
-    );
+    const external = this.#ctx.consumers;
+    const afterPublish = this.#ctx.afterPublish;
+    let consumers: Promise<void>[] = [];
+    const startConsumers = (): void => {
+      external?.start(this.#sink());
+      consumers = consumerHandles.map((handle, c) => {
+        const queue = this.#ctx.queues[c % this.#ctx.queues.length]!;
+        return this.#pool ? this.#consumePooled(handle, this.#settleHandles[c]!, queue, this.#pool) : this.#consume(handle, queue);
+      });
+    };
+    if (!afterPublish) startConsumers();
     const publishers = Array.from({ length: config.publishConcurrency }, () => this.#publish());
     const ticker = this.#startTicker();
     try {
       await Promise.all(publishers);
       this.#publishEndUs = clock.nowUs();
+      if (afterPublish && !this.#stopConsumers) {
+        await afterPublish();
+        startConsumers();
+      }
       await this.#drain();
     } finally {
+      clearTimeout(deadlineTimer);
       this.#drainEndUs ||= clock.nowUs();
       this.#stopConsumers = true;
+      this.#wakeAll();
+      this.#pool?.close();
       clearInterval(ticker.timer);
-      await ticker.idle();
-      // Give batches in hand a moment to settle, then close: closing ends receives still blocked.
-      await Promise.race([Promise.all(consumers), sleep(CONSUMER_GRACE_MS)]);
-      await Promise.all(consumerHandles.map((handle) => handle.close().catch(() => undefined)));
-      await Promise.all(consumers);
+      await withinMs(ticker.idle(), FINAL_SAMPLE_LIMIT_MS);
+      await external?.stop();
+      // Give batches in hand time to settle (longer when the run was cut short, so in-flight work is
+      // not thrown away), then close: closing ends receives still blocked. Consumers still busy after
+      // that (a task longer than the grace) are left behind: their late acks find closed handles.
+      const graceMs = this.#status === 'completed' ? CONSUMER_GRACE_MS : STOP_GRACE_MS;
+      await this.#settled(graceMs);
+      this.#handlesClosed = true;
+      await withinMs(
+        Promise.all([...consumerHandles, ...this.#settleHandles].map((handle) => handle.close().catch(() => undefined))),
+        FINAL_SAMPLE_LIMIT_MS,
+      );
+      await withinMs(Promise.all(consumers), CONSUMER_GRACE_MS);
+      // Whatever the publishers never got to: neither published nor lost.
+      this.#ledger.markNotSent(this.#nextIndex, config.messages);
       this.#ctx.signal?.removeEventListener('abort', onAbort);
       loopDelay.disable();
     }
     // A full drain ends at the last completion, not after the consumers' last blocking receive returned.
     const drained = this.#status === 'completed' && this.#accountedFor() && this.#lastCompletionUs > 0;
     const endUs = drained ? this.#lastCompletionUs : this.#drainEndUs;
-    const finalDepth = await this.#sampleDepth().catch(() => this.#depth ?? EMPTY_DEPTH);
+    const finalDepth = (await withinMs(this.#sampleDepth().catch(() => undefined), FINAL_SAMPLE_LIMIT_MS)) ?? this.#depth ?? EMPTY_DEPTH;
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = (endUs - this.#startUs) / 1000;
     return {
@@ -248,8 +356,13 @@ class PipelineRun {
   async #publish(): Promise<void> {
     const { config, broker, clock, queues } = this.#ctx;
     const encoder = new MessageEncoder(config.payloadBytes);
+    // Pacing waits end early when the run stops (interrupt, timeout): the sleeper then throws.
+    const pace = async (ms: number): Promise<void> => {
+      await this.#pause(ms);
+      if (this.#stopPublishing) throw new Error('stopped');
+    };
     const limiter =
-      config.ratePerSec > 0 ? new RateLimiter(config.ratePerSec, this.#startUs, clock, sleep) : undefined;
+      config.ratePerSec > 0 ? new RateLimiter(config.ratePerSec, this.#startUs, clock, pace) : undefined;
     let consecutiveErrors = 0;
     while (!this.#stopPublishing) {
       const first = this.#nextIndex;
@@ -259,15 +372,27 @@ class PipelineRun {
       const batchNumber = Math.floor(first / config.publishBatch);
       const queue = queues[batchNumber % queues.length]!;
       let sentUs: number;
-      const messages = new Array<{ body: string }>(count);
+      const messages = new Array<{ body: string; delayMs?: number }>(count);
       if (limiter) {
         // Sent when the batch's last message is due; each message keeps its own intended time.
-        await limiter.waitFor(first + count - 1);
+        try {
+          await limiter.waitFor(first + count - 1);
+        } catch {
+          this.#ledger.markNotSent(first, first + count); // the run stopped before this batch was due
+          return;
+        }
         for (let k = 0; k < count; k++) messages[k] = { body: encoder.encode(first + k, limiter.intendedUs(first + k)) };
         sentUs = limiter.intendedUs(first);
       } else {
         sentUs = clock.nowUs();
         for (let k = 0; k < count; k++) messages[k] = { body: encoder.encode(first + k, sentUs) };
+      }
+      const delayOf = this.#hooks.publishDelayMs;
+      if (delayOf) {
+        for (let k = 0; k < count; k++) {
+          const delayMs = delayOf(first + k);
+          if (delayMs > 0) messages[k]!.delayMs = delayMs;
+        }
       }
       this.#counters.publishCalls++;
       try {
@@ -282,13 +407,16 @@ class PipelineRun {
         for (let k = 0; k < count; k++) this.#ledger.markPublishFailed(first + k);
         this.#counters.publishErrors++;
         this.#noteError('publish', error);
-        if (++consecutiveErrors >= MAX_CONSECUTIVE_PUBLISH_ERRORS) {
+        const policy = this.#ctx.publishErrors;
+        if (++consecutiveErrors >= (policy?.giveUpAfter ?? MAX_CONSECUTIVE_PUBLISH_ERRORS)) {
           this.#finish('failed', `${consecutiveErrors} publish calls failed in a row: ${describeError(error)}`);
           return;
         }
-        await sleep(ERROR_BACKOFF_MS);
+        // Back off: a scenario's fixed pause, else 0.1 s doubling to 1 s (about 17 s before giving up).
+        const backoffMs = policy?.backoffMs ?? backoff(consecutiveErrors);
+        if (backoffMs > 0) await this.#pause(backoffMs);
       }
-      if (clock.nowUs() > this.#deadlineUs) this.#finish('timeout', `--timeout ${config.timeoutMs} ms ran out while publishing`);
+      if (clock.nowUs() > this.#deadlineUs) this.#finish('timeout', this.#timeoutReason());
     }
   }
 
@@ -305,11 +433,9 @@ class PipelineRun {
 
   /** One consumer: receive a batch, run its tasks, ack what succeeded, nack what failed. */
   async #consume(handle: Broker, queue: string): Promise<void> {
-    const { config, clock } = this.#ctx;
+    const { config } = this.#ctx;
     const receiveOptions = { maxMessages: config.receiveBatch, waitMs: config.receiveWaitMs };
-    const warmup = config.warmupMessages;
-    const ledger = this.#ledger;
-    const e2e = this.#histograms.endToEnd;
+    let receiveErrors = 0;
     while (!this.#stopConsumers) {
       let batch: ReceivedMessage[];
       try {
@@ -317,42 +443,27 @@ class PipelineRun {
         batch = await handle.receive(queue, receiveOptions);
       } catch (error) {
         if (this.#stopConsumers) return; // the handle was closed under a blocked receive
-        this.#counters.receiveErrors++;
-        this.#noteError('receive', error);
-        await sleep(ERROR_BACKOFF_MS);
+        this.#receiveFailed(error);
+        await this.#pause(backoff(++receiveErrors));
         continue;
       }
+      receiveErrors = 0;
+      this.#lastReceiveOkUs = this.#ctx.clock.nowUs();
       if (batch.length === 0) {
         this.#counters.emptyReceives++;
         continue;
       }
-      const receivedUs = clock.nowUs();
       this.#processing += batch.length;
-      this.#timeline.add('received', batch.length, receivedUs);
-      // Indices and send times of this batch, decoded once; -1 marks a body that is not ours.
-      const indices = new Array<number>(batch.length);
-      const sentTimes = new Array<number>(batch.length);
-      for (let k = 0; k < batch.length; k++) {
-        const message = batch[k]!;
-        const stamp = decodeMessage(message.body);
-        if (stamp === undefined || stamp.i >= config.messages) {
-          indices[k] = -1;
-          sentTimes[k] = 0;
-          this.#counters.malformed++;
-          ledger.markUnknown();
-          continue;
-        }
-        indices[k] = stamp.i;
-        sentTimes[k] = stamp.t;
-        ledger.markDelivered(stamp.i);
-        if (message.receiveCount > 1) this.#counters.redeliveries++;
-        if (stamp.i >= warmup) e2e.recordValue(clampUs(receivedUs - stamp.t));
-      }
+      const { indices, sentTimes } = this.#book(batch);
       try {
-        if (this.#executor.trivial) {
+        if (this.#executor.trivial && !this.#hooks.runTask) {
           await this.#settle(handle, queue, batch, indices, sentTimes, undefined);
         } else {
-          const outcomes = await Promise.all(batch.map((_, k) => (indices[k]! < 0 ? true : this.#execute(indices[k]!))));
+          const outcomes = await Promise.all(
+            batch.map((message, k) => (indices[k]! < 0 ? true : this.#execute(indices[k]!, message.receiveCount))),
+          );
+          // Tasks that outlived the stop grace leave their messages to the broker (the handle is closed).
+          if (this.#handlesClosed) return;
           await this.#settle(handle, queue, batch, indices, sentTimes, outcomes);
         }
       } finally {
@@ -361,12 +472,146 @@ class PipelineRun {
     }
   }
 
-  async #execute(index: number): Promise<boolean> {
-    const started = this.#ctx.clock.nowUs();
-    const ok = await this.#executor.run();
-    if (index >= this.#config.warmupMessages) {
-      this.#histograms.execution.recordValue(clampUs(this.#ctx.clock.nowUs() - started));
+  /**
+   * A worker-pool consumer: takes free slots, receives at most that many messages, and starts each
+   * task at once without waiting for the rest of its batch; each message is acked (or nacked) on its own.
+   */
+  async #consumePooled(handle: Broker, settleHandle: Broker, queue: string, pool: TaskPool): Promise<void> {
+    const { config } = this.#ctx;
+    const settler = this.#settler(settleHandle, queue, config.receiveBatch);
+    let receiveErrors = 0;
+    while (!this.#stopConsumers) {
+      const slots = await pool.take(config.receiveBatch);
+      if (slots === 0) return; // the pool closed: the run is over
+      let batch: ReceivedMessage[];
+      try {
+        this.#counters.receiveCalls++;
+        batch = await handle.receive(queue, { maxMessages: slots, waitMs: config.receiveWaitMs });
+      } catch (error) {
+        pool.release(slots);
+        if (this.#stopConsumers) return;
+        this.#receiveFailed(error);
+        await this.#pause(backoff(++receiveErrors));
+        continue;
+      }
+      receiveErrors = 0;
+      this.#lastReceiveOkUs = this.#ctx.clock.nowUs();
+      if (batch.length < slots) pool.release(slots - batch.length);
+      if (batch.length === 0) {
+        this.#counters.emptyReceives++;
+        continue;
+      }
+      this.#processing += batch.length;
+      const { indices, sentTimes } = this.#book(batch);
+      for (let k = 0; k < batch.length; k++) {
+        const message = batch[k]!;
+        const index = indices[k]!;
+        this.#track(
+          (async () => {
+            let ok = false;
+            try {
+              ok = index < 0 ? true : await this.#execute(index, message.receiveCount);
+            } catch (error) {
+              // Only a scenario hook that broke its promise not to throw lands here; the message is nacked.
+              this.#noteError('task', error);
+            } finally {
+              pool.release(1); // the worker is free; its ack goes out with its neighbours'
+            }
+            settler.add(message, index, sentTimes[k]!, ok);
+          })(),
+        );
+      }
     }
+    settler.flush();
+  }
+
+  /** Keeps a pooled task's promise until it settles, so the end of the run can wait for it. */
+  #track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
+  }
+
+  /**
+   * Gathers finished pooled tasks and settles them together: when a receive batch's worth is waiting,
+   * or ACK_COALESCE_MS after the first one finished. Tasks that end together (the same fixed time)
+   * then share one ack call instead of one call each (on SQS, one request instead of ten).
+   */
+  #settler(settleHandle: Broker, queue: string, most: number): Settler {
+    let messages: ReceivedMessage[] = [];
+    let indices: number[] = [];
+    let sentTimes: number[] = [];
+    let outcomes: boolean[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (messages.length === 0) return;
+      const batch = { messages, indices, sentTimes, outcomes };
+      messages = [];
+      indices = [];
+      sentTimes = [];
+      outcomes = [];
+      this.#track(
+        (async () => {
+          try {
+            if (!this.#handlesClosed) await this.#settle(settleHandle, queue, batch.messages, batch.indices, batch.sentTimes, batch.outcomes);
+          } finally {
+            this.#processing -= batch.messages.length;
+          }
+        })(),
+      );
+    };
+    return {
+      add: (message, index, sentUs, ok) => {
+        messages.push(message);
+        indices.push(index);
+        sentTimes.push(sentUs);
+        outcomes.push(ok);
+        if (messages.length >= most || this.#stopConsumers) flush();
+        else timer ??= setTimeout(flush, ACK_COALESCE_MS);
+      },
+      flush,
+    };
+  }
+
+  /** Books a received batch in the ledger, the timeline and the end-to-end histogram; -1 marks a body that is not ours. */
+  #book(batch: readonly ReceivedMessage[]): { indices: number[]; sentTimes: number[] } {
+    const { config, clock } = this.#ctx;
+    const receivedUs = clock.nowUs();
+    this.#timeline.add('received', batch.length, receivedUs);
+    const warmup = config.warmupMessages;
+    const ledger = this.#ledger;
+    const e2e = this.#histograms.endToEnd;
+    const onDelivered = this.#hooks.onDelivered;
+    const indices = new Array<number>(batch.length);
+    const sentTimes = new Array<number>(batch.length);
+    for (let k = 0; k < batch.length; k++) {
+      const message = batch[k]!;
+      const stamp = decodeMessage(message.body);
+      if (stamp === undefined || stamp.i >= config.messages) {
+        indices[k] = -1;
+        sentTimes[k] = 0;
+        this.#counters.malformed++;
+        ledger.markUnknown();
+        continue;
+      }
+      indices[k] = stamp.i;
+      sentTimes[k] = stamp.t;
+      ledger.markDelivered(stamp.i);
+      if (message.receiveCount > 1) this.#counters.redeliveries++;
+      if (stamp.i >= warmup) e2e.recordValue(clampUs(receivedUs - stamp.t));
+      onDelivered?.(stamp.i, message.receiveCount, stamp.t, receivedUs);
+    }
+    return { indices, sentTimes };
+  }
+
+  async #execute(index: number, receiveCount: number): Promise<boolean> {
+    const started = this.#ctx.clock.nowUs();
+    const runTask = this.#hooks.runTask;
+    const ok = runTask ? await runTask(index, receiveCount) : await this.#executor.run();
+    const executionUs = this.#ctx.clock.nowUs() - started;
+    if (index >= this.#config.warmupMessages) this.#histograms.execution.recordValue(clampUs(executionUs));
+    this.#hooks.onExecuted?.(index, receiveCount, executionUs, ok);
     return ok;
   }
 
@@ -383,16 +628,19 @@ class PipelineRun {
     if (outcomes) {
       toAck = [];
       const toNack: ReceivedMessage[] = [];
-      for (let k = 0; k < batch.length; k++) (outcomes[k] ? toAck : toNack).push(batch[k]!);
+      const nackIndices: number[] = [];
+      for (let k = 0; k < batch.length; k++) {
+        if (outcomes[k]) {
+          toAck.push(batch[k]!);
+        } else {
+          toNack.push(batch[k]!);
+          nackIndices.push(indices[k]!);
+        }
+      }
       if (toNack.length > 0) {
         this.#counters.taskFailures += toNack.length;
         this.#timeline.add('failed', toNack.length, this.#ctx.clock.nowUs());
-        try {
-          await handle.nack(queue, toNack, this.#config.retryDelayMs);
-        } catch (error) {
-          this.#counters.ackErrors++;
-          this.#noteError('nack', error);
-        }
+        await this.#nack(handle, queue, toNack, nackIndices);
       }
     }
     if (toAck.length === 0) return;
@@ -420,15 +668,46 @@ class PipelineRun {
     if (this.#wakeDrain && this.#accountedFor()) this.#wakeDrain();
   }
 
+  /** Nacks failed deliveries, grouped by their retry delay when a scenario sets one per delivery. */
+  async #nack(handle: Broker, queue: string, toNack: ReceivedMessage[], indices: number[]): Promise<void> {
+    const delayOf = this.#hooks.retryDelayMs;
+    const groups = new Map<number, ReceivedMessage[]>();
+    if (!delayOf) {
+      groups.set(this.#config.retryDelayMs, toNack);
+    } else {
+      for (let k = 0; k < toNack.length; k++) {
+        const message = toNack[k]!;
+        const delayMs = delayOf(indices[k]!, message.receiveCount);
+        const group = groups.get(delayMs);
+        if (group) group.push(message);
+        else groups.set(delayMs, [message]);
+      }
+    }
+    for (const [delayMs, messages] of groups) {
+      try {
+        await handle.nack(queue, messages, delayMs);
+      } catch (error) {
+        this.#counters.ackErrors++;
+        this.#noteError('nack', error);
+      }
+    }
+  }
+
   /** Waits until every published message is accounted for, the broker is empty, or time runs out. */
   async #drain(): Promise<void> {
-    const { clock, config } = this.#ctx;
+    const { clock } = this.#ctx;
     let emptySamples = 0;
     let lastSample = this.#depthSamples;
     while (!this.#stopConsumers) {
       if (this.#accountedFor()) return;
-      if (clock.nowUs() > this.#deadlineUs) {
-        this.#finish('timeout', `--timeout ${config.timeoutMs} ms ran out with ${this.#outstanding()} messages outstanding`);
+      const nowUs = clock.nowUs();
+      if (nowUs > this.#deadlineUs) {
+        this.#finish('timeout', this.#timeoutReason());
+        return;
+      }
+      // Every receive has failed for a long while: the broker is gone, and waiting for --timeout helps nobody.
+      if (this.#lastReceiveErrorUs > this.#lastReceiveOkUs && nowUs - this.#lastReceiveOkUs > RECEIVE_OUTAGE_LIMIT_MS * 1000) {
+        this.#finish('failed', `no receive has succeeded for ${RECEIVE_OUTAGE_LIMIT_MS / 1000} s: ${this.#errors.get('receive') ?? 'receive failed'}`);
         return;
       }
       await new Promise<void>((resolve) => {
@@ -444,9 +723,97 @@ class PipelineRun {
       lastSample = this.#depthSamples;
       const depth = this.#depth;
       const empty = depth !== undefined && depth.ready + depth.inFlight + depth.delayed === 0;
-      emptySamples = empty && this.#processing === 0 ? emptySamples + 1 : 0;
+      emptySamples = empty && this.#inHand() === 0 ? emptySamples + 1 : 0;
       if (emptySamples >= 3) return;
     }
+  }
+
+  /** Messages received and not yet settled, by this run's consumers and by those reporting from elsewhere. */
+  #inHand(): number {
+    return this.#processing + (this.#ctx.consumers?.inHand() ?? 0);
+  }
+
+  /** Books what consumers outside this run report, as the in-process consumers book it themselves. */
+  #sink(): SubscriberSink {
+    const warmup = this.#config.warmupMessages;
+    const { endToEnd, execution, completion } = this.#histograms;
+    const ledger = this.#ledger;
+    const counters = this.#counters;
+    const timeline = this.#timeline;
+    const onDelivered = this.#hooks.onDelivered;
+    return {
+      delivered: (index, sentUs, receivedUs, receiveCount) => {
+        timeline.add('received', 1, receivedUs);
+        ledger.markDelivered(index);
+        if (receiveCount > 1) counters.redeliveries++;
+        if (index >= warmup) endToEnd.recordValue(clampUs(receivedUs - sentUs));
+        onDelivered?.(index, receiveCount, sentUs, receivedUs);
+      },
+      malformed: () => {
+        counters.malformed++;
+        ledger.markUnknown();
+      },
+      executed: (index, executionUs) => {
+        if (index >= warmup) execution.recordValue(clampUs(executionUs));
+      },
+      completed: (index, sentUs, ackedUs) => {
+        ledger.markCompleted(index);
+        if (index >= warmup) completion.recordValue(clampUs(ackedUs - sentUs));
+        timeline.add('completed', 1, ackedUs);
+        if (ackedUs > this.#lastCompletionUs) this.#lastCompletionUs = ackedUs;
+        if (this.#wakeDrain && this.#accountedFor()) this.#wakeDrain();
+      },
+      failed: (count, atUs) => {
+        counters.taskFailures += count;
+        timeline.add('failed', count, atUs);
+      },
+      receiveCall: (empty) => {
+        counters.receiveCalls++;
+        if (empty) counters.emptyReceives++;
+      },
+      error: (operation, message) => {
+        if (operation === 'receive') counters.receiveErrors++;
+        else if (operation !== 'process') counters.ackErrors++;
+        this.#noteError(operation, message);
+      },
+    };
+  }
+
+  /** Why --timeout ended the run, naming the phase it ran out in. */
+  #timeoutReason(): string {
+    const limit = `--timeout ${this.#config.timeoutMs / 1000} s ran out`;
+    if (!this.#publishEndUs) return `${limit} while publishing (${this.#published} of ${this.#config.messages} published)`;
+    return `${limit} while draining, with ${this.#outstanding()} messages outstanding`;
+  }
+
+  #receiveFailed(error: unknown): void {
+    this.#counters.receiveErrors++;
+    this.#lastReceiveErrorUs = this.#ctx.clock.nowUs();
+    this.#noteError('receive', error);
+  }
+
+  /** Sleeps `ms`, or less if the run stops meanwhile. */
+  #pause(ms: number): Promise<void> {
+    if (this.#stopPublishing && this.#stopConsumers) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
+    });
+  }
+
+  #wakeAll(): void {
+    for (const wake of [...this.#wakers]) wake();
+  }
+
+  /** Resolves once nothing is in hand, or after `graceMs`. */
+  async #settled(graceMs: number): Promise<void> {
+    const until = Date.now() + graceMs;
+    while (this.#inHand() > 0 && Date.now() < until) await sleep(10);
   }
 
   #accountedFor(): boolean {
@@ -523,10 +890,26 @@ class PipelineRun {
     }
     this.#stopPublishing = true;
     this.#stopConsumers = true;
+    this.#wakeAll();
   }
 
   #noteError(operation: string, error: unknown): void {
     if (!this.#errors.has(operation)) this.#errors.set(operation, `${operation}: ${describeError(error)}`);
+  }
+}
+
+/** The back-off after the `failures`-th failure in a row: 0.1 s, 0.2 s, 0.4 s … at most 1 s. */
+function backoff(failures: number): number {
+  return Math.min(MAX_ERROR_BACKOFF_MS, ERROR_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+}
+
+/** `promise`'s value, or undefined once `limitMs` has passed first. Never rejects on the timer's account. */
+async function withinMs<T>(promise: Promise<T>, limitMs: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, limitMs, undefined)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -6,6 +6,7 @@ import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions 
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
+import { UsageError } from '../errors.ts';
 import type { RequestTotals, RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
 import type { RunProgress } from './pipeline.ts';
@@ -26,7 +27,12 @@ export interface RunScenarioOptions {
   readonly onEvent?: (event: RunnerEvent) => void;
   readonly signal?: AbortSignal;
   readonly clock?: Clock;
+  /** Prefix for the run's keys and queue names; default `bb-<runId>`. Tests set it to reach the run's queues. */
+  readonly namespace?: string;
 }
+
+/** Longest teardown may take (removing the queues, closing the connection), ms; then it is given up. */
+const TEARDOWN_LIMIT_MS = 15_000;
 
 /** Queue names for a run: the channel itself, or `channel-0` … when the load is spread. */
 export function queueNames(config: Pick<RunConfig, 'channel' | 'queues'>): string[] {
@@ -36,12 +42,19 @@ export function queueNames(config: Pick<RunConfig, 'channel' | 'queues'>): strin
 
 export async function runScenario(options: RunScenarioOptions): Promise<RunRecord> {
   const { adapter, config, scenario, onEvent } = options;
+  // The CLI refuses these first; callers that come here directly get the same one line.
+  const capabilities = adapter.capabilities(config.mode);
+  const missing = scenario.requires.filter((capability) => !capabilities[capability]);
+  if (missing.length > 0) {
+    throw new UsageError(`scenario ${scenario.name} needs ${missing.join(', ')}, which ${adapter.name} (${config.mode}) does not support`);
+  }
   const runId = randomBytes(4).toString('hex');
-  const namespace = `bb-${runId}`;
+  const namespace = options.namespace ?? `bb-${runId}`;
   const queues = queueNames(config);
   const startedAt = new Date();
   onEvent?.({ type: 'phase', phase: 'prepare', detail: `connecting to ${adapter.name} (${config.mode})` });
   const broker = await adapter.open({ ...options.connection, namespace, mode: config.mode });
+  let record: RunRecord | undefined;
   try {
     const info = await broker.describe();
     for (const name of queues) {
@@ -55,9 +68,10 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       clock: options.clock ?? systemClock,
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
+      connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
     const requests = requestCounts(broker);
-    return {
+    record = {
       runId,
       startedAt,
       finishedAt: new Date(),
@@ -69,9 +83,39 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
     };
   } finally {
     onEvent?.({ type: 'phase', phase: 'teardown', detail: `removing ${queues.length} queue(s)` });
-    for (const name of queues) await broker.teardown(name).catch(() => undefined);
-    await broker.close().catch(() => undefined);
+    const problem = await teardown(broker, queues, namespace);
+    // A run that measured something keeps it; the queues it could not remove are named among its errors.
+    if (problem !== undefined && record !== undefined) {
+      record = { ...record, outcome: { ...record.outcome, errors: [...record.outcome.errors, problem] } };
+    }
   }
+  return record; // set: the try block either returned a record or threw
+}
+
+/** Removes the run's queues and closes the broker within TEARDOWN_LIMIT_MS; returns what went wrong, if anything. */
+async function teardown(broker: Broker, queues: readonly string[], namespace: string): Promise<string | undefined> {
+  const failed: string[] = [];
+  const work = (async () => {
+    for (const name of queues) {
+      try {
+        await broker.teardown(name);
+      } catch (error) {
+        failed.push(`${name} (${error instanceof Error ? error.message : String(error)})`);
+      }
+    }
+    await broker.close().catch(() => undefined);
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    work.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(resolve, TEARDOWN_LIMIT_MS, false))),
+  ]);
+  clearTimeout(timer);
+  if (!finished) {
+    void broker.close().catch(() => undefined);
+    return `teardown: gave up after ${TEARDOWN_LIMIT_MS / 1000} s; queues under ${namespace} may be left on the broker`;
+  }
+  return failed.length === 0 ? undefined : `teardown: could not remove ${failed.join('; ')}; they stay under ${namespace}`;
 }
 
 /** Adapters that count API requests (SQS) are asked for them; the others have none to give. */

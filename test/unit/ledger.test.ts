@@ -10,6 +10,7 @@ const zero = (expected: number): LedgerCounts => ({
   duplicateDeliveries: 0,
   completed: 0,
   duplicateCompletions: 0,
+  notSent: 0,
   lost: expected,
   unknown: 0,
 });
@@ -24,6 +25,16 @@ function deliverAndComplete(ledger: Ledger, indices: Iterable<number>) {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('Ledger', () => {
+  it('counts messages never sent as neither published nor lost', () => {
+    const ledger = new Ledger(10);
+    deliverAndComplete(ledger, [0, 1, 2]);
+    ledger.markPublishFailed(3);
+    ledger.markNotSent(8, 10);
+    ledger.markNotSent(5, 6);
+    expect(ledger.counts()).toMatchObject({ notSent: 3, publishFailed: 1, completed: 3, lost: 3 });
+    expect(ledger.missing(10)).toEqual([4, 6, 7]);
+  });
+
   it('starts with every message lost', () => {
     const ledger = new Ledger(10);
     expect(ledger.counts()).toEqual(zero(10));

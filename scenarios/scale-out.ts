@@ -1,0 +1,244 @@
+// scale-out: the same load run again with more consumers each time (--steps, default 1,2,4,8,16),
+// in this process or, with --scale-by processes, as that many consumer processes of one consumer
+// each. Answers the seed's "handling more should be as simple as adding another worker": a curve of
+// completions per second against consumers, and the step where it stops growing (less than 10% over
+// the step before). Each step gets fresh queues of its own (`<queue>-n<k>`), made and removed here.
+//
+// The result's top-level figures cover all steps together (ledgers summed, histograms merged, the
+// timeline laid end to end); the per-step table and `records.steps` are the measurement.
+//
+// LIMITATION: everything shares this host's cores: past a few consumers the curve flattens where the
+// machine (the broker, the harness, the publisher) runs out, not necessarily where the broker does.
+// The publisher runs at full speed alongside, as in throughput. Processes start before each step's
+// clock but cost memory and CPU while they idle. --timeout bounds all steps together; steps that do
+// not fit are skipped and said so.
+
+import type { Histogram } from 'hdr-histogram-js';
+import { UsageError } from '../src/errors.ts';
+import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import type { LedgerCounts } from '../src/metrics/ledger.ts';
+import type { TimelinePoint } from '../src/metrics/timeline.ts';
+import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
+import { runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
+import { ProcessConsumers } from '../src/runner/process-consumers.ts';
+import type { Scenario, ScenarioContext, ScenarioOutcome, ScenarioValue } from './scenario.ts';
+import { ledgerVerdicts } from './verdicts.ts';
+
+/** A step gaining less than this over the one before means throughput stopped growing. */
+const GROWTH_THRESHOLD = 0.1;
+
+interface StepResult {
+  readonly consumers: number;
+  readonly outcome: PipelineOutcome;
+  readonly completePerSec: number;
+  /** Over the step before, as a fraction (0.25 = +25%); null for the first. */
+  readonly gain: number | null;
+}
+
+export const scaleOut: Scenario = {
+  name: 'scale-out',
+  measures: 'completions per second for the same load with 1, 2, 4 … consumers (or consumer processes), and the step where it stops growing',
+  limitations: 'all steps share this host: the curve flattens where the machine runs out, not necessarily the broker',
+  requires: [],
+  defaults: { messages: 10_000, receiveBatch: 10, task: { durationMs: 10, distribution: 'fixed', work: 'sleep' } },
+  configure(config) {
+    const tooFew = config.scaleSteps.find((step) => step < config.queues);
+    if (tooFew !== undefined) {
+      throw new UsageError(`--steps ${tooFew} is fewer than --queues ${config.queues}: every queue needs a consumer`);
+    }
+    if (config.scaleBy === 'processes' && config.taskConcurrency > 0) {
+      throw new UsageError('scale-out --scale-by processes runs whole batches in each process: leave --concurrency out');
+    }
+    return config;
+  },
+  async run(context): Promise<ScenarioOutcome> {
+    const { config, clock } = context;
+    const deadlineUs = clock.nowUs() + config.timeoutMs * 1000;
+    const steps: StepResult[] = [];
+    const skipped: number[] = [];
+    for (const [k, consumers] of config.scaleSteps.entries()) {
+      const remainingMs = Math.floor((deadlineUs - clock.nowUs()) / 1000);
+      if (remainingMs <= 0 || context.signal?.aborted || steps.some((step) => step.outcome.status === 'interrupted')) {
+        skipped.push(consumers);
+        continue;
+      }
+      const outcome = await runStep(context, k, consumers, remainingMs);
+      const seconds = (outcome.endUs - outcome.startUs) / 1e6;
+      const completePerSec = seconds > 0 ? outcome.ledger.completed / seconds : 0;
+      const before = steps.at(-1);
+      const gain = before && before.completePerSec > 0 ? completePerSec / before.completePerSec - 1 : null;
+      steps.push({ consumers, outcome, completePerSec, gain });
+    }
+    if (steps.length === 0) throw new Error('scale-out ran no step');
+
+    const unit = config.scaleBy === 'processes' ? 'consumer processes' : 'consumers';
+    const verdicts: string[] = [];
+    const best = steps.reduce((top, step) => (step.completePerSec > top.completePerSec ? step : top));
+    const knee = steps.findIndex((step) => step.gain !== null && step.gain < GROWTH_THRESHOLD);
+    if (steps.length === 1) {
+      verdicts.push(`one step only: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}; give --steps more counts for a curve`);
+    } else if (knee < 0) {
+      const last = steps.at(-1)!;
+      verdicts.push(
+        `still growing at ${last.consumers} ${unit}: ${formatRate(last.completePerSec)}, ${signedPercent(last.gain ?? 0)} over the step before; try more steps`,
+      );
+    } else {
+      const at = steps[knee - 1]!;
+      const next = steps[knee]!;
+      verdicts.push(
+        `throughput stops growing at ${at.consumers} ${unit}: ${formatRate(at.completePerSec)}, and ${next.consumers} gave ${formatRate(next.completePerSec)} ` +
+          `(${signedPercent(next.gain!)}, under +${GROWTH_THRESHOLD * 100}%)`,
+      );
+    }
+    verdicts.push(`best: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}, ${(best.completePerSec / steps[0]!.completePerSec).toFixed(1)}x the first step`);
+    if (skipped.length > 0) verdicts.push(`skipped ${skipped.join(', ')} ${unit}: --timeout ran out or the run was interrupted`);
+    for (const step of steps) {
+      if (step.outcome.status !== 'completed') verdicts.push(`${step.consumers} ${unit}: ${step.outcome.status}, ${step.outcome.reason ?? ''}`.trim());
+    }
+    const merged = mergeOutcomes(steps.map((step) => step.outcome));
+    verdicts.push(...ledgerVerdicts(merged).map((line) => `all steps: ${line}`));
+
+    const rows = steps.map((step) => {
+      const e2e = summarize(step.outcome.histograms.endToEnd);
+      return [
+        String(step.consumers),
+        formatRate(step.completePerSec),
+        step.gain === null ? '-' : signedPercent(step.gain),
+        `${(step.completePerSec / steps[0]!.completePerSec / (step.consumers / steps[0]!.consumers) * 100).toFixed(0)}%`,
+        formatLatency(e2e.p50),
+        formatLatency(e2e.p99),
+        formatCount(step.outcome.ledger.lost),
+        step.outcome.status,
+      ];
+    });
+    const records = steps.map((step): Record<string, ScenarioValue> => {
+      const e2e = summarize(step.outcome.histograms.endToEnd);
+      return {
+        consumers: step.consumers,
+        completePerSec: step.completePerSec,
+        gain: step.gain,
+        totalSec: (step.outcome.endUs - step.outcome.startUs) / 1e6,
+        endToEndP50Us: e2e.p50,
+        endToEndP99Us: e2e.p99,
+        completed: step.outcome.ledger.completed,
+        lost: step.outcome.ledger.lost,
+        status: step.outcome.status,
+      };
+    });
+    return {
+      ...merged,
+      verdicts,
+      scenarioData: {
+        tables: [
+          {
+            title: `scale-out by ${unit} (${formatCount(config.messages)} messages per step)`,
+            head: [unit, 'completed/s', 'gain', 'efficiency vs first', 'e2e p50', 'e2e p99', 'lost', 'status'],
+            rows,
+          },
+        ],
+        histograms: {},
+        records: { steps: records },
+        values: {
+          scaleBy: config.scaleBy,
+          bestCompletePerSec: best.completePerSec,
+          bestConsumers: best.consumers,
+          stopsGrowingAt: knee > 0 ? steps[knee - 1]!.consumers : null,
+        },
+      },
+    };
+  },
+};
+
+/** One step on queues of its own, which are made before and removed after. */
+async function runStep(context: ScenarioContext, k: number, consumers: number, timeoutMs: number): Promise<PipelineOutcome> {
+  const { broker, config, connection } = context;
+  const queues = context.queues.map((queue) => `${queue}-n${k}`);
+  const specs = queues.map((name) => ({ name, visibilityTimeoutMs: config.visibilityTimeoutMs, maxReceives: config.maxReceives }));
+  const stepConfig = { ...config, consumers, timeoutMs };
+  try {
+    for (const spec of specs) await broker.prepare(spec);
+    let external: ProcessConsumers | undefined;
+    if (config.scaleBy === 'processes') {
+      if (!connection) throw new Error('scale-out by processes needs the connection the broker was opened with');
+      external = new ProcessConsumers({
+        adapter: connection.adapter,
+        options: connection.options,
+        queues: specs,
+        processes: consumers,
+        consumers,
+        config: stepConfig,
+        clock: context.clock,
+      });
+    }
+    return await runPipeline({ ...context, config: stepConfig, queues, ...(external ? { consumers: external } : {}) });
+  } finally {
+    for (const queue of queues) await broker.teardown(queue).catch(() => undefined);
+  }
+}
+
+/** All steps as one outcome: counts summed, histograms merged, timelines laid end to end. */
+export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOutcome {
+  const first = outcomes[0]!;
+  const last = outcomes.at(-1)!;
+  const sumOf = <T extends object>(pick: (outcome: PipelineOutcome) => T): T => {
+    const total: Record<string, number> = {};
+    for (const outcome of outcomes) {
+      for (const [key, value] of Object.entries(pick(outcome))) if (typeof value === 'number') total[key] = (total[key] ?? 0) + value;
+    }
+    return total as T;
+  };
+  const merge = (pick: (histograms: PipelineHistograms) => Histogram): Histogram => {
+    const merged = createLatencyHistogram();
+    for (const outcome of outcomes) merged.add(pick(outcome.histograms));
+    return merged;
+  };
+  const timeline: TimelinePoint[] = [];
+  for (const outcome of outcomes) {
+    const offset = Math.max(0, Math.floor((outcome.startUs - first.startUs) / 1e6));
+    for (const point of outcome.timeline) {
+      const second = point.second + offset;
+      while (timeline.length <= second) timeline.push({ second: timeline.length, published: 0, received: 0, completed: 0, failed: 0 });
+      const into = timeline[second]!;
+      into.published += point.published;
+      into.received += point.received;
+      into.completed += point.completed;
+      into.failed += point.failed;
+      if (point.depth !== undefined) into.depth = point.depth;
+    }
+  }
+  const failed = outcomes.find((outcome) => outcome.status !== 'completed');
+  const cpuUserMs = outcomes.reduce((sum, o) => sum + o.harness.cpuUserMs, 0);
+  const cpuSystemMs = outcomes.reduce((sum, o) => sum + o.harness.cpuSystemMs, 0);
+  const wallMs = (last.endUs - first.startUs) / 1000;
+  return {
+    status: failed?.status ?? 'completed',
+    reason: failed?.reason,
+    startUs: first.startUs,
+    publishEndUs: last.publishEndUs,
+    endUs: last.endUs,
+    ledger: sumOf<LedgerCounts>((outcome) => outcome.ledger),
+    missing: outcomes.find((outcome) => outcome.missing.length > 0)?.missing ?? [],
+    counters: sumOf<RunCounters>((outcome) => outcome.counters),
+    histograms: {
+      publish: merge((h) => h.publish),
+      endToEnd: merge((h) => h.endToEnd),
+      execution: merge((h) => h.execution),
+      completion: merge((h) => h.completion),
+    },
+    timeline,
+    finalDepth: last.finalDepth,
+    errors: [...new Set(outcomes.flatMap((outcome) => outcome.errors))],
+    harness: {
+      cpuUserMs,
+      cpuSystemMs,
+      cpuCores: wallMs > 0 ? (cpuUserMs + cpuSystemMs) / wallMs : 0,
+      peakRssBytes: Math.max(...outcomes.map((o) => o.harness.peakRssBytes)),
+      eventLoopDelayP50Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP50Ms)),
+      eventLoopDelayP99Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP99Ms)),
+    },
+  };
+}
+
+function signedPercent(fraction: number): string {
+  return `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(0)}%`;
+}
