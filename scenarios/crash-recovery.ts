@@ -16,7 +16,7 @@
 // Redis' 100 ms blocking tick). Child processes add their own start-up time to the replacement.
 
 import { UsageError } from '../src/errors.ts';
-import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers, type CrashRecord } from '../src/runner/process-consumers.ts';
@@ -57,7 +57,7 @@ class RecoveryTracker {
     }
     this.#waiting.delete(index);
     this.redelivered++;
-    this.redelivery.recordValue(Math.max(1, Math.round(receivedUs - firstUs)));
+    recordLatency(this.redelivery, receivedUs - firstUs);
     if (receivedUs > this.lastRedeliveryUs) this.lastRedeliveryUs = receivedUs;
   }
 

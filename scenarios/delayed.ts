@@ -14,7 +14,7 @@
 // wakes for a due message at the latest after --receive-wait-ms.
 
 import { UsageError } from '../src/errors.ts';
-import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { BucketCounts, percent } from './kit.ts';
@@ -71,7 +71,7 @@ export const delayed: Scenario = {
             withinGranularity++;
             withinUs = Math.max(withinUs, -lateUs);
           }
-          lateness.recordValue(Math.max(1, Math.round(lateUs)));
+          recordLatency(lateness, Math.max(0, lateUs)); // within the granularity: on time, not a clock error
           buckets.add(lateUs);
         },
       },

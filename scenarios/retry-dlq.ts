@@ -17,7 +17,7 @@
 // causes (a task longer than --visibility-timeout-ms) counts as an attempt, as brokers count it.
 
 import { UsageError } from '../src/errors.ts';
-import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { Executor, seededRandom } from '../src/pipeline/executor.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
@@ -95,7 +95,7 @@ export const retryDlq: Scenario = {
           }
           const attempt = stats[receiveCount]!;
           attempt.deliveries++;
-          if (receiveCount > 1 && failedAtUs[index]! > 0) attempt.waited.recordValue(Math.max(1, Math.round(receivedUs - failedAtUs[index]!)));
+          if (receiveCount > 1 && failedAtUs[index]! > 0) recordLatency(attempt.waited, receivedUs - failedAtUs[index]!);
         },
         onExecuted(_index, receiveCount, _us, ok) {
           if (!ok && receiveCount <= attempts) stats[receiveCount]!.failures++;

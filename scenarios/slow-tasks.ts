@@ -13,7 +13,7 @@
 
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
-import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { sleep } from '../src/pipeline/executor.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
@@ -75,13 +75,13 @@ export const slowTasks: Scenario = {
           return true;
         },
         onDelivered(index, receiveCount, sentUs, receivedUs) {
-          if (receiveCount === 1) stats.get(typeOf(index).name)!.waited.recordValue(Math.max(1, Math.round(receivedUs - sentUs)));
+          if (receiveCount === 1) recordLatency(stats.get(typeOf(index).name)!.waited, receivedUs - sentUs);
         },
         onExecuted(index, _receiveCount, executionUs) {
           const s = stats.get(typeOf(index).name)!;
           s.count++;
           s.totalUs += executionUs;
-          s.execution.recordValue(Math.max(1, Math.round(executionUs)));
+          recordLatency(s.execution, executionUs);
         },
       },
     });

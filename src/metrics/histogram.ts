@@ -115,6 +115,42 @@ export function recordLatency(h: Histogram, valueUs: number): void {
   h.recordValue(clampUs(h, valueUs));
 }
 
+/** Records `count` equal latencies at once, clamped and counted like recordLatency. */
+export function recordLatencyTimes(h: Histogram, valueUs: number, count: number): void {
+  h.recordValueWithCount(clampUs(h, valueUs), count);
+}
+
+/**
+ * Records latencies in runs of equal values, one histogram call per run. A publish batch shares one
+ * send time and a receive batch one receive time, so a received batch is mostly a single run: this
+ * turns ~100 records per batch into one or two, with exactly the same counts. `flush()` after a batch.
+ */
+export class RunRecorder {
+  readonly #histogram: Histogram;
+  #valueUs = 0;
+  #count = 0;
+
+  constructor(histogram: Histogram) {
+    this.#histogram = histogram;
+  }
+
+  add(valueUs: number): void {
+    if (this.#count > 0 && valueUs === this.#valueUs) {
+      this.#count++;
+      return;
+    }
+    this.flush();
+    this.#valueUs = valueUs;
+    this.#count = 1;
+  }
+
+  flush(): void {
+    if (this.#count === 0) return;
+    recordLatencyTimes(this.#histogram, this.#valueUs, this.#count);
+    this.#count = 0;
+  }
+}
+
 /**
  * Under a fixed rate: records the value plus the samples a stalled sender would have taken
  * (value - k·interval for every k while ≥ interval), as `recordValueWithExpectedInterval` does,

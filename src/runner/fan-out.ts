@@ -23,7 +23,7 @@ import {
 } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import { createLatencyHistogram } from '../metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
 import { decodeMessage } from '../pipeline/message.ts';
@@ -229,7 +229,7 @@ export class FanOut implements ConsumerSet {
     return {
       delivered: (index, sentUs, receivedUs, receiveCount) => {
         const first = group.ledger.markDelivered(index);
-        if (index >= warmup) group.endToEnd.recordValue(clampUs(receivedUs - sentUs));
+        if (index >= warmup) recordLatency(group.endToEnd, receivedUs - sentUs);
         // The pipeline hears of the first group's delivery, and of every duplicate within a group.
         if (!first) {
           sink.delivered(index, sentUs, receivedUs, receiveCount);
@@ -245,7 +245,7 @@ export class FanOut implements ConsumerSet {
       executed: (index, executionUs) => sink.executed(index, executionUs),
       completed: (index, sentUs, ackedUs) => {
         if (!group.ledger.markCompleted(index)) return;
-        if (index >= warmup) group.completion.recordValue(clampUs(ackedUs - sentUs));
+        if (index >= warmup) recordLatency(group.completion, ackedUs - sentUs);
         if (++done[index]! === groups) sink.completed(index, sentUs, ackedUs);
       },
       failed: (count, atUs) => sink.failed(count, atUs),
@@ -309,6 +309,3 @@ function markFailed(ledger: Ledger, messages: readonly OutgoingMessage[]): void 
   }
 }
 
-function clampUs(valueUs: number): number {
-  return valueUs < 1 ? 1 : valueUs > 3_600_000_000 ? 3_600_000_000 : Math.round(valueUs);
-}

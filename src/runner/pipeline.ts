@@ -7,7 +7,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import type { Broker, QueueDepth, ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import { createLatencyHistogram } from '../metrics/histogram.ts';
+import { createLatencyHistogram, recordLatency, recordLatencyTimes, RunRecorder } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Timeline, type TimelinePoint } from '../metrics/timeline.ts';
 import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
@@ -191,6 +191,9 @@ class PipelineRun {
   readonly #timeline: Timeline;
   readonly #executor: Executor;
   readonly #histograms: PipelineHistograms;
+  /** End-to-end and completion latencies of a batch come in runs of equal values: one record per run. */
+  readonly #endToEndRuns: RunRecorder;
+  readonly #completionRuns: RunRecorder;
   readonly #startUs: number;
   readonly #deadlineUs: number;
   readonly #errors = new Map<string, string>();
@@ -260,6 +263,8 @@ class PipelineRun {
       execution: createLatencyHistogram(),
       completion: createLatencyHistogram(),
     };
+    this.#endToEndRuns = new RunRecorder(this.#histograms.endToEnd);
+    this.#completionRuns = new RunRecorder(this.#histograms.completion);
   }
 
   async run(): Promise<PipelineOutcome> {
@@ -423,11 +428,11 @@ class PipelineRun {
   #recordPublish(first: number, count: number, ackUs: number, sentUs: number, limiter: RateLimiter | undefined): void {
     const h = this.#histograms.publish;
     if (!limiter) {
-      h.recordValueWithCount(clampUs(ackUs - sentUs), count);
+      recordLatencyTimes(h, ackUs - sentUs, count);
       return;
     }
     for (let k = 0; k < count; k++) {
-      if (first + k >= this.#config.warmupMessages) h.recordValue(clampUs(ackUs - limiter.intendedUs(first + k)));
+      if (first + k >= this.#config.warmupMessages) recordLatency(h, ackUs - limiter.intendedUs(first + k));
     }
   }
 
@@ -581,7 +586,7 @@ class PipelineRun {
     this.#timeline.add('received', batch.length, receivedUs);
     const warmup = config.warmupMessages;
     const ledger = this.#ledger;
-    const e2e = this.#histograms.endToEnd;
+    const e2e = this.#endToEndRuns;
     const onDelivered = this.#hooks.onDelivered;
     const indices = new Array<number>(batch.length);
     const sentTimes = new Array<number>(batch.length);
@@ -599,9 +604,10 @@ class PipelineRun {
       sentTimes[k] = stamp.t;
       ledger.markDelivered(stamp.i);
       if (message.receiveCount > 1) this.#counters.redeliveries++;
-      if (stamp.i >= warmup) e2e.recordValue(clampUs(receivedUs - stamp.t));
+      if (stamp.i >= warmup) e2e.add(receivedUs - stamp.t);
       onDelivered?.(stamp.i, message.receiveCount, stamp.t, receivedUs);
     }
+    e2e.flush();
     return { indices, sentTimes };
   }
 
@@ -610,7 +616,7 @@ class PipelineRun {
     const runTask = this.#hooks.runTask;
     const ok = runTask ? await runTask(index, receiveCount) : await this.#executor.run();
     const executionUs = this.#ctx.clock.nowUs() - started;
-    if (index >= this.#config.warmupMessages) this.#histograms.execution.recordValue(clampUs(executionUs));
+    if (index >= this.#config.warmupMessages) recordLatency(this.#histograms.execution, executionUs);
     this.#hooks.onExecuted?.(index, receiveCount, executionUs, ok);
     return ok;
   }
@@ -654,15 +660,16 @@ class PipelineRun {
     }
     const ackedUs = this.#ctx.clock.nowUs();
     const warmup = this.#config.warmupMessages;
-    const completion = this.#histograms.completion;
+    const completion = this.#completionRuns;
     let completed = 0;
     for (let k = 0; k < batch.length; k++) {
       const index = indices[k]!;
       if (index < 0 || (outcomes && !outcomes[k])) continue;
       this.#ledger.markCompleted(index);
       completed++;
-      if (index >= warmup) completion.recordValue(clampUs(ackedUs - sentTimes[k]!));
+      if (index >= warmup) completion.add(ackedUs - sentTimes[k]!);
     }
+    completion.flush();
     this.#timeline.add('completed', completed, ackedUs);
     this.#lastCompletionUs = ackedUs;
     if (this.#wakeDrain && this.#accountedFor()) this.#wakeDrain();
@@ -746,7 +753,7 @@ class PipelineRun {
         timeline.add('received', 1, receivedUs);
         ledger.markDelivered(index);
         if (receiveCount > 1) counters.redeliveries++;
-        if (index >= warmup) endToEnd.recordValue(clampUs(receivedUs - sentUs));
+        if (index >= warmup) recordLatency(endToEnd, receivedUs - sentUs);
         onDelivered?.(index, receiveCount, sentUs, receivedUs);
       },
       malformed: () => {
@@ -754,11 +761,11 @@ class PipelineRun {
         ledger.markUnknown();
       },
       executed: (index, executionUs) => {
-        if (index >= warmup) execution.recordValue(clampUs(executionUs));
+        if (index >= warmup) recordLatency(execution, executionUs);
       },
       completed: (index, sentUs, ackedUs) => {
         ledger.markCompleted(index);
-        if (index >= warmup) completion.recordValue(clampUs(ackedUs - sentUs));
+        if (index >= warmup) recordLatency(completion, ackedUs - sentUs);
         timeline.add('completed', 1, ackedUs);
         if (ackedUs > this.#lastCompletionUs) this.#lastCompletionUs = ackedUs;
         if (this.#wakeDrain && this.#accountedFor()) this.#wakeDrain();
@@ -913,12 +920,7 @@ async function withinMs<T>(promise: Promise<T>, limitMs: number): Promise<T | un
   }
 }
 
-const MAX_TRACKABLE_US = 3_600_000_000;
 
-/** Histograms take whole µs from 1 to an hour; anything outside is clamped, never thrown. */
-function clampUs(valueUs: number): number {
-  return valueUs < 1 ? 1 : valueUs > MAX_TRACKABLE_US ? MAX_TRACKABLE_US : Math.round(valueUs);
-}
 
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
