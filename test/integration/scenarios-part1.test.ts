@@ -5,70 +5,24 @@
 
 import { describe, expect, it } from 'vitest';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
-import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
 import { sqsAdapter } from '../../adapters/sqs.ts';
-import type { BrokerAdapter, BrokerOptions } from '../../src/broker.ts';
 import { systemClock } from '../../src/clock.ts';
-import { DEFAULTS, type RunConfig } from '../../src/config.ts';
+import type { RunConfig } from '../../src/config.ts';
 import { UsageError } from '../../src/errors.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
 import { printSummary } from '../../src/report/print.ts';
-import { buildResult, type ResultFile } from '../../src/report/result-file.ts';
+import type { ResultFile } from '../../src/report/result-file.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
 import { runScenario } from '../../src/runner/runner.ts';
-import { findScenario, type Scenario } from '../../scenarios/index.ts';
+import { findScenario } from '../../scenarios/index.ts';
 import { runCli } from '../helpers/cli.ts';
 import { openRedisListFixture, redisUrl } from '../helpers/redis.ts';
+import { scenarioRunner, type Target } from '../helpers/scenarios.ts';
 import { useSqsEndpoint } from '../helpers/sqs.ts';
 
 const sqsEndpoint = useSqsEndpoint();
 
-type Target = 'redis-list' | 'redis-stream' | 'sqs';
-
-const ADAPTERS: Record<Target, { adapter: BrokerAdapter; mode: string }> = {
-  'redis-list': { adapter: redisListAdapter, mode: 'reliable' },
-  'redis-stream': { adapter: redisStreamAdapter, mode: 'group' },
-  sqs: { adapter: sqsAdapter, mode: 'standard' },
-};
-
-function connection(target: Target): Omit<BrokerOptions, 'namespace'> {
-  if (target !== 'sqs') return { url: redisUrl(), commandTimeoutMs: 3_000 };
-  const endpoint = sqsEndpoint();
-  return {
-    ...(endpoint.endpoint === undefined ? {} : { url: endpoint.endpoint }),
-    commandTimeoutMs: 3_000,
-    settings: { region: endpoint.region, endpointKind: endpoint.kind, endpointVersion: endpoint.version },
-  };
-}
-
-/** The config the CLI would build: global defaults, then the scenario's, then the test's, then configure(). */
-function configFor(scenario: Scenario, target: Target, change: Partial<RunConfig>): RunConfig {
-  const { adapter, mode } = ADAPTERS[target];
-  const capabilities = adapter.capabilities(mode);
-  const { task: taskDefaults, ...defaults } = scenario.defaults ?? {};
-  const base: RunConfig = {
-    ...DEFAULTS,
-    ...defaults,
-    adapter: adapter.name,
-    mode,
-    scenario: scenario.name,
-    publishBatch: Math.min(DEFAULTS.publishBatch, capabilities.maxBatchSize),
-    receiveBatch: Math.min(DEFAULTS.receiveBatch, capabilities.maxBatchSize),
-    receiveWaitMs: 200,
-    timeoutMs: 60_000,
-    ...change,
-    task: { ...NO_TASK, ...taskDefaults, ...change.task },
-  };
-  return scenario.configure ? scenario.configure(base, capabilities) : base;
-}
-
-async function run(name: string, target: Target, change: Partial<RunConfig>): Promise<ResultFile> {
-  const scenario = findScenario(name)!;
-  const { adapter } = ADAPTERS[target];
-  const record = await runScenario({ adapter, connection: connection(target), config: configFor(scenario, target, change), scenario });
-  // Through JSON, as a result file is read back.
-  return JSON.parse(JSON.stringify(buildResult(record))) as ResultFile;
-}
+const { connection, configFor, run } = scenarioRunner(sqsEndpoint);
 
 function values(result: ResultFile): Record<string, unknown> {
   expect(result.scenarioData).toBeDefined();

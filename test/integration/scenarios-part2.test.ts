@@ -8,74 +8,20 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisListAdapter } from '../../adapters/redis-list.ts';
-import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
-import { sqsAdapter } from '../../adapters/sqs.ts';
-import type { BrokerAdapter, BrokerOptions } from '../../src/broker.ts';
-import { DEFAULTS, validateConfig, type RunConfig } from '../../src/config.ts';
+import type { RunConfig } from '../../src/config.ts';
 import { UsageError } from '../../src/errors.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
-import { printSummary } from '../../src/report/print.ts';
-import { buildResult, readResult, type ResultFile } from '../../src/report/result-file.ts';
-import { runScenario } from '../../src/runner/runner.ts';
+import { readResult, type ResultFile } from '../../src/report/result-file.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
-import { findScenario, type Scenario } from '../../scenarios/index.ts';
+import { findScenario } from '../../scenarios/index.ts';
 import { runCli } from '../helpers/cli.ts';
 import { keysWithPrefix, redisUrl } from '../helpers/redis.ts';
+import { scenarioRunner } from '../helpers/scenarios.ts';
 import { useSqsEndpoint } from '../helpers/sqs.ts';
 
 const sqsEndpoint = useSqsEndpoint();
 
-type Target = 'redis-list' | 'redis-list simple' | 'redis-stream' | 'sqs';
-
-const ADAPTERS: Record<Target, { adapter: BrokerAdapter; mode: string }> = {
-  'redis-list': { adapter: redisListAdapter, mode: 'reliable' },
-  'redis-list simple': { adapter: redisListAdapter, mode: 'simple' },
-  'redis-stream': { adapter: redisStreamAdapter, mode: 'group' },
-  sqs: { adapter: sqsAdapter, mode: 'standard' },
-};
-
-function connection(target: Target, url = redisUrl()): Omit<BrokerOptions, 'namespace'> {
-  if (target !== 'sqs') return { url, commandTimeoutMs: 3_000 };
-  const endpoint = sqsEndpoint();
-  return {
-    ...(endpoint.endpoint === undefined ? {} : { url: endpoint.endpoint }),
-    commandTimeoutMs: 3_000,
-    settings: { region: endpoint.region, endpointKind: endpoint.kind, endpointVersion: endpoint.version },
-  };
-}
-
-/** The config the CLI would build: global defaults, the scenario's own, the test's; validated, then configure(). */
-function configFor(scenario: Scenario, target: Target, change: Partial<RunConfig>): RunConfig {
-  const { adapter, mode } = ADAPTERS[target];
-  const capabilities = adapter.capabilities(mode);
-  const { task: taskDefaults, ...defaults } = scenario.defaults ?? {};
-  const base: RunConfig = {
-    ...DEFAULTS,
-    publishBatch: Math.min(DEFAULTS.publishBatch, capabilities.maxBatchSize),
-    receiveBatch: Math.min(DEFAULTS.receiveBatch, capabilities.maxBatchSize),
-    ...defaults,
-    adapter: adapter.name,
-    mode,
-    scenario: scenario.name,
-    receiveWaitMs: 200,
-    timeoutMs: 60_000,
-    ...change,
-    task: { ...NO_TASK, ...taskDefaults, ...change.task },
-  };
-  validateConfig(base, capabilities);
-  return scenario.configure ? scenario.configure(base, capabilities) : base;
-}
-
-async function run(name: string, target: Target, change: Partial<RunConfig>, url?: string): Promise<ResultFile> {
-  const scenario = findScenario(name)!;
-  const { adapter } = ADAPTERS[target];
-  const record = await runScenario({ adapter, connection: connection(target, url), config: configFor(scenario, target, change), scenario });
-  const result = buildResult(record);
-  // The summary prints the scenario's tables without failing; then through JSON, as a file is read back.
-  expect(printSummary(result)).toContain(result.scenarioData?.tables[0]?.title ?? '');
-  return JSON.parse(JSON.stringify(result)) as ResultFile;
-}
+const { configFor, run } = scenarioRunner(sqsEndpoint);
 
 function values(result: ResultFile): Record<string, unknown> {
   expect(result.scenarioData).toBeDefined();
