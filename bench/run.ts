@@ -24,7 +24,7 @@ const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
-const ROUNDS = quick ? 1 : 3;
+const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
 
@@ -112,13 +112,20 @@ async function measure(groups: readonly Group[]): Promise<Map<string, number[]>>
   return rates;
 }
 
+/**
+ * Median rates, and each case's ratio to the baseline as the median of its per-round ratios: a case
+ * and its baseline run back to back in every round, so a ratio within a round cancels most of the
+ * machine's drift, which a ratio of medians taken over different rounds would not.
+ */
 function formatGroup(group: Group, rates: ReadonlyMap<string, readonly number[]>): string {
-  const baseline = median(rates.get(group.baseline.name)!);
-  const lines = [`median rates and ratio to ${group.title}`];
+  const baselineRates = rates.get(group.baseline.name)!;
+  const lines = [`median rates, and ratio to ${group.title} (median of ${ROUNDS} round(s), range in brackets)`];
   for (const { name, label, targeted } of [group.baseline, ...group.harness]) {
-    const rate = median(rates.get(name)!);
+    const caseRates = rates.get(name)!;
+    const ratios = caseRates.map((rate, round) => rate / baselineRates[round]!);
+    const spread = ratios.length > 1 ? ` [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]` : '';
     const target = targeted ? `  (target >= ${TARGET.toFixed(2)})` : '';
-    lines.push(`  ${label.padEnd(27)} ${formatRate(rate).padStart(12)}  ${(rate / baseline).toFixed(2)}x${target}`);
+    lines.push(`  ${label.padEnd(27)} ${formatRate(median(caseRates)).padStart(12)}  ${median(ratios).toFixed(2)}x${spread}${target}`);
   }
   return lines.join('\n');
 }
