@@ -21,10 +21,10 @@ import { loadRuns, type LatencyKind, type LoadedRun } from './load.ts';
 import { pricingNote } from './pricing.ts';
 
 const KIND_TITLE: Readonly<Record<LatencyKind, string>> = {
-  endToEnd: 'End-to-end latency (publish to completion)',
+  endToEnd: 'End-to-end latency (send to receipt by a consumer)',
   publish: 'Publish latency (call to broker acknowledgement)',
   execution: 'Execution latency (task)',
-  completion: 'Completion latency',
+  completion: 'Completion latency (send to ack after the task)',
 };
 const CHARTED_KINDS: readonly LatencyKind[] = ['endToEnd', 'publish', 'execution'];
 
