@@ -18,7 +18,7 @@
 
 import { isMemoryReporting, type QueueDepth, type ServerMemory } from '../src/broker.ts';
 import { formatBytes, formatCount, formatRate } from '../src/report/format.ts';
-import { runPipeline } from '../src/runner/pipeline.ts';
+import { runPipeline, sumDepths } from '../src/runner/pipeline.ts';
 import { percent, seconds } from './kit.ts';
 import type { Scenario, ScenarioOutcome, ScenarioTable, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
@@ -48,13 +48,7 @@ export const backlog: Scenario = {
       // Every message is offered once: accepted, or refused and counted; never silently skipped.
       publishErrors: { giveUpAfter: Number.POSITIVE_INFINITY, backoffMs: 0 },
       afterPublish: async () => {
-        const depths = await Promise.all(queues.map((queue) => broker.depth(queue)));
-        const depth = depths.reduce((sum, d) => ({
-          ready: sum.ready + d.ready,
-          inFlight: sum.inFlight + d.inFlight,
-          delayed: sum.delayed + d.delayed,
-          dead: sum.dead + d.dead,
-        }));
+        const depth = sumDepths(await Promise.all(queues.map((queue) => broker.depth(queue))));
         const queueBytes = memory
           ? (await Promise.all(queues.map((queue) => memory.queueMemoryBytes(queue)))).reduce((sum, n) => sum + n, 0)
           : undefined;

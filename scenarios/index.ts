@@ -1,4 +1,6 @@
 // The scenario registry: `--scenario NAME` looks names up here.
+//
+// LIMITATION: a fixed list: a new scenario file does nothing until it is added below.
 
 import type { Scenario } from './scenario.ts';
 import { throughput } from './throughput.ts';

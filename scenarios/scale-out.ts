@@ -15,7 +15,7 @@
 
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
-import { createLatencyHistogram, summarize } from '../src/metrics/histogram.ts';
+import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
@@ -187,11 +187,9 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
     }
     return total as T;
   };
-  const merge = (pick: (histograms: PipelineHistograms) => Histogram): Histogram => {
-    const merged = createLatencyHistogram();
-    for (const outcome of outcomes) merged.add(pick(outcome.histograms));
-    return merged;
-  };
+  // The one merge (src/metrics/histogram.ts): it also adds up the clamp counts.
+  const merge = (pick: (histograms: PipelineHistograms) => Histogram): Histogram =>
+    mergeHistograms(outcomes.map((outcome) => pick(outcome.histograms)));
   const timeline: TimelinePoint[] = [];
   for (const outcome of outcomes) {
     const offset = Math.max(0, Math.floor((outcome.startUs - first.startUs) / 1e6));

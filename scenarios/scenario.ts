@@ -1,4 +1,7 @@
 // What a scenario is: a typed object saying what it measures and what it cannot, and how it runs.
+//
+// LIMITATION: types only; each scenario file states its own limitations (and `limitations` says them
+// in one line for the report).
 
 import type { Histogram } from 'hdr-histogram-js';
 import type { Broker, BrokerCapabilities, BrokerOptions } from '../src/broker.ts';

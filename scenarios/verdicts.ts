@@ -1,4 +1,7 @@
 // Verdict lines every scenario can use: what the ledger says about loss and duplicates.
+//
+// LIMITATION: a run cut short cannot tell lost from not yet delivered; its line says what the broker
+// still held instead of "LOST".
 
 import type { PipelineOutcome } from '../src/runner/pipeline.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';

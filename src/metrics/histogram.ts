@@ -1,5 +1,8 @@
 // Latency histograms: build, record (clamped, optionally corrected for coordinated omission),
 // summarize, encode for shipping between processes, and merge. Every value is in microseconds.
+//
+// LIMITATION: 3 significant digits (a value is known to within 0.1%), 1 µs to 1 hour; values outside
+// are clamped and counted, and those counts do not survive encoding.
 
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';

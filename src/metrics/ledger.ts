@@ -1,5 +1,8 @@
 // The zero-loss proof: one bit per message for "delivered" and one for "completed", keyed by the
 // message index 0..N-1, so 5,000,000 messages cost 1.25 MB and every index is accounted for.
+//
+// LIMITATION: one process's books; consumers elsewhere report to it (src/pipeline/subscriber.ts). It
+// knows indices, not broker message ids, so a broker-side copy of a body counts as a duplicate delivery.
 
 export interface LedgerCounts {
   /** N, the messages the run meant to publish. */

@@ -1,5 +1,8 @@
 // Per-second counters for the run's timeline chart: what was published, received, completed and
 // failed in each second since the start, and the queue depth sampled at the end of it.
+//
+// LIMITATION: one-second resolution, and depth only as often as the run samples it (once per tick);
+// a second without a sample has no depth.
 
 export interface TimelinePoint {
   /** Seconds since the timeline's start, 0-based. */

@@ -1,5 +1,8 @@
 // The task a message triggers: a duration drawn from a distribution, spent sleeping (I/O-bound work,
 // the seed's 1-second request) or burning CPU, and a chance of failing so retries can be measured.
+//
+// LIMITATION: a `sleep` task is a timer, so it lasts at least its duration plus the event loop's
+// lateness; a `cpu` task blocks the whole process it runs in, consumers and publishers included.
 
 export type DurationDistribution = 'fixed' | 'uniform' | 'exponential';
 export type TaskWork = 'sleep' | 'cpu';

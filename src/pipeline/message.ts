@@ -1,5 +1,8 @@
 // The message body: the seed's `{p, m, i}` plus the send time, padded to a chosen size.
 // `i` is the index the ledger tracks, `t` the (intended) send time in monotonic microseconds.
+//
+// LIMITATION: `t` is the monotonic clock of this host (src/clock.ts): a body read on another machine
+// gives no meaningful latency. Bodies not in the encoder's exact layout fall back to JSON.parse.
 
 export interface MessageStamp {
   /** Index of the message within the run, 0-based. */

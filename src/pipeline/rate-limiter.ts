@@ -1,5 +1,8 @@
 // Open-loop pacing for `--rate`: message k is due at start + k/rate, whatever happened before, so a
 // stalled broker shows up as latency (measured from the intended time) instead of a slower send rate.
+//
+// LIMITATION: waits are whole-millisecond timers, so a message goes out a timer's lateness after it is
+// due (about a millisecond on an idle machine); a late message is sent at once, never skipped.
 
 import type { Clock } from '../clock.ts';
 

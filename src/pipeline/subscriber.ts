@@ -44,6 +44,11 @@ export interface ConsumerSet {
   inHand(): number;
   /** Stops every consumer and closes its handles; resolves after the last reports reached the sink. Never rejects. */
   stop(): Promise<void>;
+  /**
+   * Indices `from` up to (not including) `to` were never sent: the run stopped first. For sets with
+   * books of their own (fan-out's per-group ledgers), so they do not count those as lost.
+   */
+  notSent?(from: number, to: number): void;
 }
 
 export interface SubscriberOptions {
@@ -247,6 +252,27 @@ export class Subscriber {
       if (--this.#calls === 0) for (const wake of this.#idle.splice(0)) wake();
     }
   }
+}
+
+/** How long stopped consumers get to finish the batch in hand before their handles close, ms. */
+const STOP_GRACE_MS = 250;
+
+/**
+ * Stops `subscribers`, gives the batches in hand `graceMs` to settle, then closes `handles` (which ends
+ * receives still blocked) and waits for every loop (`runs`, their run() promises) to return.
+ */
+export async function stopSubscribers(
+  subscribers: readonly Subscriber[],
+  runs: readonly Promise<void>[],
+  handles: readonly Broker[],
+  graceMs = STOP_GRACE_MS,
+): Promise<void> {
+  for (const subscriber of subscribers) subscriber.stop();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(runs), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
+  await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
+  await Promise.all(runs);
 }
 
 function messageOf(error: unknown): string {

@@ -11,8 +11,8 @@
 import { pathToFileURL } from 'node:url';
 import type { Broker, BrokerOptions, QueueSpec } from '../broker.ts';
 import { systemClock } from '../clock.ts';
-import { Executor, seededRandom, sleep, type TaskSpec } from '../pipeline/executor.ts';
-import { Subscriber, type SubscriberSink } from '../pipeline/subscriber.ts';
+import { Executor, seededRandom, type TaskSpec } from '../pipeline/executor.ts';
+import { stopSubscribers, Subscriber, type SubscriberSink } from '../pipeline/subscriber.ts';
 
 /** The parent's first message: everything the child needs to consume like an in-process consumer. */
 export interface ConsumerProcessInit {
@@ -72,8 +72,6 @@ export const HOLD_WAIT_MS = 5_000;
 /** Flush at once past this many buffered deliveries, so a report never grows large. */
 const REPORT_MAX_DELIVERIES = 2000;
 const MAX_ERRORS_PER_REPORT = 5;
-/** How long consumers get to finish the batch in hand on stop before their handles close. */
-const STOP_GRACE_MS = 250;
 
 /** Buffers a subscriber's reports and sends them to the parent in batches. */
 class ReportBuffer implements SubscriberSink {
@@ -245,10 +243,7 @@ class ConsumerProcess {
   }
 
   async #stop(): Promise<void> {
-    for (const subscriber of this.#subscribers) subscriber.stop();
-    await Promise.race([Promise.all(this.#runs), sleep(STOP_GRACE_MS)]);
-    await Promise.all(this.#handles.map((handle) => handle.close().catch(() => undefined)));
-    await Promise.all(this.#runs);
+    await stopSubscribers(this.#subscribers, this.#runs, this.#handles);
     clearInterval(this.#timer);
     this.#buffer?.flush(true);
     await this.#broker?.close().catch(() => undefined);

@@ -25,12 +25,10 @@ import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { createLatencyHistogram, recordLatency } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
-import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
+import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { decodeMessage } from '../pipeline/message.ts';
-import { Subscriber, type ConsumerSet, type SubscriberSink } from '../pipeline/subscriber.ts';
-
-/** How long consumers get to finish the batch in hand on stop before their handles close. */
-const STOP_GRACE_MS = 250;
+import { stopSubscribers, Subscriber, type ConsumerSet, type SubscriberSink } from '../pipeline/subscriber.ts';
+import { sumDepths } from './pipeline.ts';
 
 export interface FanOutOptions {
   /** The run's handle (queues prepared on it); publishing goes through it. */
@@ -163,10 +161,16 @@ export class FanOut implements ConsumerSet {
   }
 
   async stop(): Promise<void> {
-    for (const group of this.#groups) for (const subscriber of group.subscribers) subscriber.stop();
-    await Promise.race([Promise.all(this.#runs), sleep(STOP_GRACE_MS)]);
-    await Promise.all(this.#groups.flatMap((group) => group.handles.map((handle) => handle.close().catch(() => undefined))));
-    await Promise.all(this.#runs);
+    await stopSubscribers(
+      this.#groups.flatMap((group) => group.subscribers),
+      this.#runs,
+      this.#groups.flatMap((group) => group.handles),
+    );
+  }
+
+  /** Never sent: not lost for any group either. */
+  notSent(from: number, to: number): void {
+    for (const group of this.#groups) group.ledger.markNotSent(from, to);
   }
 
   /** Each group's books; valid once the run is over. */
@@ -182,13 +186,7 @@ export class FanOut implements ConsumerSet {
   /** Sum of every group's depth: what is still owed to some group. */
   async depth(queue: string): Promise<QueueDepth> {
     const index = this.#options.queues.indexOf(queue);
-    const depths = await Promise.all(this.#groups.map((group) => group.root.depth(group.queues[index < 0 ? 0 : index]!)));
-    return depths.reduce((sum, d) => ({
-      ready: sum.ready + d.ready,
-      inFlight: sum.inFlight + d.inFlight,
-      delayed: sum.delayed + d.delayed,
-      dead: sum.dead + d.dead,
-    }));
+    return sumDepths(await Promise.all(this.#groups.map((group) => group.root.depth(group.queues[index < 0 ? 0 : index]!))));
   }
 
   /** Writes a batch to every group: once natively, else one copy per group's queue. */

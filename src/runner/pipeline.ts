@@ -1,6 +1,13 @@
 // Publisher -> broker -> subscriber -> executor, run once with a ledger that proves what arrived.
 // Phases: run (publish while consuming), drain (until every message is accounted for, the broker
 // is empty, or the deadline passes). Preparing and tearing down queues is the runner's job.
+//
+// LIMITATION: publishers, consumers and tasks share this process's event loop (the outcome's harness
+// cost says how busy it was). Under --rate a batch goes out when its last message is due, so its
+// earlier messages count that wait as latency (fixed-rate keeps a batch within 2 ms of schedule). The
+// drain trusts the broker's depth: empty on three samples with nothing in hand ends it. "Accounted
+// for" compares unique completions with accepted publishes, so a publish that failed ambiguously yet
+// was stored and completed can end the drain while another message is still out.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Histogram } from 'hdr-histogram-js';
@@ -239,8 +246,6 @@ class PipelineRun {
   readonly #settleHandles: readonly Broker[];
   /** The shared worker pool of `--concurrency` slots; undefined when each consumer runs whole batches. */
   readonly #pool: TaskPool | undefined;
-  /** Pooled tasks still running (batch mode awaits its tasks inside the consumer). */
-  readonly #tasks = new Set<Promise<void>>();
   readonly #hooks: PipelineHooks;
   /** Set once the consumer handles are closed: late tasks then leave their messages to the broker. */
   #handlesClosed = false;
@@ -291,11 +296,10 @@ class PipelineRun {
         return this.#pool ? this.#consumePooled(handle, this.#settleHandles[c]!, queue, this.#pool) : this.#consume(handle, queue);
       });
     };
-    if (!afterPublish) startConsumers();
-    const publishers = Array.from({ length: config.publishConcurrency }, () => this.#publish());
     const ticker = this.#startTicker();
     try {
-      await Promise.all(publishers);
+      if (!afterPublish) startConsumers();
+      await Promise.all(Array.from({ length: config.publishConcurrency }, () => this.#publish()));
       this.#publishEndUs = clock.nowUs();
       if (afterPublish && !this.#stopConsumers) {
         await afterPublish();
@@ -305,6 +309,8 @@ class PipelineRun {
     } finally {
       clearTimeout(deadlineTimer);
       this.#drainEndUs ||= clock.nowUs();
+      // Also when something threw: no publisher or consumer may outlive the run.
+      this.#stopPublishing = true;
       this.#stopConsumers = true;
       this.#wakeAll();
       this.#pool?.close();
@@ -323,7 +329,7 @@ class PipelineRun {
       );
       await withinMs(Promise.all(consumers), CONSUMER_GRACE_MS);
       // Whatever the publishers never got to: neither published nor lost.
-      this.#ledger.markNotSent(this.#nextIndex, config.messages);
+      this.#markNotSent(this.#nextIndex, config.messages);
       this.#ctx.signal?.removeEventListener('abort', onAbort);
       loopDelay.disable();
     }
@@ -383,7 +389,7 @@ class PipelineRun {
         try {
           await limiter.waitFor(first + count - 1);
         } catch {
-          this.#ledger.markNotSent(first, first + count); // the run stopped before this batch was due
+          this.#markNotSent(first, first + count); // the run stopped before this batch was due
           return;
         }
         for (let k = 0; k < count; k++) messages[k] = { body: encoder.encode(first + k, limiter.intendedUs(first + k)) };
@@ -425,15 +431,15 @@ class PipelineRun {
     }
   }
 
+  /** Records the publish latency of the batch's messages past the warm-up (a batch may straddle its end). */
   #recordPublish(first: number, count: number, ackUs: number, sentUs: number, limiter: RateLimiter | undefined): void {
     const h = this.#histograms.publish;
+    const from = Math.max(first, this.#config.warmupMessages);
     if (!limiter) {
-      recordLatencyTimes(h, ackUs - sentUs, count);
+      recordLatencyTimes(h, ackUs - sentUs, first + count - from);
       return;
     }
-    for (let k = 0; k < count; k++) {
-      if (first + k >= this.#config.warmupMessages) recordLatency(h, ackUs - limiter.intendedUs(first + k));
-    }
+    for (let i = from; i < first + count; i++) recordLatency(h, ackUs - limiter.intendedUs(i));
   }
 
   /** One consumer: receive a batch, run its tasks, ack what succeeded, nack what failed. */
@@ -511,29 +517,22 @@ class PipelineRun {
       for (let k = 0; k < batch.length; k++) {
         const message = batch[k]!;
         const index = indices[k]!;
-        this.#track(
-          (async () => {
-            let ok = false;
-            try {
-              ok = index < 0 ? true : await this.#execute(index, message.receiveCount);
-            } catch (error) {
-              // Only a scenario hook that broke its promise not to throw lands here; the message is nacked.
-              this.#noteError('task', error);
-            } finally {
-              pool.release(1); // the worker is free; its ack goes out with its neighbours'
-            }
-            settler.add(message, index, sentTimes[k]!, ok);
-          })(),
-        );
+        // Not awaited: the end of the run waits for what is in hand (#processing), not for these promises.
+        void (async () => {
+          let ok = false;
+          try {
+            ok = index < 0 ? true : await this.#execute(index, message.receiveCount);
+          } catch (error) {
+            // Only a scenario hook that broke its promise not to throw lands here; the message is nacked.
+            this.#noteError('task', error);
+          } finally {
+            pool.release(1); // the worker is free; its ack goes out with its neighbours'
+          }
+          settler.add(message, index, sentTimes[k]!, ok);
+        })();
       }
     }
     settler.flush();
-  }
-
-  /** Keeps a pooled task's promise until it settles, so the end of the run can wait for it. */
-  #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    void task.finally(() => this.#tasks.delete(task));
   }
 
   /**
@@ -556,15 +555,13 @@ class PipelineRun {
       indices = [];
       sentTimes = [];
       outcomes = [];
-      this.#track(
-        (async () => {
-          try {
-            if (!this.#handlesClosed) await this.#settle(settleHandle, queue, batch.messages, batch.indices, batch.sentTimes, batch.outcomes);
-          } finally {
-            this.#processing -= batch.messages.length;
-          }
-        })(),
-      );
+      void (async () => {
+        try {
+          if (!this.#handlesClosed) await this.#settle(settleHandle, queue, batch.messages, batch.indices, batch.sentTimes, batch.outcomes);
+        } finally {
+          this.#processing -= batch.messages.length;
+        }
+      })();
     };
     return {
       add: (message, index, sentUs, ok) => {
@@ -874,16 +871,7 @@ class PipelineRun {
   }
 
   async #sampleDepth(): Promise<QueueDepth> {
-    const depths = await Promise.all(this.#ctx.queues.map((queue) => this.#ctx.broker.depth(queue)));
-    const total = depths.reduce(
-      (sum, d) => ({
-        ready: sum.ready + d.ready,
-        inFlight: sum.inFlight + d.inFlight,
-        delayed: sum.delayed + d.delayed,
-        dead: sum.dead + d.dead,
-      }),
-      EMPTY_DEPTH,
-    );
+    const total = sumDepths(await Promise.all(this.#ctx.queues.map((queue) => this.#ctx.broker.depth(queue))));
     this.#depth = total;
     this.#depthSamples++;
     this.#timeline.setDepth(total.ready + total.inFlight + total.delayed, this.#ctx.clock.nowUs());
@@ -900,9 +888,23 @@ class PipelineRun {
     this.#wakeAll();
   }
 
+  /** Books indices `from` up to `to` as never sent, here and in the consumers' own books. */
+  #markNotSent(from: number, to: number): void {
+    this.#ledger.markNotSent(from, to);
+    this.#ctx.consumers?.notSent?.(from, to);
+  }
+
   #noteError(operation: string, error: unknown): void {
     if (!this.#errors.has(operation)) this.#errors.set(operation, `${operation}: ${describeError(error)}`);
   }
+}
+
+/** Several queues' depths added up, field by field. */
+export function sumDepths(depths: readonly QueueDepth[]): QueueDepth {
+  return depths.reduce(
+    (sum, d) => ({ ready: sum.ready + d.ready, inFlight: sum.inFlight + d.inFlight, delayed: sum.delayed + d.delayed, dead: sum.dead + d.dead }),
+    EMPTY_DEPTH,
+  );
 }
 
 /** The back-off after the `failures`-th failure in a row: 0.1 s, 0.2 s, 0.4 s … at most 1 s. */
@@ -919,8 +921,6 @@ async function withinMs<T>(promise: Promise<T>, limitMs: number): Promise<T | un
     clearTimeout(timer);
   }
 }
-
-
 
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

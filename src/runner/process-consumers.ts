@@ -145,7 +145,14 @@ export class ProcessConsumers implements ConsumerSet {
     this.#starting.add(spawning);
     try {
       const child = await spawning;
-      if (this.#stopping) return this.#options.clock.nowUs();
+      if (this.#stopping) {
+        // stop() may have passed this slot already, and a child that is never stopped keeps this process
+        // alive (its IPC channel): end it here. It never consumed, so it has nothing to report.
+        child.ending = true;
+        child.process.kill('SIGKILL');
+        await child.exited;
+        return this.#options.clock.nowUs();
+      }
       if (this.#sink) post(child, { type: 'go' });
       return this.#options.clock.nowUs();
     } finally {

@@ -1,5 +1,8 @@
 // Runs one scenario through its phases: prepare (connect, describe, create queues), run and drain
 // (the scenario), verify (the ledger, inside the outcome), teardown (always, even after a failure).
+//
+// LIMITATION: teardown is bounded (TEARDOWN_LIMIT_MS); when it runs out, or a queue cannot be removed,
+// the queues stay on the broker under the run's namespace and the result's errors say so.
 
 import { randomBytes } from 'node:crypto';
 import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions } from '../broker.ts';

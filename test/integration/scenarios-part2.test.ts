@@ -177,6 +177,18 @@ describe('fan-out', () => {
     expect(result.scenarioData!.histograms['g1 end-to-end']!.count).toBe(1_000);
     expect(result.verdicts[0]).toMatch(/^every message reached all 2 groups/);
   });
+
+  it('a run cut short while publishing: no group counts the messages never sent as lost', async () => {
+    // 500 msg/s for 2,000 messages against a 1 s limit: most are never sent.
+    const result = await run('fan-out', 'redis-list', { messages: 2_000, fanOutGroups: 2, consumers: 2, ratePerSec: 500, timeoutMs: 1_000 });
+    expect(result.status).toBe('timeout');
+    const { expected, notSent = 0, publishFailed } = result.ledger;
+    expect(notSent).toBeGreaterThan(0);
+    for (const group of result.scenarioData!.records['groups']!) {
+      // Lost can only be what was published and not completed in that group.
+      expect(group['lost'] as number).toBeLessThanOrEqual(expected - notSent - publishFailed - (group['completed'] as number));
+    }
+  });
 });
 
 describe('the command line', () => {
