@@ -180,10 +180,12 @@ for i = 3, #ARGV do
   local e = ARGV[i]
   if redis.call('ZREM', KEYS[2], e) == 1 then
     moved = moved + 1
+    -- A member that is not an envelope (written by someone else) has no count: requeue it rather than
+    -- fail here, after the ZREM, and lose it.
     local a = string.find(e, ':', 1, true)
-    local b = string.find(e, ':', a + 1, true)
-    local count = tonumber(string.sub(e, a + 1, b - 1))
-    if maxReceives > 0 and count >= maxReceives then
+    local b = a and string.find(e, ':', a + 1, true)
+    local count = b and tonumber(string.sub(e, a + 1, b - 1))
+    if maxReceives > 0 and count and count >= maxReceives then
       redis.call('RPUSH', KEYS[4], e)
     elseif due > 0 then
       redis.call('ZADD', KEYS[3], due, e)

@@ -376,11 +376,6 @@ class SqsBroker implements Broker, RequestCounting {
     return { ...this.#connection.counts };
   }
 
-  /** Same as `requestCounts()`. */
-  requests(): Record<string, number> {
-    return { ...this.#connection.counts };
-  }
-
   billedRequests(): number {
     return this.#connection.billed;
   }

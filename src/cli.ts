@@ -42,12 +42,12 @@ function scenarioOptions(y: Argv): Argv {
       publishers: { type: 'string', describe: `publish calls in flight [default: ${DEFAULTS.publishConcurrency}]` },
       rate: { type: 'string', describe: 'fixed publish rate, msg/s; latency counts from the intended send time [default: as fast as possible]' },
       consumers: { type: 'string', describe: `concurrent consumers [default: ${DEFAULTS.consumers}]` },
-      'receive-batch': { type: 'string', describe: `most messages per receive call [default: ${DEFAULTS.receiveBatch}; SQS: 10]` },
+      'receive-batch': { type: 'string', describe: `most messages per receive call [default: ${DEFAULTS.receiveBatch}; SQS and scale-out: 10]` },
       'receive-wait-ms': { type: 'string', describe: `longest a receive blocks on an empty queue [default: ${DEFAULTS.receiveWaitMs}]` },
       'visibility-timeout-ms': { type: 'string', describe: `redelivery after this long unacked [default: ${DEFAULTS.visibilityTimeoutMs}]` },
       'max-receives': { type: 'string', describe: 'dead-letter after this many receives [default: 0 = never]' },
       'retry-delay-ms': { type: 'string', describe: `delay before a failed task is retried [default: ${DEFAULTS.retryDelayMs}]` },
-      'task-ms': { type: 'string', describe: 'mean task duration per message [default: 0 = no task; executor: 1000]' },
+      'task-ms': { type: 'string', describe: 'mean task duration per message [default: 0 = no task; executor: 1000, scale-out: 10]' },
       'task-dist': { type: 'string', choices: ['fixed', 'uniform', 'exponential'], describe: 'task duration distribution [default: fixed]' },
       'task-work': { type: 'string', choices: ['sleep', 'cpu'], describe: 'sleep (I/O-bound) or burn CPU [default: sleep]' },
       'fail-rate': { type: 'string', describe: 'probability a task fails and is retried [default: 0; retry-dlq: 0.3 per attempt]' },
@@ -146,6 +146,11 @@ async function scenarioCommand(argv: Options): Promise<number> {
     scaleBy: (str(argv['scale-by']) ?? d.scaleBy) as RunConfig['scaleBy'],
     fanOutGroups: int('--groups', argv.groups, d.fanOutGroups),
   };
+  // Checked with every other flag, before anything is written or started; 0 = no trimming.
+  const maxlen = argv.maxlen === undefined ? undefined : int('--maxlen', argv.maxlen, 0);
+  if (maxlen !== undefined && adapter.name !== 'redis-stream') {
+    throw new UsageError(`--maxlen trims a Redis stream, so it applies to redis-stream, not ${adapter.name}`);
+  }
   validateConfig(given, capabilities);
   const config = scenario.configure ? scenario.configure(given, capabilities) : given;
   if (config !== given) validateConfig(config, capabilities);
@@ -170,7 +175,6 @@ async function scenarioCommand(argv: Options): Promise<number> {
   let endpoint: Endpoint | undefined;
   try {
     endpoint = config.maxMemoryBytes > 0 ? await cappedRedis(config.maxMemoryBytes) : await resolveEndpoint(adapter, env);
-    const maxlen = argv.maxlen === undefined ? undefined : int('--maxlen', argv.maxlen, 0);
     const record = await runScenario({
       adapter,
       connection: {
@@ -247,8 +251,10 @@ async function reportCommand(argv: Options): Promise<number> {
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
+/** A flag's text; a flag given twice (yargs makes an array) takes its last value, as it would read as not given otherwise. */
 function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+  const last = Array.isArray(value) ? (value as unknown[]).at(-1) : value;
+  return typeof last === 'string' && last.trim() !== '' ? last.trim() : undefined;
 }
 
 /** A number from a flag, or the default; `1_000` and `1,000` are accepted. One-line error otherwise. */
@@ -290,7 +296,7 @@ function numList(name: string, value: unknown, fallback: readonly number[], scal
 function int(name: string, value: unknown, fallback: number): number {
   const parsed = num(name, value, fallback);
   if (!Number.isSafeInteger(parsed) || parsed < 0 || (name === 'messages' && parsed === 0)) {
-    throw new UsageError(`${name} must be a ${name === 'messages' ? 'positive' : 'non-negative'} integer, got "${String(value)}"`);
+    throw new UsageError(`${name} must be a ${name === 'messages' ? 'positive' : 'non-negative'} integer, got "${str(value) ?? String(value)}"`);
   }
   return parsed;
 }
@@ -333,7 +339,8 @@ export async function main(args: readonly string[]): Promise<number> {
     .version(false)
     .wrap(Math.min(120, process.stdout.columns ?? 120))
     .fail((message, error) => {
-      throw error ?? new UsageError(message);
+      // yargs spreads some messages (invalid choices) over several lines: the user gets one.
+      throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));
     })
     .parseAsync();
   return exitCode;

@@ -133,7 +133,10 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   nonNegativeInteger('--max-receives', config.maxReceives);
   nonNegativeInteger('--retry-delay-ms', config.retryDelayMs);
   nonNegativeInteger('--warmup', config.warmupMessages);
-  positiveInteger('--timeout', config.timeoutMs);
+  // --timeout and --retry-intervals are given in seconds: errors show what the user typed, not ms.
+  if (!Number.isSafeInteger(config.timeoutMs) || config.timeoutMs <= 0) {
+    throw new UsageError(`--timeout must be a positive number of seconds, got ${config.timeoutMs / 1000}`);
+  }
   nonNegative('--task-ms', config.task.durationMs);
   if (!(config.task.failureRate >= 0 && config.task.failureRate <= 1)) {
     throw new UsageError(`--fail-rate must be between 0 and 1, got ${config.task.failureRate}`);
@@ -144,7 +147,9 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   }
   nonNegative('--duration', config.durationSec);
   nonNegative('--warmup-sec', config.warmupSec);
-  for (const ms of config.retryIntervalsMs) nonNegative('--retry-intervals', ms);
+  for (const ms of config.retryIntervalsMs) {
+    if (!(ms >= 0)) throw new UsageError(`--retry-intervals must be seconds of 0 or more, got ${ms / 1000}`);
+  }
   if (!(config.poisonRate >= 0 && config.poisonRate <= 1)) {
     throw new UsageError(`--poison-rate must be between 0 and 1, got ${config.poisonRate}`);
   }

@@ -45,13 +45,22 @@ export function knownSecrets(env: Readonly<Record<string, string | undefined>> =
       const { password } = new URL(redisUrl);
       if (password) {
         found.add(password);
-        found.add(decodeURIComponent(password));
+        found.add(decodeOrSame(password));
       }
     } catch {
       // Not a URL: redactUrl covers what it can.
     }
   }
   return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);
+}
+
+/** The URL-decoded value; a `%` that starts no escape (`100%x`) makes decodeURIComponent throw: keep it as is. */
+function decodeOrSame(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /**

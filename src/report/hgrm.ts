@@ -8,10 +8,11 @@
 // LIMITATION: empty histograms (execution latency of a run without a task) are not written.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../errors.ts';
+import { makeFolder } from './result-file.ts';
 import { percentileDistribution } from '../metrics/histogram.ts';
 import type { Group } from './group.ts';
 import { LATENCY_KINDS, type LatencyKind } from './load.ts';
@@ -55,7 +56,7 @@ export async function writeHgrmFiles(dir: string, groups: readonly Group[]): Pro
     }
   }
   try {
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir);
   } catch (error) {
     throw new UsageError(`cannot write .hgrm files to ${dir} (${(error as NodeJS.ErrnoException).code ?? 'error'}); choose another folder with --hgrm`);
   }

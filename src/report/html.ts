@@ -9,11 +9,12 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../errors.ts';
+import { makeFolder } from './result-file.ts';
 import { NOTES, renderRows } from './compare.ts';
 import { groupRuns, type Column, type Group } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
@@ -332,7 +333,7 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   const dir = path.dirname(file);
   const temporary = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`);
   try {
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir);
     await writeFile(temporary, text);
     await rename(temporary, file);
   } catch (error) {

@@ -200,9 +200,9 @@ export async function writeResult(dir: string, result: ResultFile): Promise<stri
 
 /**
  * `mkdir -p`, one level at a time. Node 20's recursive mkdir never returns for some paths (one under
- * /proc spins forever), and a run must fail on a bad folder, not hang on it.
+ * /proc spins forever), and a run must fail on a bad folder, not hang on it. Every writer uses this one.
  */
-async function makeFolder(dir: string): Promise<void> {
+export async function makeFolder(dir: string): Promise<void> {
   const absolute = path.resolve(dir);
   const missing: string[] = [];
   for (let current = absolute; ; current = path.dirname(current)) {

@@ -70,7 +70,8 @@ export async function resolveRedis(env: { REDIS_URL?: string | undefined }): Pro
 /**
  * Starts a throw-away redis-server on a loopback port (a free one unless `port` is given), with no
  * persistence and a private temporary working directory; `args` are appended (and so win), e.g.
- * `['--maxmemory', '10mb']` or `['--appendonly', 'yes']`. Resolves once it answers PING.
+ * `['--maxmemory', '10mb']` or `['--appendonly', 'yes']`. Resolves once it answers PING; rejects with a
+ * one-line UsageError (the server's last log line) if it exits or stays silent for 5 s instead.
  */
 export async function startRedisServer(
   options: { port?: number; args?: readonly string[] } = {},
@@ -130,13 +131,13 @@ export async function startRedisServer(
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       await stop();
-      throw new Error(`redis-server exited during start (port ${port}): ${lastLine(log)}`);
+      throw new UsageError(`redis-server exited during start (port ${port}): ${lastLine(log)}`);
     }
     // A server started with --requirepass answers PING with -NOAUTH: that is up, too.
     if (await pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS, true)) break;
     if (Date.now() - startedAt > START_TIMEOUT_MS) {
       await stop();
-      throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
+      throw new UsageError(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
     }
     await sleep(25);
   }

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.ts';
+import { redactUrl } from '../redact.ts';
 import { freePort, killOnExit, lastLine } from './children.ts';
 
 /** An SQS to talk to, and how to let go of it. */
@@ -70,7 +71,7 @@ export async function resolveSqs(env: { SQS_ENDPOINT?: string | undefined; AWS_R
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new UsageError(
-        `SQS_ENDPOINT "${setting}" is not an http(s) URL: use e.g. http://localhost:4566, "aws", or unset it for the embedded endpoint`,
+        `SQS_ENDPOINT "${setting.includes('@') ? redactUrl(setting) : setting}" is not an http(s) URL: use e.g. http://localhost:4566, "aws", or unset it for the embedded endpoint`,
       );
     }
     const endpoint = setting.replace(/\/+$/, '');

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readResult, resultBaseName, writeResult, type ResultFile } from '../../src/report/result-file.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -75,6 +76,16 @@ describe('a results folder that cannot take results', () => {
     } finally {
       await hole.close();
     }
+  });
+
+  it('report --out and compare --hgrm under /proc fail in one line instead of hanging in a recursive mkdir', async () => {
+    const fixtures = fileURLToPath(new URL('../fixtures/results/same', import.meta.url));
+    const report = await runCli(['report', fixtures, '--out', '/proc/brokerbench-x/report.html']);
+    expect(report.code).toBe(2);
+    expect(report.stderr).toMatch(/^brokerbench: cannot write the report to \/proc\/brokerbench-x\/report\.html \(\w+\); choose another path with --out\n$/);
+    const hgrm = await runCli(['compare', fixtures, '--hgrm', '/proc/brokerbench-x/h']);
+    expect(hgrm.code).toBe(2);
+    expect(hgrm.stderr).toMatch(/^brokerbench: cannot write \.hgrm files to \/proc\/brokerbench-x\/h \(\w+\); choose another folder with --hgrm\n$/);
   });
 
   it('breaking during the run does not lose it: the result goes to the temporary directory, said on stderr', async () => {

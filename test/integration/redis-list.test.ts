@@ -2,6 +2,7 @@
 // letters, depth, cleanup and connection errors.
 
 import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerError, type Broker, type ReceivedMessage } from '../../src/broker.ts';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
@@ -246,6 +247,20 @@ describe('redis-list reliable', () => {
     expect(await broker.depth(queue)).toEqual({ ready: 6, inFlight: 4, delayed: 2, dead: 0 });
     await broker.ack(queue, received);
     expect(await broker.depth(queue)).toEqual({ ready: 6, inFlight: 0, delayed: 2, dead: 0 });
+  });
+
+  it('requeues a nacked in-flight member that is not an envelope instead of dropping it half-way', async () => {
+    const { broker, namespace, queue } = await open('reliable', { maxReceives: 3 });
+    // Someone else's write: the nack script must not fail after its ZREM and lose the member.
+    const raw = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0 });
+    await raw.connect();
+    try {
+      await raw.zadd(`${namespace}:${queue}:inflight`, Date.now() + 60_000, 'not-an-envelope');
+    } finally {
+      await raw.quit();
+    }
+    await broker.nack(queue, [{ body: '', receiveCount: 1, receipt: 'not-an-envelope' }], 0);
+    expect(await broker.depth(queue)).toEqual({ ready: 1, inFlight: 0, delayed: 0, dead: 0 });
   });
 
   it('handles batches larger than one command chunk', async () => {

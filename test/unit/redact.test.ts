@@ -30,6 +30,11 @@ describe('scrubSecrets', () => {
     );
   });
 
+  it('takes a REDIS_URL password with a bare % as it is, instead of throwing on every scrub', () => {
+    const text = 'auth failed for 100%zz-secret-pw';
+    expect(scrubSecrets(text, { REDIS_URL: 'redis://:100%zz-secret-pw@127.0.0.1:6379' })).toBe('auth failed for ***');
+  });
+
   it('replaces every occurrence in any text', () => {
     const text = 'Credential=AKIAEXAMPLEKEY123456/x sig wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY; auth p@ss-word-123 token IQoJb3JpZ2luX2VjEXAMPLETOKEN';
     expect(scrubSecrets(text, env)).toBe('Credential=***/x sig ***; auth *** token ***');

@@ -2,6 +2,7 @@
 
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.ts';
 import { pingRedis, resolveRedis, startRedisServer } from '../../src/services/redis-server.ts';
 
 describe('startRedisServer', () => {
@@ -22,6 +23,12 @@ describe('startRedisServer', () => {
     expect(server.process.exitCode !== null || server.process.signalCode !== null).toBe(true);
     expect(await pingRedis('127.0.0.1', server.port, 500)).toBe(false);
     await server.stop();
+  });
+
+  it('refuses a server that exits during start with a one-line UsageError, not a bug report', async () => {
+    const start = startRedisServer({ args: ['--no-such-option', 'x'] });
+    await expect(start).rejects.toThrow(UsageError);
+    await expect(start).rejects.toThrow(/^redis-server exited during start \(port \d+\): [^\n]+$/);
   });
 });
 

@@ -77,6 +77,8 @@ describe('resolveSqs', () => {
   it('rejects an SQS_ENDPOINT that is not an http(s) URL', async () => {
     await expect(resolveSqs({ SQS_ENDPOINT: 'localhost:4566' })).rejects.toThrow(UsageError);
     await expect(resolveSqs({ SQS_ENDPOINT: 'not a url' })).rejects.toThrow(/is not an http\(s\) URL/);
+    // A password in it is not repeated back.
+    await expect(resolveSqs({ SQS_ENDPOINT: 'ftp://user:hunter2@127.0.0.1:2121' })).rejects.toThrow(/^SQS_ENDPOINT "ftp:\/\/user:\*\*\*@127\.0\.0\.1:2121\/" is not/);
   });
 
   it('identifies LocalStack by its health endpoint', async () => {
