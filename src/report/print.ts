@@ -35,9 +35,13 @@ export function printSummary(result: ResultFile, file?: string): string {
     ...[l.p50, l.p90, l.p99, l.p999, l.max, l.mean].map(formatLatency),
     formatCount(l.count),
   ];
-  latency.push(row('end-to-end', result.latency.endToEnd), row('publish', result.latency.publish));
-  if (result.latency.execution.count > 0) latency.push(row('execution', result.latency.execution));
-  latency.push(row('completion', result.latency.completion));
+  const kinds: [string, LatencyRecord][] = [
+    ['end-to-end', result.latency.endToEnd],
+    ['publish', result.latency.publish],
+    ['execution', result.latency.execution],
+    ['completion', result.latency.completion],
+  ];
+  for (const [name, record] of kinds) if (name !== 'execution' || record.count > 0) latency.push(row(name, record));
   // A scenario's own histograms (e.g. delayed's lateness) are latencies too: same columns.
   for (const [name, record] of Object.entries(result.scenarioData?.histograms ?? {})) latency.push(row(name, record));
   lines.push(latency.toString());
@@ -72,6 +76,9 @@ export function printSummary(result: ResultFile, file?: string): string {
     lines.push(table.title, printed.toString());
   }
   for (const verdict of result.verdicts) lines.push(`- ${verdict}`);
+  for (const [name, record] of kinds) {
+    if (record.clamped) lines.push(`! ${formatCount(record.clamped)} ${name} latencies were outside 1 µs to 1 h and recorded at the bound`);
+  }
   for (const error of result.errors) lines.push(`! first ${error}`);
   if (file) lines.push(`result: ${file}`);
   return lines.join('\n');

@@ -15,7 +15,7 @@ import type { RunConfig } from '../config.ts';
 import type { EnvironmentInfo } from '../environment.ts';
 import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../redact.ts';
-import { encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
+import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
@@ -27,6 +27,11 @@ export const RESULT_SCHEMA_VERSION = 1;
 export interface LatencyRecord extends LatencySummary {
   /** Compressed base64 HdrHistogram of the same values, in µs. */
   readonly histogram: string;
+  /**
+   * Values outside [1 µs, 1 h] (negative from a clock error, or longer than an hour) recorded at the
+   * nearest bound. Absent when there were none, and in files written before it existed.
+   */
+  readonly clamped?: number;
 }
 
 export interface ResultFile {
@@ -105,7 +110,10 @@ export function buildResult(record: RunRecord): ResultFile {
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
   const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
   const perSec = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : 0);
-  const latency = (h: Histogram): LatencyRecord => ({ ...summarize(h), histogram: encodeHistogram(h) });
+  const latency = (h: Histogram): LatencyRecord => {
+    const clamped = clampedCount(h);
+    return { ...summarize(h), histogram: encodeHistogram(h), ...(clamped > 0 ? { clamped } : {}) };
+  };
   return {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,
