@@ -13,7 +13,8 @@ import { afterAll, beforeAll } from 'vitest';
 import { adapters } from '../../adapters/index.ts';
 import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, QueueSpec } from '../../src/broker.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
-import { keysWithPrefix, redisUrl, uniqueNamespace } from './redis.ts';
+import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
+import { keysWithPrefix, redisUrl } from './redis.ts';
 import { queuesWithPrefix } from './sqs.ts';
 
 /** One adapter in one mode, as the contract suite runs it. */
@@ -205,18 +206,12 @@ export function connectionFor(
 }
 
 /** An open handle on a fresh namespace with one prepared queue, and everything needed to clean up after it. */
-export interface BrokerFixture {
+export interface BrokerFixture extends QueueFixture {
   readonly target: BrokerTarget;
-  readonly broker: Broker;
-  readonly namespace: string;
-  readonly queue: string;
-  readonly spec: QueueSpec;
   /** A new handle on its own connection, closed by cleanup(). */
   duplicate(): Promise<Broker>;
   /** Redis keys or SQS queues whose name starts with this fixture's namespace, straight from the server. */
   leftovers(): Promise<string[]>;
-  /** Tears the queue down and closes every handle. Safe to call twice. */
-  cleanup(): Promise<void>;
 }
 
 /** Command timeout the fixtures open with, as the CLI does. */
@@ -229,7 +224,6 @@ export async function openBrokerFixture(
   spec: Partial<Omit<QueueSpec, 'name'>> = {},
 ): Promise<BrokerFixture> {
   const namespace = uniqueNamespace();
-  const queue = 'q';
   const { url, settings } = connectionFor(endpoints, target);
   const broker = await target.adapter.open({
     namespace,
@@ -238,35 +232,16 @@ export async function openBrokerFixture(
     commandTimeoutMs: FIXTURE_COMMAND_TIMEOUT_MS,
     settings,
   });
-  const full: QueueSpec = { name: queue, visibilityTimeoutMs: spec.visibilityTimeoutMs ?? 30_000, maxReceives: spec.maxReceives ?? 0 };
-  const others: Broker[] = [];
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    await Promise.all(others.map((other) => other.close().catch(() => undefined)));
-    await broker.teardown(queue).catch(() => undefined);
-    await broker.close().catch(() => undefined);
-  };
-  try {
-    await broker.prepare(full);
-  } catch (error) {
-    await cleanup();
-    throw error;
-  }
+  const fixture = await prepareQueueFixture(broker, namespace, spec);
   return {
+    ...fixture,
     target,
-    broker,
-    namespace,
-    queue,
-    spec: full,
     async duplicate() {
       const other = await broker.duplicate();
-      others.push(other);
+      fixture.others.push(other);
       return other;
     },
     leftovers: () =>
       target.family === 'sqs' ? queuesWithPrefix(endpoints.sqs, namespace) : keysWithPrefix(namespace, endpoints.redis.url),
-    cleanup,
   };
 }

@@ -1,17 +1,14 @@
 // Shared helpers for tests that talk to a real SQS endpoint (the embedded fauxqs unless SQS_ENDPOINT
 // says otherwise): one endpoint per test file, fresh namespaces, and handles that are always cleaned up.
 
-import { randomUUID } from 'node:crypto';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll } from 'vitest';
-import type { Broker, QueueSpec } from '../../src/broker.ts';
+import type { QueueSpec } from '../../src/broker.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { sqsAdapter } from '../../adapters/sqs.ts';
+import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
 
-/** A queue-name prefix no other test or program uses (short: SQS names stop at 80 characters). */
-export function uniqueNamespace(): string {
-  return `bb-test-${randomUUID().slice(0, 8)}`;
-}
+export { uniqueNamespace };
 
 /**
  * Starts (or finds) the SQS endpoint in beforeAll and stops it in afterAll, printing which one is used.
@@ -33,17 +30,9 @@ export function useSqsEndpoint(): () => SqsEndpoint {
 }
 
 /** An open sqs handle plus everything a test needs to clean up after it. */
-export interface SqsFixture {
-  readonly broker: Broker;
-  readonly namespace: string;
-  readonly queue: string;
-  /** Extra handles (from `broker.duplicate()`) to close on cleanup. */
-  readonly others: Broker[];
-  /** Tears the queue down and closes every handle. Safe to call twice. */
-  cleanup(): Promise<void>;
-}
+export type SqsFixture = QueueFixture;
 
-/** Opens an sqs handle on a fresh namespace against `endpoint` and prepares `queue` on it. */
+/** Opens an sqs handle on a fresh namespace against `endpoint` and prepares queue `q` on it. */
 export async function openSqs(
   endpoint: SqsEndpoint,
   mode: 'standard' | 'fifo',
@@ -51,7 +40,6 @@ export async function openSqs(
   settings: Record<string, string | number | boolean | undefined> = {},
 ): Promise<SqsFixture> {
   const namespace = uniqueNamespace();
-  const queue = 'q';
   const broker = await sqsAdapter.open({
     namespace,
     mode,
@@ -59,22 +47,7 @@ export async function openSqs(
     commandTimeoutMs: 3_000,
     settings: { region: endpoint.region, endpointKind: endpoint.kind, endpointVersion: endpoint.version, ...settings },
   });
-  await broker.prepare({ name: queue, visibilityTimeoutMs: spec.visibilityTimeoutMs ?? 30_000, maxReceives: spec.maxReceives ?? 0 });
-  const others: Broker[] = [];
-  let cleaned = false;
-  return {
-    broker,
-    namespace,
-    queue,
-    others,
-    async cleanup() {
-      if (cleaned) return;
-      cleaned = true;
-      await Promise.all(others.map((other) => other.close()));
-      await broker.teardown(queue).catch(() => {});
-      await broker.close();
-    },
-  };
+  return prepareQueueFixture(broker, namespace, spec);
 }
 
 /** Names of the queues on `endpoint` whose name starts with `prefix`, straight from ListQueues. */

@@ -6,10 +6,10 @@
 // LIMITATION: small counts and 1 s timeouts keep it fast, so it shows the contract holds, not how it holds
 // under load or over hours; timing is only ever checked from below (a delay is never cut short).
 
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { BrokerError, type Broker, type QueueDepth, type QueueSpec, type ReceivedMessage } from '../../src/broker.ts';
+import { freePort } from '../../src/services/children.ts';
 import {
   brokerTargets,
   connectionFor,
@@ -99,19 +99,6 @@ function expectBrokerError(error: unknown, adapter: string, operation: string | 
   expect(brokerError.message.startsWith(`${adapter} ${brokerError.operation}: `)).toBe(true);
   expect(brokerError.message).not.toContain('\n');
   return brokerError;
-}
-
-/** A loopback port nothing listens on (the OS hands one out, we close it again). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const targets = brokerTargets();
@@ -443,7 +430,7 @@ describe.concurrent.each(targets.map((target) => [target.label, target] as const
   });
 
   it.sequential('fails to open on a dead port with a BrokerError naming the adapter, the operation and the endpoint', async () => {
-    const port = await closedPort();
+    const port = await freePort('127.0.0.1');
     const url = target.family === 'sqs' ? `http://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
     const { settings } = connectionFor(endpoints(), target);
     const startedAt = Date.now();

@@ -5,7 +5,6 @@
 // failure is one line that says so.
 
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { startRedisServer, type StartedRedisServer } from '../../src/services/re
 import { startFauxqs, type StartedFauxqs } from '../../src/services/sqs-endpoint.ts';
 import { runCli, type CliRun } from '../helpers/cli.ts';
 import { filesUnder, leaks, makeCertificate, startTlsFront, type Certificate } from '../helpers/faults.ts';
+import { freePort } from '../../src/services/children.ts';
 
 const REDIS_PASSWORD = 'S3cret-redis-pass-7f2a';
 const AWS = {
@@ -116,7 +116,7 @@ describe('AWS keys and a session token', () => {
 describe('TLS', () => {
   it('rediss:// works against redis-server with TLS, trusting its CA through NODE_EXTRA_CA_CERTS', async (context) => {
     if (!certificate) return context.skip('openssl is not on PATH: cannot make a certificate');
-    const tlsPort = await freePort();
+    const tlsPort = await freePort('127.0.0.1');
     let server: StartedRedisServer;
     try {
       server = await startRedisServer({
@@ -190,14 +190,3 @@ describe('TLS', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}

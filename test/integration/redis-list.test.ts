@@ -1,12 +1,12 @@
 // The redis-list adapter against the real Redis: both delivery modes, redelivery, delays, dead
 // letters, depth, cleanup and connection errors.
 
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerError, type Broker, type ReceivedMessage } from '../../src/broker.ts';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { keysWithPrefix, openRedisListFixture, redisUrl, uniqueNamespace, type RedisListFixture } from '../helpers/redis.ts';
+import { freePort } from '../../src/services/children.ts';
 
 const fixtures: RedisListFixture[] = [];
 
@@ -28,17 +28,6 @@ async function timed<T>(run: () => Promise<T>): Promise<{ value: T; elapsedMs: n
   const startedAt = Date.now();
   const value = await run();
   return { value, elapsedMs: Date.now() - startedAt };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe.each(['reliable', 'simple'] as const)('redis-list %s', (mode) => {
@@ -136,7 +125,7 @@ describe.each(['reliable', 'simple'] as const)('redis-list %s', (mode) => {
   });
 
   it('rejects fast with a BrokerError naming redis-list and connect when nothing listens', async () => {
-    const port = await freePort();
+    const port = await freePort('127.0.0.1');
     const { value: error, elapsedMs } = await timed(() =>
       redisListAdapter
         .open({ namespace: uniqueNamespace(), mode, url: `redis://:hunter2@127.0.0.1:${port}`, commandTimeoutMs: 1_000 })

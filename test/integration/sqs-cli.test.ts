@@ -7,7 +7,6 @@
 // case talks to a real server: the embedded fauxqs, the Redis port, a closed port.
 
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readResult } from '../../src/report/result-file.ts';
 import { runCli } from '../helpers/cli.ts';
 import { redisUrl } from '../helpers/redis.ts';
+import { freePort } from '../../src/services/children.ts';
 
 let dir: string;
 /** HTTP servers this file started, closed in afterAll. */
@@ -52,19 +52,6 @@ async function httpServer(handler: Parameters<typeof createHttpServer>[1]): Prom
   return `http://127.0.0.1:${address.port}`;
 }
 
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createTcpServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function outDir(name: string): string {
   return path.join(dir, `${name}-${Math.random().toString(36).slice(2, 8)}`);
 }
@@ -92,7 +79,7 @@ describe('QUEUE=SQS brokerbench scenario', () => {
     expect(result.requests?.total).toBeGreaterThan(0);
   });
 
-  const closedEndpoint = async (): Promise<string> => `http://127.0.0.1:${await closedPort()}`;
+  const closedEndpoint = async (): Promise<string> => `http://127.0.0.1:${await freePort('127.0.0.1')}`;
   const redisEndpoint = async (): Promise<string> => `http://127.0.0.1:${new URL(redisUrl()).port || '6379'}`;
   const htmlEndpoint = (): Promise<string> =>
     httpServer((_req, res) => {
