@@ -46,6 +46,8 @@ export class Ledger {
   #deliveries = 0;
   #duplicateDeliveries = 0;
   #completedCount = 0;
+  /** Unique completions of indices whose publish was reported failed (stored after all). */
+  #failedButCompletedCount = 0;
   #duplicateCompletions = 0;
   #unknown = 0;
 
@@ -69,7 +71,9 @@ export class Ledger {
     if (!this.#inRange(i)) {
       throw new RangeError(`Ledger index ${i} is outside 0..${this.#expected - 1}.`);
     }
+    if (this.#publishFailed.has(i)) return;
     this.#publishFailed.add(i);
+    if (this.#has(this.#completed, i)) this.#failedButCompletedCount++;
   }
 
   /** Indices `from` up to (not including) `to` were never sent: the run stopped before them. */
@@ -110,6 +114,7 @@ export class Ledger {
     }
     this.#completed[word] = done | bit;
     this.#completedCount++;
+    if (this.#publishFailed.size > 0 && this.#publishFailed.has(i)) this.#failedButCompletedCount++;
     return true;
   }
 
@@ -123,11 +128,17 @@ export class Ledger {
     return this.#completedCount;
   }
 
+  /**
+   * Unique completions of messages whose publish was reported failed, O(1). A refused batch can be
+   * stored in part (a pipeline the server refuses part-way), so these turn up; they must not stand in
+   * for accepted messages still out when the drain asks whether everything is accounted for.
+   */
+  failedButCompletedCount(): number {
+    return this.#failedButCompletedCount;
+  }
+
   counts(): LedgerCounts {
-    let failedButCompleted = 0;
-    for (const i of this.#publishFailed) {
-      if (this.#has(this.#completed, i)) failedButCompleted++;
-    }
+    const failedButCompleted = this.#failedButCompletedCount;
     const publishFailed = this.#publishFailed.size;
     let notSent = 0;
     for (const [from, to] of this.#notSent) notSent += to - from;

@@ -5,9 +5,8 @@
 // LIMITATION: publishers, consumers and tasks share this process's event loop (the outcome's harness
 // cost says how busy it was). Under --rate a batch goes out when its last message is due, so its
 // earlier messages count that wait as latency (fixed-rate keeps a batch within 2 ms of schedule). The
-// drain trusts the broker's depth: empty on three samples with nothing in hand ends it. "Accounted
-// for" compares unique completions with accepted publishes, so a publish that failed ambiguously yet
-// was stored and completed can end the drain while another message is still out.
+// drain trusts the broker's depth: empty on three samples with nothing in hand ends it. Completions of
+// messages whose publish was refused (a batch stored in part) never stand in for accepted ones still out.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Histogram } from 'hdr-histogram-js';
@@ -334,7 +333,7 @@ class PipelineRun {
       loopDelay.disable();
     }
     // A full drain ends at the last completion, not after the consumers' last blocking receive returned.
-    const drained = this.#status === 'completed' && this.#accountedFor() && this.#lastCompletionUs > 0;
+    const drained = this.#status === 'completed' && this.#acceptedDone() && this.#lastCompletionUs > 0;
     const endUs = drained ? this.#lastCompletionUs : this.#drainEndUs;
     const finalDepth = (await withinMs(this.#sampleDepth().catch(() => undefined), FINAL_SAMPLE_LIMIT_MS)) ?? this.#depth ?? EMPTY_DEPTH;
     const cpu = process.cpuUsage(cpuBefore);
@@ -820,13 +819,24 @@ class PipelineRun {
     while (this.#inHand() > 0 && Date.now() < until) await sleep(10);
   }
 
-  #accountedFor(): boolean {
+  /** Every accepted message completed or dead-lettered. Refused ones that were stored anyway do not count towards it. */
+  #acceptedDone(): boolean {
     const dead = this.#config.maxReceives > 0 ? (this.#depth?.dead ?? 0) : 0;
-    return this.#ledger.completedCount() + dead >= this.#published;
+    return this.#ledger.completedCount() - this.#ledger.failedButCompletedCount() + dead >= this.#published;
+  }
+
+  /**
+   * Nothing more can arrive: every accepted message is done, and every refused one turned up too. While
+   * a refused message is unaccounted for it may still be in the broker (a batch refused part-way), so
+   * the drain goes on until the broker is empty instead.
+   */
+  #accountedFor(): boolean {
+    return this.#acceptedDone() && this.#ledger.failedButCompletedCount() >= this.#publishFailed;
   }
 
   #outstanding(): number {
-    return Math.max(0, this.#config.messages - this.#publishFailed - this.#ledger.completedCount());
+    const acceptedCompleted = this.#ledger.completedCount() - this.#ledger.failedButCompletedCount();
+    return Math.max(0, this.#config.messages - this.#publishFailed - acceptedCompleted);
   }
 
   get #tickMs(): number {

@@ -114,3 +114,45 @@ describe('a consumer that dies holding messages', () => {
     expect(outcome.counters.redeliveries).toBe(0);
   });
 });
+
+describe('a publish reported failed that the broker stored anyway', () => {
+  it('does not end the drain early: the refused messages that turn up never stand in for accepted ones', async () => {
+    fixture = await openRedisListFixture('reliable');
+    const { broker, queue } = fixture;
+    // The first batch is stored and then reported failed, as a connection that drops after the write
+    // would: the broker holds 10 messages the publisher calls refused. One consumer taking one message
+    // at a time finishes those 10 while the 10 accepted ones are still waiting; were refused
+    // completions counted as accepted ones, the drain would end there and call the rest lost.
+    let calls = 0;
+    const storedThenFailed = new Proxy(broker, {
+      get(target, property) {
+        if (property === 'publish') {
+          return async (name: string, messages: Parameters<Broker['publish']>[1]) => {
+            await target.publish(name, messages);
+            if (calls++ === 0) throw new Error('connection reset after the write');
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const outcome = await runPipeline({
+      broker: storedThenFailed,
+      config: config({
+        messages: 20,
+        publishBatch: 10,
+        publishConcurrency: 1,
+        consumers: 1,
+        receiveBatch: 1,
+        task: { ...NO_TASK, durationMs: 20 },
+      }),
+      queues: [queue],
+      clock: systemClock,
+      tickMs: 100,
+    });
+    expect(calls).toBe(2);
+    expect(outcome.status).toBe('completed');
+    expect(outcome.ledger).toMatchObject({ expected: 20, publishFailed: 10, completed: 20, lost: 0 });
+    expect(outcome.missing).toEqual([]);
+  });
+});

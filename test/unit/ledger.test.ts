@@ -188,4 +188,19 @@ describe('Ledger', () => {
     }
     expect(ledger.completedCount()).toBe(200);
   });
+
+  it('counts completions of refused messages apart, whichever comes first, so the drain cannot mistake them for accepted ones', () => {
+    const ledger = new Ledger(10);
+    ledger.markCompleted(1); // completed, then its publish is reported failed (the reply was lost)
+    ledger.markPublishFailed(1);
+    ledger.markPublishFailed(2); // reported failed, then turns up and completes
+    ledger.markPublishFailed(2);
+    ledger.markCompleted(2);
+    ledger.markCompleted(2);
+    ledger.markPublishFailed(3); // refused and never stored
+    ledger.markCompleted(4);
+    expect(ledger.completedCount()).toBe(3);
+    expect(ledger.failedButCompletedCount()).toBe(2);
+    expect(ledger.counts()).toMatchObject({ publishFailed: 3, completed: 3, duplicateCompletions: 1, lost: 6 });
+  });
 });
