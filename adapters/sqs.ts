@@ -470,7 +470,7 @@ class SqsBroker implements Broker, RequestCounting {
       chunkBytes += bytes;
     }
     chunks.push(chunk);
-    // A FIFO group keeps the order SQS received: its chunks go one after the other.
+    // A FIFO group keeps the order SQS received: its chunks go one after the other, and none after one that failed.
     try {
       await this.#batches('publish', name, 'messages', chunks, fifo, async (entries) => {
         const out = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
@@ -692,7 +692,7 @@ class SqsBroker implements Broker, RequestCounting {
     send: (entries: E[]) => Promise<BatchResultErrorEntry[]>,
   ): Promise<void> {
     const results = sequential
-      ? await settleInOrder(chunks, (chunk) => sendWithRetry(chunk, send))
+      ? await settleInOrder(chunks, (chunk) => sendWithRetry(chunk, send), (failedEntries) => failedEntries.length > 0)
       : await Promise.allSettled(chunks.map((chunk) => sendWithRetry(chunk, send)));
     let failed = 0;
     let total = 0;
@@ -705,21 +705,34 @@ class SqsBroker implements Broker, RequestCounting {
       first ??= result.value[0];
     }
     if (first !== undefined) {
+      let unsent = 0;
+      for (let i = results.length; i < chunks.length; i++) unsent += chunks[i]!.length;
       throw new BrokerError(
         ADAPTER,
         operation,
-        `queue ${name}: ${failed} of ${total} ${what} failed (first: ${first.Code ?? 'unknown'}: ${first.Message ?? ''})`,
+        `queue ${name}: ${failed} of ${total} ${what} failed (first: ${first.Code ?? 'unknown'}: ${first.Message ?? ''})` +
+          (unsent > 0 ? `; the ${unsent} after them were not sent, to keep each group's order` : ''),
       );
     }
   }
 }
 
-/** Runs `run` over the chunks one after the other, stopping at the first rejection. */
-async function settleInOrder<E, R>(chunks: readonly E[], run: (chunk: E) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+/**
+ * Runs `run` over the chunks one after the other, stopping at the first rejection or at the first
+ * result `stopAfter` picks (a FIFO chunk with failed entries: sending the next one would put later
+ * messages of a group ahead of the ones that failed).
+ */
+async function settleInOrder<E, R>(
+  chunks: readonly E[],
+  run: (chunk: E) => Promise<R>,
+  stopAfter: (result: R) => boolean,
+): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = [];
   for (const chunk of chunks) {
     try {
-      results.push({ status: 'fulfilled', value: await run(chunk) });
+      const value = await run(chunk);
+      results.push({ status: 'fulfilled', value });
+      if (stopAfter(value)) break;
     } catch (reason) {
       results.push({ status: 'rejected', reason });
       break;

@@ -327,6 +327,17 @@ describe('sqs fifo', () => {
     await expect(broker.publish(queue, [{ body: 'x', delayMs: 1_000 }])).rejects.toThrow(/not supported on FIFO queues/);
   });
 
+  it('stops after a chunk with failed entries, so no later message of the group overtakes them', async () => {
+    const { broker, queue } = await open('fifo');
+    const sent = bodies(25, 'f');
+    sent[4] = { body: 'bad\u0000body' }; // refused inside the first chunk of 10
+    const rejection = broker.publish(queue, sent);
+    await expect(rejection).rejects.toThrow(/: 1 of 10 messages failed \(first: InvalidMessageContents: .*; the 15 after them were not sent, to keep each group's order$/);
+    const received = await receiveAndAck(broker, queue, 9);
+    expect(received.map((m) => m.body)).toEqual([...sent.slice(0, 4), ...sent.slice(5, 10)].map((m) => m.body));
+    expect(await broker.receive(queue, { maxMessages: 10, waitMs: 0 })).toEqual([]);
+  });
+
   it('dead-letters to a FIFO dead-letter queue', async () => {
     const { broker, queue } = await open('fifo', { maxReceives: 1 });
     await broker.publish(queue, [{ body: 'poison' }]);
