@@ -13,7 +13,12 @@ export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   const lines: string[] = [];
   const firstMissing = outcome.missing.slice(0, 5).join(', ');
   if (ledger.lost === 0) {
-    lines.push(`nothing lost: ${ledger.completed} of ${sent} published messages completed`);
+    // Completions beyond the accepted ones are messages whose publish was refused part-way yet stored.
+    const refusedYetDone = ledger.completed - sent;
+    lines.push(
+      `nothing lost: ${sent} of ${sent} published messages completed` +
+        (refusedYetDone > 0 ? `, and ${refusedYetDone} more whose publish was reported failed but were stored` : ''),
+    );
   } else if (outcome.status === 'completed') {
     lines.push(`LOST ${ledger.lost} of ${sent} published messages (first missing: ${firstMissing})`);
   } else {
