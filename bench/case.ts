@@ -1,7 +1,7 @@
 // One benchmark case in its own process, so each one's peak memory is its own and no case warms the
 // JIT for the next. Prints one JSON line: { ratePerSec, peakRssBytes }.
 //
-// usage: tsx bench/case.ts <case> <messages> <url>
+// usage: node --import tsx bench/case.ts <case> <messages> <url>
 //   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.

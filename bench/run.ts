@@ -52,8 +52,9 @@ interface CaseResult {
 
 async function runCase(name: string, messages: number, url: string): Promise<CaseResult> {
   const script = fileURLToPath(new URL('./case.ts', import.meta.url));
-  const tsx = fileURLToPath(new URL('../node_modules/tsx/dist/cli.mjs', import.meta.url));
-  const { stdout } = await run(process.execPath, [tsx, script, name, String(messages), url], {
+  // `--import tsx` resolves from cwd: the project root, wherever this was started from.
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', script, name, String(messages), url], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
     timeout: 600_000,
     maxBuffer: 1 << 20,
   });

@@ -24,6 +24,8 @@ import { startRedisServer } from './services/redis-server.ts';
 
 /** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
 const COMMAND_TIMEOUT_MS = 3000;
+/** Signals this close after the first are the same Ctrl-C, delivered twice (by the terminal and by npm). */
+const SAME_SIGNAL_MS = 500;
 
 type Options = Record<string, unknown>;
 
@@ -161,12 +163,17 @@ async function scenarioCommand(argv: Options): Promise<number> {
 
   const progress = createProgress(process.stderr, argv.quiet === true);
   const interrupt = new AbortController();
-  let signals = 0;
+  let firstSignalAtMs: number | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) {
+    // Ctrl-C in a terminal reaches this process and `npm run`, which forwards it: the same keypress can
+    // arrive twice within a few ms. Only a signal after SAME_SIGNAL_MS is a second Ctrl-C.
+    const nowMs = performance.now();
+    if (firstSignalAtMs !== undefined && nowMs - firstSignalAtMs < SAME_SIGNAL_MS) return;
+    if (firstSignalAtMs !== undefined) {
       process.stderr.write(`${signal} again: quitting at once; no result written, the run's queues may be left behind\n`);
       process.exit(130);
     }
+    firstSignalAtMs = nowMs;
     process.stderr.write(`\n${signal}: stopping; work in hand gets a moment, then the result is written; press Ctrl-C again to quit at once\n`);
     interrupt.abort();
   };

@@ -4,7 +4,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
 
 export interface CliRun {
   readonly code: number | null;
@@ -23,20 +22,32 @@ export interface CliProcess {
   readonly done: Promise<CliRun>;
 }
 
+/** How the CLI is started: as `npm run` starts it (`node --import tsx src/cli.ts`), or through `npm run` itself. */
+export type Launch = 'node' | 'npm';
+
 /**
  * Starts `brokerbench <args>` with `env` added to (or, with undefined, removed from) the environment.
- * It leads a process group of its own: `process.kill(-pid, signal)` reaches tsx's launcher and the
- * program together, as Ctrl-C in a terminal does, and the timeout kills both (not the launcher alone).
+ * It leads a process group of its own: `process.kill(-pid, signal)` reaches every process of it (npm,
+ * its shell and the program under `launch: 'npm'`), as Ctrl-C in a terminal does, and the timeout kills
+ * them all.
  */
-export function startCli(args: readonly string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): CliProcess {
+export function startCli(
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+  launch: Launch = 'node',
+): CliProcess {
   const merged: NodeJS.ProcessEnv = { ...process.env };
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete merged[key];
     else merged[key] = value;
   }
   const started = performance.now();
-  // tsx's own CLI forwards SIGINT/SIGTERM to the program it runs, so signals reach src/cli.ts.
-  const child = spawn(process.execPath, [TSX, 'src/cli.ts', ...args], { cwd: ROOT, env: merged, detached: true });
+  const [command, commandArgs] =
+    launch === 'npm'
+      ? ['npm', ['run', '--silent', args[0]!, '--', ...args.slice(1)]]
+      : [process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args]];
+  const child = spawn(command, commandArgs, { cwd: ROOT, env: merged, detached: true });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
