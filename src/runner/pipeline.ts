@@ -5,8 +5,10 @@
 // LIMITATION: publishers, consumers and tasks share this process's event loop (the outcome's harness
 // cost says how busy it was). Under --rate a batch goes out when its last message is due, so its
 // earlier messages count that wait as latency (fixed-rate keeps a batch within 2 ms of schedule). The
-// drain trusts the broker's depth: empty on three samples with nothing in hand ends it. Completions of
-// messages whose publish was refused (a batch stored in part) never stand in for accepted ones still out.
+// drain ends on an empty broker only once the ledger has agreed with it for a full receive wait (and,
+// with losses outstanding on a broker with visibility timeouts, for a visibility timeout): a depth may
+// be approximate and late. Completions of messages whose publish was refused (a batch stored in part)
+// never stand in for accepted ones still out.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Histogram } from 'hdr-histogram-js';
@@ -219,6 +221,10 @@ class PipelineRun {
   #depthSamples = 0;
   /** When the last completion was booked, monotonic µs: the end of a run that drained fully. */
   #lastCompletionUs = 0;
+  /** When the last delivery was booked, monotonic µs: the drain's quiet period counts from it. */
+  #lastDeliveryUs = 0;
+  /** Until when a nacked message may still come back (its retry delay), monotonic µs. */
+  #mayReturnUntilUs = 0;
   /** When the drain ended otherwise (empty broker, timeout, interrupt), monotonic µs. */
   #drainEndUs = 0;
   /** Wakes the drain as soon as the last message is booked, instead of at its next poll. */
@@ -604,6 +610,7 @@ class PipelineRun {
       onDelivered?.(stamp.i, message.receiveCount, stamp.t, receivedUs);
     }
     e2e.flush();
+    this.#lastDeliveryUs = receivedUs;
     return { indices, sentTimes };
   }
 
@@ -687,6 +694,7 @@ class PipelineRun {
       }
     }
     for (const [delayMs, messages] of groups) {
+      this.#mayReturnUntilUs = Math.max(this.#mayReturnUntilUs, this.#ctx.clock.nowUs() + delayMs * 1000);
       try {
         await handle.nack(queue, messages, delayMs);
       } catch (error) {
@@ -700,6 +708,7 @@ class PipelineRun {
   async #drain(): Promise<void> {
     const { clock } = this.#ctx;
     let emptySamples = 0;
+    let emptySinceUs = clock.nowUs();
     let lastSample = this.#depthSamples;
     while (!this.#stopConsumers) {
       if (this.#accountedFor()) return;
@@ -721,14 +730,37 @@ class PipelineRun {
         };
       });
       this.#wakeDrain = undefined;
-      // The broker empty on three samples in a row with nothing in our hands: the rest can never arrive.
+      // The broker empty on three samples in a row with nothing in our hands, and the ledger quiet for as
+      // long as anything outstanding could still take to arrive: only then are the rest declared lost.
       if (this.#depthSamples === lastSample) continue;
       lastSample = this.#depthSamples;
       const depth = this.#depth;
       const empty = depth !== undefined && depth.ready + depth.inFlight + depth.delayed === 0;
-      emptySamples = empty && this.#inHand() === 0 ? emptySamples + 1 : 0;
-      if (emptySamples >= 3) return;
+      const quiet = empty && this.#inHand() === 0 && this.#lastDeliveryUs < emptySinceUs;
+      if (!quiet) {
+        emptySamples = 0;
+        emptySinceUs = clock.nowUs();
+        continue;
+      }
+      if (++emptySamples >= 3 && clock.nowUs() >= this.#lossDeclarableUs(emptySinceUs)) return;
     }
+  }
+
+  /**
+   * The earliest moment the drain may take an empty broker's word that accepted messages are gone. A
+   * depth can be approximate and late (SQS's ApproximateNumberOf* on AWS), so an empty reading alone is
+   * not enough: a full receive wait must pass after it with nothing delivered; a nacked message may come
+   * back until its retry delay has run out; and where unacked messages come back after a visibility
+   * timeout, one that a consumer took and never settled (a crash, a receive lost in transit) may be out
+   * of sight for that long, so losses are declared only a visibility timeout after the broker went quiet.
+   */
+  #lossDeclarableUs(emptySinceUs: number): number {
+    const receiveWaitUs = this.#config.receiveWaitMs * 1000;
+    let untilUs = Math.max(emptySinceUs, this.#mayReturnUntilUs) + receiveWaitUs;
+    if (!this.#acceptedDone() && this.#ctx.broker.capabilities.visibilityTimeout) {
+      untilUs = Math.max(untilUs, emptySinceUs + this.#config.visibilityTimeoutMs * 1000 + receiveWaitUs);
+    }
+    return untilUs;
   }
 
   /** Messages received and not yet settled, by this run's consumers and by those reporting from elsewhere. */
@@ -748,6 +780,7 @@ class PipelineRun {
       delivered: (index, sentUs, receivedUs, receiveCount) => {
         timeline.add('received', 1, receivedUs);
         ledger.markDelivered(index);
+        if (receivedUs > this.#lastDeliveryUs) this.#lastDeliveryUs = receivedUs;
         if (receiveCount > 1) counters.redeliveries++;
         if (index >= warmup) recordLatency(endToEnd, receivedUs - sentUs);
         onDelivered?.(index, receiveCount, sentUs, receivedUs);
@@ -768,6 +801,7 @@ class PipelineRun {
       },
       failed: (count, atUs) => {
         counters.taskFailures += count;
+        this.#mayReturnUntilUs = Math.max(this.#mayReturnUntilUs, atUs + this.#config.retryDelayMs * 1000);
         timeline.add('failed', count, atUs);
       },
       receiveCall: (empty) => {
