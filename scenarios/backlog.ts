@@ -40,11 +40,15 @@ export const backlog: Scenario = {
   async run(context): Promise<ScenarioOutcome> {
     const { broker, config, queues, clock } = context;
     const memory = isMemoryReporting(broker) ? broker : undefined;
-    const before = memory ? await memory.serverMemory() : undefined;
+    let before: ServerMemory | undefined;
     let standing: Standing | undefined;
     let drainStartUs = 0;
     const outcome = await runPipeline({
       ...context,
+      // Read with every connection open, so their buffers are not booked as the messages' memory.
+      beforePublish: async () => {
+        before = memory ? await memory.serverMemory() : undefined;
+      },
       // Every message is offered once: accepted, or refused and counted; never silently skipped.
       publishErrors: { giveUpAfter: Number.POSITIVE_INFINITY, backoffMs: 0 },
       afterPublish: async () => {

@@ -138,6 +138,12 @@ export interface PipelineContext {
    */
   readonly consumers?: ConsumerSet;
   /**
+   * Runs once every connection of the run is open, before its clock starts and anything is published:
+   * backlog reads the server's memory here, so the consumers' connection buffers are not counted as
+   * the messages' memory.
+   */
+  readonly beforePublish?: () => Promise<void>;
+  /**
    * When set, consumers start only once every message is published and this has resolved, so a
    * scenario can look at the full queue in between (backlog measures the broker's memory there).
    */
@@ -173,6 +179,7 @@ export async function runPipeline(context: PipelineContext): Promise<PipelineOut
   // Consumers connect before the clock starts: connection set-up is not part of the measured run.
   if (context.consumers) {
     await context.consumers.prepare();
+    await context.beforePublish?.();
     return new PipelineRun(context, []).run();
   }
   // With a worker pool each consumer also gets a handle to ack on, so a finished task's ack never
@@ -185,6 +192,7 @@ export async function runPipeline(context: PipelineContext): Promise<PipelineOut
       handles.push(await context.broker.duplicate());
       if (pooled) settleHandles.push(await context.broker.duplicate());
     }
+    await context.beforePublish?.();
   } catch (error) {
     await Promise.all([...handles, ...settleHandles].map((handle) => handle.close().catch(() => undefined)));
     throw error;
