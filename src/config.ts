@@ -36,7 +36,7 @@ export interface RunConfig {
   readonly retryDelayMs: number;
   /** The task each message triggers. */
   readonly task: TaskSpec;
-  /** The first this many messages are left out of the histograms. */
+  /** The first this many messages are left out of the latency histograms; rates, the ledger and the timeline count them. */
   readonly warmupMessages: number;
   /** Longest the whole run (publish and drain) may take, in ms. */
   readonly timeoutMs: number;

@@ -21,7 +21,7 @@ export function printSummary(result: ResultFile, file?: string): string {
   const rates = new Table({ head: ['', 'messages', 'rate', 'over'], style: { head: [], border: [] } });
   rates.push(
     ['published', formatCount(publishedCount(ledger)), formatRate(throughput.publishPerSec), formatSeconds(throughput.publishSec)],
-    ['received', formatCount(ledger.deliveries), formatRate(throughput.receivePerSec), formatSeconds(throughput.totalSec)],
+    ['received', formatCount(ledger.deliveries), formatRate(throughput.receivePerSec), formatSeconds(throughput.receiveSec ?? throughput.totalSec)],
     ['completed', formatCount(ledger.completed), formatRate(throughput.completePerSec), formatSeconds(throughput.totalSec)],
   );
   lines.push(rates.toString());

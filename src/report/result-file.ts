@@ -54,8 +54,10 @@ export interface ResultFile {
   readonly throughput: {
     /** From the first publish to the last publish acknowledged. */
     readonly publishSec: number;
-    /** From the first publish to the end of the drain. */
+    /** From the first publish to the end of the drain (the last completion when everything completed). */
     readonly totalSec: number;
+    /** From the first publish to the last delivery: `receivePerSec` is deliveries over it. Absent in older files (they divided by `totalSec`). */
+    readonly receiveSec?: number;
     readonly publishPerSec: number;
     readonly receivePerSec: number;
     readonly completePerSec: number;
@@ -109,6 +111,7 @@ export function buildResult(record: RunRecord): ResultFile {
   const { outcome } = record;
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
   const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
+  const receiveSec = outcome.lastDeliveryUs ? (outcome.lastDeliveryUs - outcome.startUs) / 1e6 : totalSec;
   const perSec = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : 0);
   const latency = (h: Histogram): LatencyRecord => {
     const clamped = clampedCount(h);
@@ -132,8 +135,9 @@ export function buildResult(record: RunRecord): ResultFile {
     throughput: {
       publishSec,
       totalSec,
+      receiveSec,
       publishPerSec: perSec(publishedCount(outcome.ledger), publishSec),
-      receivePerSec: perSec(outcome.ledger.deliveries, totalSec),
+      receivePerSec: perSec(outcome.ledger.deliveries, receiveSec),
       completePerSec: perSec(outcome.ledger.completed, totalSec),
     },
     latency: {

@@ -76,6 +76,8 @@ export interface PipelineOutcome {
   readonly startUs: number;
   readonly publishEndUs: number;
   readonly endUs: number;
+  /** Monotonic µs of the last delivery (0: none); absent where a scenario merges several runs' outcomes. */
+  readonly lastDeliveryUs?: number;
   readonly ledger: LedgerCounts;
   /** First few indices published but never completed. */
   readonly missing: number[];
@@ -358,6 +360,7 @@ class PipelineRun {
       startUs: this.#startUs,
       publishEndUs: this.#publishEndUs || endUs,
       endUs,
+      lastDeliveryUs: this.#lastDeliveryUs,
       ledger: this.#ledger.counts(),
       missing: this.#ledger.missing(20),
       counters: { ...this.#counters },

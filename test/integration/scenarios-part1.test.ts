@@ -29,6 +29,19 @@ function values(result: ResultFile): Record<string, unknown> {
   return result.scenarioData!.values;
 }
 
+describe('throughput', () => {
+  it('rates received over the span to the last delivery and completed over the span to the last ack', async () => {
+    // Every message's task runs 100 ms after its delivery, so the last ack comes at least that long after the last receive.
+    const result = await run('throughput', 'redis-list', { messages: 40, consumers: 2, receiveBatch: 10, task: { ...NO_TASK, durationMs: 100 } });
+    const { throughput, ledger } = result;
+    expect(ledger).toMatchObject({ completed: 40, deliveries: 40, lost: 0 });
+    expect(throughput.receiveSec).toBeDefined();
+    expect(throughput.receiveSec!).toBeLessThanOrEqual(throughput.totalSec - 0.1);
+    expect(throughput.receivePerSec).toBeCloseTo(ledger.deliveries / throughput.receiveSec!, 6);
+    expect(throughput.completePerSec).toBeCloseTo(ledger.completed / throughput.totalSec, 6);
+  });
+});
+
 describe('executor', () => {
   it.each(['redis-list', 'redis-stream'] as const)('%s: N tasks through a pool, throughput near concurrency / task time', async (target) => {
     const result = await run('executor', target, { messages: 150, taskConcurrency: 50, task: { ...NO_TASK, durationMs: 200 } });
