@@ -87,13 +87,16 @@ export async function startRedisServer(
   const args = [
     '--port', String(port),
     '--bind', DEFAULT_HOST,
+    '--protected-mode', 'yes',
     '--save', '',
     '--appendonly', 'no',
     '--daemonize', 'no',
     '--dir', dir,
     ...(options.args ?? []),
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No environment of the harness's (it may hold secrets), and a process group of its own: Ctrl-C in
+  // the terminal reaches the harness, which stops this server once the result is written.
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {}, detached: true });
   const forget = killOnExit(child, () => rmSync(dir, { recursive: true, force: true }));
 
   // Keep the tail of the server's log for the error message if it fails to come up.

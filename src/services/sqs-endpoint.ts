@@ -110,7 +110,17 @@ export async function startFauxqs(options: { region?: string; port?: number } = 
 }
 
 // The child runs fauxqs's own bin after arranging to exit when its stdin closes (the parent is gone).
+// fauxqs 1.9.2 listens on 0.0.0.0 with no option to change it (2.x has one but needs Node 22.5), and it
+// accepts any credentials: every listen of the child is confined to loopback before the bin loads, so
+// no other host can reach the run's queues.
 const WATCHDOG = [
+  "import net from 'node:net';",
+  'const listen = net.Server.prototype.listen;',
+  'net.Server.prototype.listen = function (...args) {',
+  "  if (typeof args[0] === 'object' && args[0] !== null && 'port' in args[0]) args[0] = { ...args[0], host: '127.0.0.1' };",
+  "  else if (typeof args[0] === 'number') args.splice(1, typeof args[1] === 'string' ? 1 : 0, '127.0.0.1');",
+  '  return listen.apply(this, args);',
+  '};',
   "process.stdin.on('end', () => process.exit(0));",
   "process.stdin.on('error', () => process.exit(0));",
   'process.stdin.resume();',
@@ -121,19 +131,20 @@ type StartResult = { ok: true; server: Omit<StartedFauxqs, 'version'> } | { ok: 
 
 async function startOnce(root: string, port: number, region: string): Promise<StartResult> {
   const bin = join(root, 'dist', 'cli.js');
+  // What fauxqs needs and nothing else: never the harness's secrets (AWS keys, REDIS_URL passwords).
+  // Without FAUXQS_HOST, queue URLs carry the host the client used (127.0.0.1:port), as wanted.
   const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
     FAUXQS_PORT: String(port),
     FAUXQS_LOGGER: 'false',
     FAUXQS_DEFAULT_REGION: region,
     BROKERBENCH_FAUXQS_BIN: pathToFileURL(bin).href,
   };
-  // Queue URLs then carry the host the client used (127.0.0.1:port), which is what we want.
-  delete childEnv['FAUXQS_HOST'];
-  delete childEnv['FAUXQS_INIT'];
+  // A process group of its own: Ctrl-C in the terminal reaches the harness, which stops the emulator
+  // once the result is written, instead of the emulator dying under the run.
   const child = spawn(process.execPath, ['--input-type=module', '-e', WATCHDOG], {
     stdio: ['pipe', 'ignore', 'pipe'],
     env: childEnv,
+    detached: true,
   });
   const forget = killOnExit(child);
   // The pipes must not keep this process alive; when it exits, stdin closes and the child follows.
