@@ -24,7 +24,14 @@ const KIND_SLUG: Readonly<Record<LatencyKind, string>> = {
   completion: 'completion',
 };
 
-const slug = (text: string): string => text.replace(/[^A-Za-z0-9._-]+/g, '-');
+/** Longest piece of a file name taken from a result file, in characters. */
+const SLUG_MAX_CHARS = 64;
+
+/**
+ * A piece of a file name from anything a result file says (which anyone can write): letters, digits,
+ * `_` and `-` only, so no separator, dot-dot or control character reaches the file system.
+ */
+const slug = (text: unknown): string => String(text).replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, SLUG_MAX_CHARS) || '-';
 
 /** The `.hgrm` text of a histogram recorded in µs, with values printed in ms. */
 export function hgrmText(histogramUs: Histogram): string {
@@ -50,7 +57,7 @@ export async function writeHgrmFiles(dir: string, groups: readonly Group[]): Pro
     for (const column of group.columns) {
       for (const run of column.runs) add(path.basename(run.file).replace(/\.json$/, ''), run.histograms, run.extraHistograms);
       if (column.runs.length > 1) {
-        const base = `merged-${group.scenario}-${group.messagesPerRun}-${group.id}-${slug(column.label)}-${column.runs.length}runs`;
+        const base = `merged-${slug(group.scenario)}-${slug(group.messagesPerRun)}-${slug(group.id)}-${slug(column.label)}-${column.runs.length}runs`;
         add(base, column.histograms, column.extraHistograms);
       }
     }

@@ -1,7 +1,7 @@
 // `--hgrm DIR`: HdrHistogram percentile-distribution text, values in ms, read back as the standard
 // plotter reads it (four numeric columns; `#[...]` footer), from real result files.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +101,26 @@ describe('hgrm export', () => {
     expect(parsed.totalCount).toBe(standard.runs.reduce((n, r) => n + r.result.latency.endToEnd.count, 0));
     expect(parsed.max).toBeCloseTo(Math.max(...standard.runs.map((r) => r.result.latency.endToEnd.max)) / 1000, 3);
     expect(names.some((n) => n.startsWith('.'))).toBe(false); // no temporary file left behind
+  });
+
+  it('keeps every file inside the folder, whatever a crafted result file names its scenario', async () => {
+    // Two runs of one column, so a merged file is named from the files' own config.scenario.
+    const crafted = path.join(dir, 'crafted');
+    await mkdir(crafted);
+    const source = (await readdir(FIXTURES)).filter((name) => name.includes('sqs-standard')).slice(0, 2);
+    expect(source).toHaveLength(2);
+    for (const name of source) {
+      const result = JSON.parse(await readFile(path.join(FIXTURES, name), 'utf8')) as { config: { scenario: string } };
+      result.config.scenario = '../../escaped\u001b]0;x\u0007';
+      await writeFile(path.join(crafted, name), JSON.stringify(result));
+    }
+    const out = path.join(dir, 'crafted-out', 'hgrm');
+    const written = await writeHgrmFiles(out, groupRuns((await loadRuns([crafted])).runs));
+    expect(written.some((file) => path.basename(file).startsWith('merged-'))).toBe(true);
+    for (const file of written) expect(path.dirname(file)).toBe(out);
+    for (const name of await readdir(out)) expect(name).toMatch(/^[A-Za-z0-9._-]+$/);
+    expect((await readdir(path.join(dir, 'crafted-out'))).sort()).toEqual(['hgrm']);
+    expect(await readdir(dir)).not.toContain('escaped');
   });
 
   it('refuses a folder it cannot create with one line naming it', async () => {
