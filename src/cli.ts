@@ -15,6 +15,7 @@ import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
 import { scrubSecrets } from './redact.ts';
 import type { DurationDistribution, TaskWork } from './pipeline/executor.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
+import { stripControls } from './report/format.ts';
 import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
 import { createProgress } from './report/progress.ts';
@@ -201,7 +202,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
     progress.stop();
     const result = buildResult(record);
     const file = await writeResultSomewhere(config.resultsDir, result);
-    process.stdout.write(`${scrubSecrets(printSummary(result, file))}\n`);
+    print(process.stdout, printSummary(result, file));
     if (file === undefined) return 1;
     return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
   } finally {
@@ -240,9 +241,9 @@ async function compareCommand(argv: Options): Promise<number> {
     format: (str(argv.format) ?? 'table') as CompareFormat,
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
   });
-  for (const problem of problems) process.stderr.write(`brokerbench compare: ${problem}\n`);
-  for (const note of notes) process.stderr.write(`brokerbench compare: ${note}\n`);
-  if (output) process.stdout.write(`${output}\n`);
+  for (const problem of problems) print(process.stderr, `brokerbench compare: ${problem}`);
+  for (const note of notes) print(process.stderr, `brokerbench compare: ${note}`);
+  if (output) print(process.stdout, output);
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
@@ -253,8 +254,8 @@ async function reportCommand(argv: Options): Promise<number> {
     outFile: str(argv.out) ?? 'report.html',
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
   });
-  for (const problem of problems) process.stderr.write(`brokerbench report: ${problem}\n`);
-  for (const note of notes) process.stderr.write(`brokerbench report: ${note}\n`);
+  for (const problem of problems) print(process.stderr, `brokerbench report: ${problem}`);
+  for (const note of notes) print(process.stderr, `brokerbench report: ${note}`);
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
@@ -353,10 +354,15 @@ export async function main(args: readonly string[]): Promise<number> {
   return exitCode;
 }
 
+/** Writes `text` and a newline, with the environment's secrets scrubbed and no terminal control characters. */
+function print(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(`${stripControls(scrubSecrets(text))}\n`);
+}
+
 /** Prints a user's error as one line (exit 2); anything else is a bug and keeps its stack (exit 1). */
 export function reportError(error: unknown): number {
   if (error instanceof UsageError || error instanceof BrokerError) {
-    process.stderr.write(`brokerbench: ${scrubSecrets(error.message)}\n`);
+    print(process.stderr, `brokerbench: ${error.message}`);
     return USAGE_EXIT_CODE;
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);

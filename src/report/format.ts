@@ -26,3 +26,12 @@ export function formatBytes(bytes: number): string {
 export function formatSeconds(seconds: number): string {
   return `${seconds.toFixed(2)} s`;
 }
+
+/**
+ * `text` without terminal control characters (C0 but newline and tab, DEL, C1): strings read from
+ * result files (broker names, versions, errors, verdicts) are anyone's, and an escape sequence in one
+ * must not clear the screen or retitle the terminal of whoever prints it.
+ */
+export function stripControls(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+}
