@@ -13,6 +13,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import type { BrokerCapabilities, BrokerInfo, QueueDepth } from '../broker.ts';
 import type { RunConfig } from '../config.ts';
 import type { EnvironmentInfo } from '../environment.ts';
+import { resultShapeProblem } from './result-schema.ts';
 import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../redact.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
@@ -262,5 +263,7 @@ export async function readResult(file: string): Promise<ResultFile> {
   if (!candidate.config || !candidate.latency || !candidate.throughput || !candidate.ledger || !candidate.broker) {
     throw new UsageError(`${file}: result is missing required sections (config, broker, ledger, throughput, latency)`);
   }
+  const problem = resultShapeProblem(candidate);
+  if (problem !== undefined) throw new UsageError(`${file}: not a result brokerbench can read: ${problem}`);
   return candidate as ResultFile;
 }

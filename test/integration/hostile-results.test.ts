@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRuns } from '../../src/report/load.ts';
 import { runCli } from '../helpers/cli.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/results/same', import.meta.url));
@@ -47,6 +48,33 @@ describe('strings from a result file', () => {
       expect(run.stdout).toContain('redis-list');
       expect(run.stdout).not.toMatch(CONTROL);
       expect(run.stderr).not.toMatch(CONTROL);
+    }
+  });
+});
+
+describe('a result whose fields have the wrong types', () => {
+  const cases: [string, (result: Record<string, any>) => void, string][] = [
+    ['verdicts a string', (result) => (result['verdicts'] = 'all good'), 'verdicts'],
+    ['a ledger count a string', (result) => (result['ledger']['lost'] = '0'), 'ledger.lost'],
+    ['a timeline point null', (result) => (result['timeline'][0] = null), 'timeline[0]'],
+    ['the broker name a number', (result) => (result['broker']['name'] = 7), 'broker.name'],
+  ];
+  it.each(cases)('%s: refused on load in one line naming the file and the field', async (name, change, field) => {
+    const folder = await crafted(`types-${name.replace(/\W+/g, '-')}`, change);
+    const [file] = await readdir(folder);
+    const { runs, problems } = await loadRuns([folder]);
+    expect(runs).toEqual([]);
+    expect(problems).toEqual([`${path.join(folder, file!)}: not a result brokerbench can read: ${field}: ${problems[0]!.split(`${field}: `)[1]}`]);
+    expect(problems[0]!.split(`${field}: `)[1]).toMatch(/^Invalid input: expected \w+, received \w+$/);
+  });
+
+  it('compare and report say so in that one line, exit 2, no stack trace', async () => {
+    const folder = await crafted('types-cli', cases[0]![1]);
+    for (const args of [['compare', folder], ['report', folder, '--out', path.join(folder, 'report.html')]]) {
+      const run = await runCli(args);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).not.toMatch(/TypeError|^\s+at /m);
+      expect(run.stderr).toMatch(/: not a result brokerbench can read: verdicts: Invalid input: expected array, received string\n/);
     }
   });
 });
