@@ -12,7 +12,7 @@ import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from './config.ts';
 import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
-import { scrubSecrets } from './redact.ts';
+import { redactUrls, scrubSecrets } from './redact.ts';
 import type { DurationDistribution, TaskWork } from './pipeline/executor.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
 import { stripControls } from './report/format.ts';
@@ -310,6 +310,10 @@ function int(name: string, value: unknown, fallback: number): number {
 }
 
 export async function main(args: readonly string[]): Promise<number> {
+  // The runtime's own warnings can quote what they complain about (a deprecation warning quoted a whole
+  // REDIS_URL, password included): they go through the same scrubbing writer as everything else.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => print(process.stderr, `(node) ${warning.name}: ${redactUrls(warning.message)}`));
   if (existsSync('.env')) process.loadEnvFile('.env');
   let exitCode = 0;
   await yargs(args as string[])

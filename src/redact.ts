@@ -24,6 +24,11 @@ export function redactUrl(url: string): string {
   return parsed.toString();
 }
 
+/** `text` with every URL in it passed through redactUrl. */
+export function redactUrls(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => redactUrl(url));
+}
+
 /** Variables whose values are secrets wherever they turn up. */
 const SECRET_VARIABLES = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'] as const;
 /** Shorter values are not scrubbed from free text: they would mangle ordinary words (LocalStack's `test`). */
@@ -48,7 +53,10 @@ export function knownSecrets(env: Readonly<Record<string, string | undefined>> =
         found.add(decodeOrSame(password));
       }
     } catch {
-      // Not a URL: redactUrl covers what it can.
+      // Not a URL (an unencoded reserved character): the password is what stands between the first ':' and the last '@'.
+      const userinfo = redisUrl.slice(redisUrl.indexOf('://') + 3, redisUrl.lastIndexOf('@'));
+      const colon = userinfo.indexOf(':');
+      if (redisUrl.includes('://') && colon >= 0) found.add(userinfo.slice(colon + 1));
     }
   }
   return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);

@@ -57,6 +57,7 @@ export async function resolveRedis(env: { REDIS_URL?: string | undefined }): Pro
     if (scheme !== undefined && scheme !== 'redis' && scheme !== 'rediss') {
       throw new UsageError(`REDIS_URL "${redactUrl(fromEnv)}" is not a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379`);
     }
+    checkRedisUrl(fromEnv);
     return { url: fromEnv, kind: isLoopbackUrl(fromEnv) ? 'local' : 'other', stop: noop };
   }
   if (await pingRedis(DEFAULT_HOST, DEFAULT_PORT, PROBE_TIMEOUT_MS)) {
@@ -169,6 +170,35 @@ export function pingRedis(host: string, port: number, timeoutMs: number, authReq
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));
   });
+}
+
+const ENCODE_HINT = 'percent-encode it (/ %2F, ? %3F, # %23, @ %40, % %25), e.g. redis://:p%40ss%2Fw0rd@127.0.0.1:6379';
+
+/**
+ * Refuses a REDIS_URL that URL parsers read in different ways, before any client sees it: generated
+ * passwords often hold `/ # ? @ %`, and unencoded they make the host, port or database something else
+ * (ioredis then selected database NaN, and the runtime's warning printed the whole URL). The message
+ * never repeats the URL's user name or password.
+ */
+export function checkRedisUrl(url: string): void {
+  const afterScheme = url.indexOf('://') + 3;
+  const at = url.lastIndexOf('@');
+  if (at >= afterScheme) {
+    const userinfo = url.slice(afterScheme, at);
+    if (/[/?#@]/.test(userinfo) || /%(?![0-9a-fA-F]{2})/.test(userinfo)) {
+      throw new UsageError(`REDIS_URL: its user name or password has a character URLs reserve; ${ENCODE_HINT}`);
+    }
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url.includes('://') ? url : `redis://${url}`);
+  } catch {
+    throw new UsageError(`REDIS_URL "${redactUrl(url)}" is not a valid URL, e.g. redis://127.0.0.1:6379; if its password has / ? # @ or %, ${ENCODE_HINT}`);
+  }
+  const database = parsed.pathname.replace(/^\//, '');
+  if (database !== '' && !/^\d+$/.test(database)) {
+    throw new UsageError(`REDIS_URL "${redactUrl(url)}" names database "${database}", which is not a number (redis://host:6379/0)`);
+  }
 }
 
 function isLoopbackUrl(url: string): boolean {
