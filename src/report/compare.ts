@@ -97,7 +97,7 @@ const ROWS: readonly Row[] = [
   { id: 'errors', label: 'publish/receive/ack errors', ...count((c) => c.errors) },
   {
     id: 'requestsPerMessage',
-    label: 'API requests per message (workload)',
+    label: 'workload requests per message',
     value: (c) => c.requests?.perMessage,
     format: (v) => v.toFixed(3),
     better: 'lower',
@@ -111,7 +111,7 @@ const ROWS: readonly Row[] = [
   },
   {
     id: 'housekeepingRequests',
-    label: 'housekeeping requests (queues, depth polls)',
+    label: 'housekeeping requests',
     value: (c) => c.requests?.housekeeping,
     format: (v) => formatCount(v),
   },
