@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   BrokerError,
+  PartialSettleError,
   type Broker,
   type BrokerAdapter,
   type BrokerCapabilities,
@@ -399,7 +400,7 @@ class RedisListBroker implements Broker, MemoryReporting {
       }
       const pipeline = this.#redis.pipeline();
       for (let i = 0; i < receipts.length; i += CHUNK) pipeline.zrem(key, ...receipts.slice(i, i + CHUNK));
-      checkPipeline(await pipeline.exec());
+      checkChunks('ack', messages, await pipeline.exec());
     } catch (error) {
       throw this.#error('ack', error);
     }
@@ -416,7 +417,7 @@ class RedisListBroker implements Broker, MemoryReporting {
         for (let i = 0; i < messages.length; i += CHUNK) {
           pipeline.rpush(keys.ready, ...messages.slice(i, i + CHUNK).map((message) => message.body));
         }
-        checkPipeline(await pipeline.exec());
+        checkChunks('nack', messages, await pipeline.exec());
         return;
       }
       const due = retryDelayMs > 0 ? Date.now() + retryDelayMs : 0;
@@ -426,7 +427,8 @@ class RedisListBroker implements Broker, MemoryReporting {
         const receipts = messages.slice(i, i + CHUNK).map((message) => message.receipt);
         calls.push(this.#redis.bbNack(keys.ready, keys.inflight, keys.delayed, keys.dead, due, maxReceives, ...receipts));
       }
-      await Promise.all(calls);
+      const results = await Promise.allSettled(calls);
+      checkChunks('nack', messages, results.map((r) => (r.status === 'fulfilled' ? [null, r.value] : [toError(r.reason), null])));
     } catch (error) {
       throw this.#error('nack', error);
     }
@@ -684,6 +686,34 @@ async function quietly(client: Redis): Promise<void> {
   } catch {
     client.disconnect();
   }
+}
+
+/**
+ * Throws the first error of the chunked calls that settle `messages` (CHUNK per call, in order): a
+ * PartialSettleError listing the messages of the chunks that succeeded when any did, else that error.
+ */
+function checkChunks(operation: string, messages: readonly ReceivedMessage[], results: [Error | null, unknown][] | null): void {
+  if (results === null) throw new Error('pipeline aborted');
+  const settled: ReceivedMessage[] = [];
+  let first: Error | undefined;
+  for (let i = 0; i < results.length; i++) {
+    const [error] = results[i]!;
+    if (error) first ??= error;
+    else settled.push(...messages.slice(i * CHUNK, (i + 1) * CHUNK));
+  }
+  if (first === undefined) return;
+  if (settled.length === 0) throw first;
+  throw new PartialSettleError(
+    ADAPTER,
+    operation,
+    `${messages.length - settled.length} of ${messages.length} failed (${messageOf(first)}); the other ${settled.length} succeeded`,
+    settled,
+    { cause: first },
+  );
+}
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 /** Throws the first error of a pipeline; returns the replies. */

@@ -24,7 +24,7 @@
 
 import { randomBytes, createHash } from 'node:crypto';
 import { Redis, Command } from 'ioredis';
-import { BrokerError } from '../src/broker.ts';
+import { BrokerError, PartialSettleError } from '../src/broker.ts';
 import type {
   Broker,
   BrokerAdapter,
@@ -412,7 +412,19 @@ class RedisStreamBroker implements Broker, MemoryReporting, ConsumerGroups {
     for (let i = 0; i < messages.length; i++) ids[i] = messages[i]!.receipt;
     const pipeline = this.#redis.pipeline().xack(stream, this.#shared.group, ...ids);
     if (this.#shared.settings.deleteOnAck) pipeline.xdel(stream, ...ids);
-    await this.#exec('ack', pipeline);
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      throw fail('ack', errorText(error), error);
+    }
+    if (!results) throw fail('ack', 'pipeline was discarded');
+    const failure = results.find(([error]) => error !== null)?.[0];
+    if (!failure) return;
+    // Either step alone settles the entries: acked ones leave the pending list, deleted ones are dropped
+    // from it unread at the next claim round. Neither is ever delivered again.
+    if (results.every(([error]) => error !== null)) throw fail('ack', failure.message, failure);
+    throw new PartialSettleError(NAME, 'ack', `${failure.message} (the entries are settled all the same)`, messages, { cause: failure });
   }
 
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {

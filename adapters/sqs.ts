@@ -41,6 +41,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
   BrokerError,
+  PartialSettleError,
   type Broker,
   type BrokerAdapter,
   type BrokerCapabilities,
@@ -536,7 +537,7 @@ class SqsBroker implements Broker, RequestCounting {
     await this.#batches('ack', name, 'deletes', chunks, false, async (entries) => {
       const out = await this.#client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: entries }));
       return out.Failed ?? [];
-    });
+    }, messages);
   }
 
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {
@@ -548,7 +549,7 @@ class SqsBroker implements Broker, RequestCounting {
     await this.#batches('nack', name, 'visibility changes', chunks, false, async (entries) => {
       const out = await this.#client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }));
       return out.Failed ?? [];
-    });
+    }, messages);
   }
 
   async depth(queue: string): Promise<QueueDepth> {
@@ -681,7 +682,9 @@ class SqsBroker implements Broker, RequestCounting {
   /**
    * Sends every chunk at once (or in order, if `sequential`); entries that fail inside a batch are retried
    * (those not the sender's fault: up to BATCH_ATTEMPTS with back-off). Rejects once all chunks settled,
-   * with how many entries failed; a whole request that fails rejects with its own error.
+   * with how many entries failed; a whole request that fails rejects with its own error. With `settles`
+   * (the messages of an ack or nack, chunked as chunkEntries does), a failure after which some entries
+   * did succeed rejects with a PartialSettleError listing those messages.
    */
   async #batches<E extends { Id: string | undefined }>(
     operation: string,
@@ -690,30 +693,49 @@ class SqsBroker implements Broker, RequestCounting {
     chunks: readonly E[][],
     sequential: boolean,
     send: (entries: E[]) => Promise<BatchResultErrorEntry[]>,
+    settles?: readonly ReceivedMessage[],
   ): Promise<void> {
+    // Per chunk, the Ids of the entries that succeeded, filled as the answers come (also when a later retry fails whole).
+    const done = chunks.map(() => new Set<string>());
     const results = sequential
-      ? await settleInOrder(chunks, (chunk) => sendWithRetry(chunk, send), (failedEntries) => failedEntries.length > 0)
-      : await Promise.allSettled(chunks.map((chunk) => sendWithRetry(chunk, send)));
+      ? await settleInOrder(chunks, (chunk, i) => sendWithRetry(chunk, send, done[i]!), (failedEntries) => failedEntries.length > 0)
+      : await Promise.allSettled(chunks.map((chunk, i) => sendWithRetry(chunk, send, done[i]!)));
     let failed = 0;
     let total = 0;
     let first: BatchResultErrorEntry | undefined;
+    let rejected: BrokerError | undefined;
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!;
       total += chunks[i]!.length;
-      if (result.status === 'rejected') throw this.#connection.wrap(operation, name, result.reason);
+      if (result.status === 'rejected') {
+        rejected ??= this.#connection.wrap(operation, name, result.reason);
+        continue;
+      }
       failed += result.value.length;
       first ??= result.value[0];
     }
-    if (first !== undefined) {
+    if (rejected === undefined && first === undefined) return;
+    let problem: string;
+    if (rejected !== undefined) {
+      if (settles === undefined) throw rejected;
+      problem = rejected.message.slice(`${ADAPTER} ${operation}: `.length);
+    } else {
       let unsent = 0;
       for (let i = results.length; i < chunks.length; i++) unsent += chunks[i]!.length;
-      throw new BrokerError(
-        ADAPTER,
-        operation,
-        `queue ${name}: ${failed} of ${total} ${what} failed (first: ${first.Code ?? 'unknown'}: ${first.Message ?? ''})` +
-          (unsent > 0 ? `; the ${unsent} after them were not sent, to keep each group's order` : ''),
-      );
+      problem =
+        `queue ${name}: ${failed} of ${total} ${what} failed (first: ${first!.Code ?? 'unknown'}: ${first!.Message ?? ''})` +
+        (unsent > 0 ? `; the ${unsent} after them were not sent, to keep each group's order` : '');
     }
+    const settled: ReceivedMessage[] = [];
+    if (settles !== undefined) {
+      for (let i = 0; i < chunks.length; i++) {
+        for (const entry of chunks[i]!) if (done[i]!.has(entry.Id!)) settled.push(settles[i * MAX_BATCH_ENTRIES + Number(entry.Id)]!);
+      }
+    }
+    if (settled.length === 0) throw rejected ?? new BrokerError(ADAPTER, operation, problem);
+    throw new PartialSettleError(ADAPTER, operation, `${problem}; the other ${settled.length} succeeded`, settled, {
+      cause: rejected?.cause,
+    });
   }
 }
 
@@ -724,13 +746,13 @@ class SqsBroker implements Broker, RequestCounting {
  */
 async function settleInOrder<E, R>(
   chunks: readonly E[],
-  run: (chunk: E) => Promise<R>,
+  run: (chunk: E, index: number) => Promise<R>,
   stopAfter: (result: R) => boolean,
 ): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = [];
-  for (const chunk of chunks) {
+  for (const [index, chunk] of chunks.entries()) {
     try {
-      const value = await run(chunk);
+      const value = await run(chunk, index);
       results.push({ status: 'fulfilled', value });
       if (stopAfter(value)) break;
     } catch (reason) {
@@ -741,15 +763,21 @@ async function settleInOrder<E, R>(
   return results;
 }
 
-/** One batch call, retrying the entries that failed through no fault of the sender; returns those that still fail. */
+/**
+ * One batch call, retrying the entries that failed through no fault of the sender; returns those that
+ * still fail. Adds the Id of every entry that succeeded to `done` as each answer comes.
+ */
 async function sendWithRetry<E extends { Id: string | undefined }>(
   entries: E[],
   send: (entries: E[]) => Promise<BatchResultErrorEntry[]>,
+  done: Set<string>,
 ): Promise<BatchResultErrorEntry[]> {
   const permanent: BatchResultErrorEntry[] = [];
   let pending = entries;
   for (let attempt = 1; ; attempt++) {
     const failed = await send(pending);
+    const failedIds = new Set(failed.map((entry) => entry.Id));
+    for (const entry of pending) if (!failedIds.has(entry.Id)) done.add(entry.Id!);
     if (failed.length === 0) return permanent;
     const retry: BatchResultErrorEntry[] = [];
     for (const entry of failed) (entry.SenderFault ? permanent : retry).push(entry);

@@ -98,9 +98,16 @@ export interface Broker {
   publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void>;
   /** Receives up to `maxMessages`, blocking up to `waitMs` when none is ready. May return []. */
   receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]>;
-  /** Marks messages done: they are never delivered again. */
+  /**
+   * Marks messages done: they are never delivered again. When it settled some of them and failed for
+   * the others (a batch request with failed entries, one of several chunks refused) it rejects with a
+   * `PartialSettleError` listing the settled ones; any other rejection settled none that it knows of.
+   */
   ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void>;
-  /** Gives messages back to be delivered again after `retryDelayMs` (0 = at once), their receive count kept. */
+  /**
+   * Gives messages back to be delivered again after `retryDelayMs` (0 = at once), their receive count
+   * kept. Rejects as `ack` does: a `PartialSettleError` when only some were given back.
+   */
   nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void>;
   /** Counts messages by state. */
   depth(queue: string): Promise<QueueDepth>;
@@ -208,4 +215,29 @@ export class BrokerError extends Error {
     super(`${adapter} ${operation}: ${message}`, options);
     this.name = 'BrokerError';
   }
+}
+
+/**
+ * An `ack` or `nack` that took effect for some of its messages and failed for the others. `settled`
+ * holds exactly those of the message objects passed in that the broker settled (the same objects, in
+ * their order); every other one is as before the call: received and unsettled, so an at-least-once
+ * broker delivers it again. `settled` may hold every message when only a side step failed (a stream
+ * entry acked but not deleted). Every adapter whose ack or nack can partly fail throws it.
+ */
+export class PartialSettleError extends BrokerError {
+  constructor(
+    adapter: string,
+    operation: string,
+    message: string,
+    readonly settled: readonly ReceivedMessage[],
+    options?: { cause?: unknown },
+  ) {
+    super(adapter, operation, message, options);
+    this.name = 'PartialSettleError';
+  }
+}
+
+/** The messages a rejected `ack` or `nack` settled all the same: `error.settled`, or none for any other error. */
+export function settledDespite(error: unknown): readonly ReceivedMessage[] {
+  return error instanceof PartialSettleError ? error.settled : [];
 }

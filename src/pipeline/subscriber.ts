@@ -11,7 +11,7 @@
 // LIMITATION: the pipeline's own in-process consumers keep their own copy of this loop (with the
 // worker pool and per-message hooks); this one runs whole batches at once and knows no hooks.
 
-import type { Broker, ReceivedMessage } from '../broker.ts';
+import { settledDespite, type Broker, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import { Executor, sleep } from './executor.ts';
 import { decodeMessage } from './message.ts';
@@ -227,18 +227,23 @@ export class Subscriber {
       }
     }
     if (toAck.length === 0) return;
+    /** Set when the ack settled only these (a partial failure); undefined when it settled all. */
+    let acked: Set<ReceivedMessage> | undefined;
     try {
       await this.#call(() => this.#handle.ack(queue, toAck));
     } catch (error) {
       if (error === FROZEN) throw error;
       // Not acked: an at-least-once broker delivers them again, so they are not reported as completed.
+      // Those the broker says it did settle are gone for good: reported, or they would count as lost.
       this.#sink.error('ack', messageOf(error));
-      return;
+      const settled = settledDespite(error);
+      if (settled.length === 0) return;
+      acked = new Set(settled);
     }
     const ackedUs = clock.nowUs();
     for (let k = 0; k < batch.length; k++) {
       const index = hand[2 * k]!;
-      if (index >= 0 && (!outcomes || outcomes[k])) this.#sink.completed(index, sentTimes[k]!, ackedUs);
+      if (index >= 0 && (!outcomes || outcomes[k]) && (!acked || acked.has(batch[k]!))) this.#sink.completed(index, sentTimes[k]!, ackedUs);
     }
   }
 

@@ -97,7 +97,7 @@ const ROWS: readonly Row[] = [
   { id: 'errors', label: 'publish/receive/ack errors', ...count((c) => c.errors) },
   {
     id: 'requestsPerMessage',
-    label: 'API requests per message',
+    label: 'workload requests per message',
     value: (c) => c.requests?.perMessage,
     format: (v) => v.toFixed(3),
     better: 'lower',
@@ -108,6 +108,12 @@ const ROWS: readonly Row[] = [
     value: (c) => c.requests?.billedPerMessage,
     format: (v) => v.toFixed(3),
     better: 'lower',
+  },
+  {
+    id: 'housekeepingRequests',
+    label: 'housekeeping requests',
+    value: (c) => c.requests?.housekeeping,
+    format: (v) => formatCount(v),
   },
   {
     id: 'usdPerMillionMessages',

@@ -15,6 +15,7 @@ import { mergeHistograms, summarize, type LatencySummary } from '../metrics/hist
 import { formatCount, formatRate } from './format.ts';
 import { LATENCY_KINDS, type LatencyKind, type LoadedRun } from './load.ts';
 import { usdPerMillionRequests } from './pricing.ts';
+import { requestSplitOf } from './result-file.ts';
 
 /** Config fields that do not describe the workload, so runs differing only in them still compare. */
 const NOT_WORKLOAD: readonly (keyof RunConfig)[] = ['adapter', 'mode', 'channel', 'resultsDir', 'seed', 'timeoutMs'];
@@ -26,12 +27,16 @@ export interface Spread {
 }
 
 export interface RequestCost {
+  /** Every request, workload and housekeeping. */
   readonly total: number;
-  /** Requests as billed: each started 64 KiB chunk of payload counts as one. */
+  /** The workload's requests as billed: each started 64 KiB chunk of payload counts as one. */
   readonly billed: number;
-  /** Requests per completed message. */
+  /** The workload's requests (sends, receives, deletes, visibility changes) per completed message. */
   readonly perMessage: number;
+  /** The workload's billed requests per completed message: what the cost is priced on. */
   readonly billedPerMessage: number;
+  /** The harness's own requests (queues, look-ups, depth polls), all runs together. */
+  readonly housekeeping: number;
   /** Undefined where the broker has no per-request price (Redis). */
   readonly usdPerMillionRequests?: number;
   /** What a million messages moved this way would cost in requests, USD. */
@@ -245,15 +250,18 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
 function requestCost(runs: readonly LoadedRun[], completed: number): { requests?: RequestCost } {
   if (!runs.every((r) => r.result.requests) || completed === 0) return {};
   const total = runs.reduce((n, r) => n + r.result.requests!.total, 0);
-  const billed = runs.reduce((n, r) => n + r.result.requests!.billed, 0);
+  const splits = runs.map((r) => requestSplitOf(r.result.requests!));
+  const workload = splits.reduce((n, s) => n + s.workload, 0);
+  const billed = splits.reduce((n, s) => n + s.billedWorkload, 0);
   const price = usdPerMillionRequests(runs[0]!.result);
   const billedPerMessage = billed / completed;
   return {
     requests: {
       total,
       billed,
-      perMessage: total / completed,
+      perMessage: workload / completed,
       billedPerMessage,
+      housekeeping: splits.reduce((n, s) => n + s.housekeeping, 0),
       ...(price === undefined ? {} : { usdPerMillionRequests: price, usdPerMillionMessages: billedPerMessage * price }),
     },
   };

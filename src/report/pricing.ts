@@ -1,4 +1,6 @@
 // What a run's API requests would cost on Amazon SQS, from the request counts the SQS adapter records.
+// Cost per message is priced on the workload's billed requests; the harness's housekeeping (queues,
+// depth polls) is counted apart and left out of it (src/metrics/requests.ts).
 //
 // LIMITATION: request prices only, for us-east-1, at the first volume tier; the monthly free tier
 // (first 1 million requests), volume discounts, data transfer and KMS are left out. An embedded or

@@ -1,7 +1,7 @@
 // The summary a run prints on stdout. Returns a string, so tests read it without a terminal.
 
 import Table from 'cli-table3';
-import type { LatencyRecord, ResultFile } from './result-file.ts';
+import { requestSplitOf, type LatencyRecord, type ResultFile } from './result-file.ts';
 import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from './format.ts';
 import { publishedCount } from '../metrics/ledger.ts';
 
@@ -64,10 +64,14 @@ export function printSummary(result: ResultFile, file?: string): string {
     },
   );
   if (result.requests) {
-    const { total, billed } = result.requests;
-    books.push({
-      'API requests': `${formatCount(total)} (${(total / Math.max(1, ledger.completed)).toFixed(3)} per message; ${formatCount(billed)} billed)`,
-    });
+    // Per message on the workload's requests only: the harness's own (queues, depth polls) are no cost of the queue.
+    const { workload, housekeeping, billedWorkload } = requestSplitOf(result.requests);
+    books.push(
+      {
+        'API requests (workload)': `${formatCount(workload)} (${(workload / Math.max(1, ledger.completed)).toFixed(3)} per message; ${formatCount(billedWorkload)} billed)`,
+      },
+      { 'API requests (housekeeping)': `${formatCount(housekeeping)} (queues, look-ups, depth polls)` },
+    );
   }
   lines.push(books.toString());
   for (const table of result.scenarioData?.tables ?? []) {

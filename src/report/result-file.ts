@@ -18,6 +18,7 @@ import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../redact.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
+import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
 import type { ScenarioData, ScenarioOutcome, ScenarioTable } from '../../scenarios/scenario.ts';
@@ -103,9 +104,29 @@ export interface RunRecord {
 export interface RequestTotals {
   /** Requests sent by API action, every attempt counted. */
   readonly byKind: Readonly<Record<string, number>>;
+  /** Every request: workload and housekeeping together. */
   readonly total: number;
-  /** Requests as billed: each started 64 KiB of payload counts as one. */
+  /** Requests as billed: each started 64 KiB of payload counts as one (housekeeping included). */
   readonly billed: number;
+  /**
+   * Requests that moved messages: sends, receives, deletes, visibility changes (src/metrics/requests.ts).
+   * Absent in files written before it was recorded; readers derive it from `byKind` then.
+   */
+  readonly workload?: number;
+  /** The harness's own requests: creating, looking up, configuring and deleting queues, purges, depth polls. */
+  readonly housekeeping?: number;
+  /** The workload's requests as billed: what cost per message is priced on. */
+  readonly billedWorkload?: number;
+}
+
+/** Workload, housekeeping and billed workload of `requests`, as recorded or, in older files, derived from `byKind`. */
+export function requestSplitOf(requests: RequestTotals): { workload: number; housekeeping: number; billedWorkload: number } {
+  const split = splitRequestCounts(requests.byKind);
+  return {
+    workload: requests.workload ?? split.workloadTotal,
+    housekeeping: requests.housekeeping ?? split.housekeepingTotal,
+    billedWorkload: requests.billedWorkload ?? billedWorkloadRequests(requests.byKind, requests.billed),
+  };
 }
 
 export function buildResult(record: RunRecord): ResultFile {

@@ -12,7 +12,7 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Histogram } from 'hdr-histogram-js';
-import type { Broker, QueueDepth, ReceivedMessage } from '../broker.ts';
+import { settledDespite, type Broker, type QueueDepth, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { createLatencyHistogram, recordLatency, recordLatencyTimes, RunRecorder } from '../metrics/histogram.ts';
@@ -664,13 +664,18 @@ class PipelineRun {
       }
     }
     if (toAck.length === 0) return;
+    /** Set when the ack settled only these (a partial failure); undefined when it settled all. */
+    let acked: Set<ReceivedMessage> | undefined;
     try {
       await handle.ack(queue, toAck);
     } catch (error) {
       // Not acked: an at-least-once broker delivers them again, so they are not booked as completed.
+      // Those the broker says it did settle are gone for good: booked, or they would count as lost.
       this.#counters.ackErrors++;
       this.#noteError('ack', error);
-      return;
+      const settled = settledDespite(error);
+      if (settled.length === 0) return;
+      acked = new Set(settled);
     }
     const ackedUs = this.#ctx.clock.nowUs();
     const warmup = this.#config.warmupMessages;
@@ -678,7 +683,7 @@ class PipelineRun {
     let completed = 0;
     for (let k = 0; k < batch.length; k++) {
       const index = indices[k]!;
-      if (index < 0 || (outcomes && !outcomes[k])) continue;
+      if (index < 0 || (outcomes && !outcomes[k]) || (acked && !acked.has(batch[k]!))) continue;
       this.#ledger.markCompleted(index);
       completed++;
       if (index >= warmup) completion.add(ackedUs - sentTimes[k]!);

@@ -9,6 +9,7 @@ import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions 
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
+import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';
 import { UsageError } from '../errors.ts';
 import type { RequestTotals, RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
@@ -87,6 +88,9 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
   } finally {
     onEvent?.({ type: 'phase', phase: 'teardown', detail: `removing ${queues.length} queue(s)` });
     const problem = await teardown(broker, queues, namespace);
+    // Counted again after teardown, so its DeleteQueue requests are among the housekeeping.
+    const requests = requestCounts(broker);
+    if (requests !== undefined && record !== undefined) record = { ...record, requests };
     // A run that measured something keeps it; the queues it could not remove are named among its errors.
     if (problem !== undefined && record !== undefined) {
       record = { ...record, outcome: { ...record.outcome, errors: [...record.outcome.errors, problem] } };
@@ -126,5 +130,14 @@ function requestCounts(broker: Broker): RequestTotals | undefined {
   if (!isRequestCounting(broker)) return undefined;
   const byKind = { ...broker.requestCounts() };
   const total = Object.values(byKind).reduce((sum, n) => sum + n, 0);
-  return { byKind, total, billed: broker.billedRequests() };
+  const billed = broker.billedRequests();
+  const { workloadTotal, housekeepingTotal } = splitRequestCounts(byKind);
+  return {
+    byKind,
+    total,
+    billed,
+    workload: workloadTotal,
+    housekeeping: housekeepingTotal,
+    billedWorkload: billedWorkloadRequests(byKind, billed),
+  };
 }
