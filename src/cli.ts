@@ -2,7 +2,8 @@
 // `compare` puts result files side by side; `report` draws them into one offline HTML file.
 // User errors end in one line and exit code 2.
 
-import { existsSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
@@ -265,11 +266,18 @@ function str(value: unknown): string | undefined {
   return typeof last === 'string' && last.trim() !== '' ? last.trim() : undefined;
 }
 
-/** A number from a flag, or the default; `1_000` and `1,000` are accepted. One-line error otherwise. */
+/** A decimal number as people write one (`10000`, `1_000`, `1,000`, `2.5`, `1e6`); not hex, not blank. */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
+
+/** A number from a flag, or the default when the flag is absent; one-line error for anything else, blank included. */
 function num(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
   const text = str(value);
-  if (text === undefined) return fallback;
-  const parsed = Number(text.replace(/[_,]/g, ''));
+  const digits = text?.replace(/[_,]/g, '');
+  if (digits === undefined || !DECIMAL.test(digits)) {
+    throw new UsageError(`${name} must be a number, got "${String(Array.isArray(value) ? value.at(-1) : value)}"`);
+  }
+  const parsed = Number(digits);
   if (!Number.isFinite(parsed)) throw new UsageError(`${name} must be a number, got "${text}"`);
   return parsed;
 }
@@ -314,7 +322,7 @@ export async function main(args: readonly string[]): Promise<number> {
   // REDIS_URL, password included): they go through the same scrubbing writer as everything else.
   process.removeAllListeners('warning');
   process.on('warning', (warning) => print(process.stderr, `(node) ${warning.name}: ${redactUrls(warning.message)}`));
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  loadDotEnv('.env');
   let exitCode = 0;
   await yargs(args as string[])
     .scriptName('brokerbench')
@@ -356,6 +364,22 @@ export async function main(args: readonly string[]): Promise<number> {
     })
     .parseAsync();
   return exitCode;
+}
+
+/**
+ * Variables from `.env` in the working folder, as the seed's scripts read them; absent is fine. One that
+ * is a folder, unreadable or not text is refused in one line, as a bad flag is.
+ */
+function loadDotEnv(file: string): void {
+  if (!existsSync(file)) return;
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    throw new UsageError(`${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? 'error'}); make it a readable text file of NAME=value lines, or remove it`);
+  }
+  if (bytes.includes(0) || !isUtf8(bytes)) throw new UsageError(`${file}: not text; make it a text file of NAME=value lines, or remove it`);
+  process.loadEnvFile(file);
 }
 
 /** Writes `text` and a newline, with the environment's secrets scrubbed and no terminal control characters. */

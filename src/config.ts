@@ -1,6 +1,7 @@
 // The run configuration: one typed object, every field with its unit, defaults in one place, and
 // validation that names the flag and the fix. The CLI builds it; the runner and result files carry it.
 
+import { getHeapStatistics } from 'node:v8';
 import type { BrokerCapabilities } from './broker.ts';
 import { UsageError } from './errors.ts';
 import type { TaskSpec } from './pipeline/executor.ts';
@@ -118,9 +119,46 @@ export const DEFAULTS = {
 /** fan-out: most consumer groups; each gets its own consumers and, without native groups, its own queue. */
 const MAX_FAN_OUT_GROUPS = 32;
 
+/** Most messages one run may track: the ledger keeps 2 bits per message (250 MB here). */
+export const MAX_MESSAGES = 1_000_000_000;
+/** Longest any wait or duration may be, ms: Node's timers fire at once past 2^31 - 1 ms (24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest --timeout, --duration and --warmup-sec, seconds: a week. */
+const MAX_RUN_SEC = 7 * 24 * 3600;
+/** Longest a receive may block, ms (SQS allows 20 s; longer only delays the end of a run). */
+const MAX_RECEIVE_WAIT_MS = 60_000;
+/** Slowest and fastest fixed rates, msg/s: below, one message a day; above, no publisher keeps up. */
+const MIN_RATE_PER_SEC = 1 / 86_400;
+const MAX_RATE_PER_SEC = 100_000_000;
+/** Share of the JS heap the run's message bodies and connections may plan to take. */
+const HEAP_SHARE = 0.5;
+/** Rough fixed cost of each publisher (its promises and encoder) and each consumer (its connection and buffers), bytes. */
+const PUBLISHER_OVERHEAD_BYTES = 4 * 1024;
+const CONSUMER_OVERHEAD_BYTES = 256 * 1024;
+
+/**
+ * What the run's publish batches and receive batches may hold at once, bytes: each body is held as a
+ * string and again as the bytes on the wire. An estimate made before anything starts, so a run that
+ * cannot fit is refused with the reason instead of dying out of memory half-way.
+ */
+export function plannedMemoryBytes(config: RunConfig): number {
+  const inFlight = config.publishBatch * config.publishConcurrency + config.receiveBatch * config.consumers * Math.max(1, config.fanOutGroups);
+  return (
+    2 * config.payloadBytes * inFlight +
+    config.publishConcurrency * PUBLISHER_OVERHEAD_BYTES +
+    config.consumers * Math.max(1, config.fanOutGroups) * CONSUMER_OVERHEAD_BYTES
+  );
+}
+
 /** Checks a whole config against itself and the broker's declared capabilities; throws UsageError. */
 export function validateConfig(config: RunConfig, capabilities: BrokerCapabilities): void {
   positiveInteger('messages', config.messages);
+  if (config.messages > MAX_MESSAGES) {
+    throw new UsageError(
+      `${config.messages} messages is over the ${MAX_MESSAGES.toLocaleString('en-US')} one run can track (the ledger keeps 2 bits per message); ` +
+        (config.scenario === 'fixed-rate' ? 'fixed-rate plans rate × (--warmup-sec + --duration) per rate: lower them' : 'run fewer, or several runs'),
+    );
+  }
   positiveInteger('--payload-bytes', config.payloadBytes);
   positiveInteger('--batch', config.publishBatch);
   positiveInteger('--publishers', config.publishConcurrency);
@@ -198,8 +236,45 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   if (config.warmupMessages >= config.messages) {
     throw new UsageError(`--warmup ${config.warmupMessages} leaves no measured message out of ${config.messages}`);
   }
+  checkLimits(config);
   if (!/^[A-Za-z0-9_-]{1,40}$/.test(config.channel)) {
     throw new UsageError(`CHANNEL_NAME "${config.channel}" must be 1 to 40 letters, digits, '-' or '_'`);
+  }
+}
+
+/** Values that pass their own type check but that no run can honour: timers that overflow, rates no timer can pace, memory it cannot hold. */
+function checkLimits(config: RunConfig): void {
+  const seconds = (name: string, value: number): void => {
+    if (value > MAX_RUN_SEC) throw new UsageError(`${name} ${value} is over the limit of ${MAX_RUN_SEC} seconds (a week)`);
+  };
+  const milliseconds = (name: string, value: number): void => {
+    if (value > MAX_TIMER_MS) throw new UsageError(`${name} ${value} is over the limit of ${MAX_TIMER_MS} ms (24.8 days, the longest timer Node keeps)`);
+  };
+  seconds('--timeout', config.timeoutMs / 1000);
+  seconds('--duration', config.durationSec);
+  seconds('--warmup-sec', config.warmupSec);
+  if (config.receiveWaitMs > MAX_RECEIVE_WAIT_MS) {
+    throw new UsageError(`--receive-wait-ms ${config.receiveWaitMs} is over the limit of ${MAX_RECEIVE_WAIT_MS} ms: a receive returns as soon as anything arrives, so a longer wait only delays the end`);
+  }
+  milliseconds('--visibility-timeout-ms', config.visibilityTimeoutMs);
+  milliseconds('--retry-delay-ms', config.retryDelayMs);
+  milliseconds('--task-ms', config.task.durationMs);
+  milliseconds('--delay-ms', config.delayMs + config.delayWindowMs);
+  for (const ms of config.retryIntervalsMs) milliseconds('--retry-intervals', ms);
+  for (const [name, rate] of [['--rate', config.ratePerSec], ...config.ratesPerSec.map((r) => ['--rates', r] as const)] as const) {
+    if (rate > 0 && (rate < MIN_RATE_PER_SEC || rate > MAX_RATE_PER_SEC)) {
+      throw new UsageError(`${name} ${rate} is outside one message a day to ${MAX_RATE_PER_SEC.toLocaleString('en-US')} msg/s`);
+    }
+  }
+  const heapBytes = getHeapStatistics().heap_size_limit;
+  const planned = plannedMemoryBytes(config);
+  if (planned > heapBytes * HEAP_SHARE) {
+    const mib = (bytes: number): string => `${Math.round(bytes / 1024 ** 2).toLocaleString('en-US')} MiB`;
+    throw new UsageError(
+      `this run would hold about ${mib(planned)} at once (--payload-bytes ${config.payloadBytes} in ${config.publishConcurrency} publish batches of ${config.publishBatch} ` +
+        `and ${config.consumers} consumers' receive batches of ${config.receiveBatch}), over half this process's heap of ${mib(heapBytes)}: ` +
+        'lower --payload-bytes, --batch, --publishers, --consumers or --receive-batch',
+    );
   }
 }
 

@@ -1,9 +1,13 @@
 // Runs the real command line in a child process, as a user would, and reports what it printed.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** tsx's loader by absolute URL, so the CLI also starts from another working folder (to read its .env). */
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 export interface CliRun {
   readonly code: number | null;
@@ -36,6 +40,7 @@ export function startCli(
   env: Record<string, string | undefined> = {},
   timeoutMs = 60_000,
   launch: Launch = 'node',
+  cwd: string = ROOT,
 ): CliProcess {
   const merged: NodeJS.ProcessEnv = { ...process.env };
   for (const [key, value] of Object.entries(env)) {
@@ -46,8 +51,8 @@ export function startCli(
   const [command, commandArgs] =
     launch === 'npm'
       ? ['npm', ['run', '--silent', args[0]!, '--', ...args.slice(1)]]
-      : [process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args]];
-  const child = spawn(command, commandArgs, { cwd: ROOT, env: merged, detached: true });
+      : [process.execPath, ['--import', TSX_LOADER, path.join(ROOT, 'src', 'cli.ts'), ...args]];
+  const child = spawn(command, commandArgs, { cwd, env: merged, detached: true });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -70,6 +75,6 @@ export function startCli(
 }
 
 /** `brokerbench <args>` run to its end; see startCli. */
-export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
-  return startCli(args, env, timeoutMs).done;
+export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, cwd = ROOT): Promise<CliRun> {
+  return startCli(args, env, timeoutMs, 'node', cwd).done;
 }

@@ -4,7 +4,7 @@
 // Complements test/integration/cli.test.ts, which covers unknown QUEUE/mode/scenario/flags, counts that
 // are not numbers, zero or negative, and a Redis batch over the limit.
 
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
@@ -27,6 +27,8 @@ interface BadInput {
   readonly args: readonly string[];
   readonly env: Record<string, string | undefined>;
   readonly message: RegExp;
+  /** The message count given; default 10. */
+  readonly count?: string;
 }
 
 const REDIS = { QUEUE: 'REDIS' };
@@ -36,7 +38,17 @@ const cases: BadInput[] = [
   { name: 'a rate that is not a number', args: ['--rate', 'abc'], env: REDIS, message: /^--rate must be a number, got "abc"$/ },
   { name: 'a rate too large to be a number', args: ['--rate', '1e400'], env: REDIS, message: /^--rate must be a number, got "1e400"$/ },
   { name: 'a negative rate', args: ['--rate', '-5'], env: REDIS, message: /^--rate must be a number of 0 or more, got -5$/ },
-  { name: 'a fractional count', args: [], env: REDIS, message: /^messages must be a positive integer, got "1.5"$/ },
+  { name: 'a fractional count', args: [], env: REDIS, message: /^messages must be a positive integer, got "1.5"$/, count: '1.5' },
+  // Past what the run can hold or time: each once ended in a stack, an out-of-memory crash or a timer loop.
+  { name: 'more messages than the ledger holds', args: [], env: REDIS, count: '1e12', message: /^1000000000000 messages is over the 1,000,000,000 one run can track/ },
+  { name: 'a blank count', args: [], env: REDIS, count: ' ', message: /^messages must be a number, got " "$/ },
+  { name: 'a hexadecimal count', args: [], env: REDIS, count: '0x10', message: /^messages must be a number, got "0x10"$/ },
+  { name: 'a fixed-rate duration of 1e9 s', args: ['--scenario', 'fixed-rate', '--duration', '1e9'], env: REDIS, message: /^--duration 1000000000 is over the limit of 604800 seconds/ },
+  { name: 'a timeout past what a timer holds', args: ['--timeout', '2147484'], env: REDIS, message: /^--timeout 2147484 is over the limit of 604800 seconds/ },
+  { name: 'a receive wait of 1e12 ms', args: ['--receive-wait-ms', '1e12'], env: REDIS, message: /^--receive-wait-ms 1000000000000 is over the limit of 60000 ms/ },
+  { name: 'a rate of 1e-300', args: ['--rate', '1e-300'], env: REDIS, message: /^--rate 1e-300 is outside one message a day to 100,000,000 msg\/s$/ },
+  { name: 'payloads of 20 MB', args: ['--payload-bytes', '20000000'], env: REDIS, message: /^this run would hold about [\d,]+ MiB at once \(--payload-bytes 20000000 .*lower --payload-bytes/ },
+  { name: '100 million publishers', args: ['--publishers', '100000000'], env: REDIS, message: /^this run would hold about [\d,]+ MiB at once .*100000000 publish batches/ },
   { name: 'zero consumers', args: ['--consumers', '0'], env: REDIS, message: /^--consumers must be a positive integer, got 0$/ },
   // Repeated, the last value counts (as an array it used to read as not given, so the default ran).
   { name: 'a repeated flag, last one bad', args: ['--consumers', '2', '--consumers', '0'], env: REDIS, message: /^--consumers must be a positive integer, got 0$/ },
@@ -63,13 +75,12 @@ const cases: BadInput[] = [
 
 describe('bad configuration', () => {
   // Side by side: each is a short-lived process, and nineteen in a row would take a minute.
-  it.concurrent.for(cases)('refuses $name: one line, exit 2, before reaching anything', async ({ name, args, env, message }, { expect }) => {
+  it.concurrent.for(cases)('refuses $name: one line, exit 2, before reaching anything', async ({ name, args, env, message, count }, { expect }) => {
     const out = path.join(dir, name.replace(/\W+/g, '-'));
     const hostile = { REDIS_URL: `redis://127.0.0.1:${hole.port}`, SQS_ENDPOINT: `http://127.0.0.1:${hole.port}`, CHANNEL_NAME: 'config' };
     const merged = { ...hostile, ...env };
     for (const key of ['REDIS_URL', 'SQS_ENDPOINT'] as const) merged[key] = merged[key]?.replace('HOLE', String(hole.port));
-    const count = name === 'a fractional count' ? '1.5' : '10';
-    const run = await runCli(['scenario', count, ...args, '--results-dir', out], merged);
+    const run = await runCli(['scenario', count ?? '10', ...args, '--results-dir', out], merged);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr.endsWith('\n')).toBe(true);
@@ -81,6 +92,21 @@ describe('bad configuration', () => {
     expect(run.elapsedMs).toBeLessThan(15_000);
     expect((await readdir(out).catch(() => [])).filter((file) => file.endsWith('.json'))).toEqual([]);
     // None of the refusals (this one or any running beside it) got as far as connecting.
+    expect(hole.accepted()).toBe(0);
+  });
+});
+
+describe('a .env that cannot be read as variables', () => {
+  it.concurrent.for([
+    ['a folder', async (file: string) => mkdir(file)],
+    ['not text', async (file: string) => writeFile(file, Buffer.from([0x51, 0x3d, 0x00, 0xff, 0xfe, 0x0a]))],
+  ] as const)('%s: one line, exit 2, before reaching anything', async ([name, make], { expect }) => {
+    const cwd = path.join(dir, `dotenv-${name.replace(/\W+/g, '-')}`);
+    await mkdir(cwd);
+    await make(path.join(cwd, '.env'));
+    const run = await runCli(['scenario', '10', '--results-dir', path.join(cwd, 'results')], { QUEUE: 'REDIS', REDIS_URL: `redis://127.0.0.1:${hole.port}` }, 60_000, cwd);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/^brokerbench: \.env: (cannot read it \(EISDIR\)|not text); make it a .*text file of NAME=value lines, or remove it\n$/);
     expect(hole.accepted()).toBe(0);
   });
 });
