@@ -61,6 +61,8 @@ export interface Column {
   readonly extraLatencyUs: Readonly<Record<string, LatencySummary>>;
   readonly lost: number;
   readonly duplicateDeliveries: number;
+  /** Deliveries of bodies without their run's token (never booked as deliveries). */
+  readonly foreign: number;
   /** Deliveries the broker marked as a redelivery (receive count above 1). */
   readonly redeliveries: number;
   /** Tasks that failed and were given back to be retried. */
@@ -230,6 +232,7 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
     extraLatencyUs,
     lost: sum((r) => r.ledger.lost),
     duplicateDeliveries: sum((r) => r.ledger.duplicateDeliveries),
+    foreign: sum((r) => r.ledger.foreign ?? 0),
     redeliveries: sum((r) => r.counters.redeliveries),
     retried: sum((r) => r.counters.taskFailures),
     deadLettered: sum((r) => r.finalDepth.dead),

@@ -54,6 +54,8 @@ export function printSummary(result: ResultFile, file?: string): string {
         { lost: formatCount(config.maxReceives > 0 ? Math.max(0, ledger.lost - result.finalDepth.dead) : ledger.lost) }
       : { 'not completed (run stopped)': formatCount(ledger.lost) },
     { 'duplicate deliveries': formatCount(ledger.duplicateDeliveries) },
+    // Bodies without this run's token (another run's, forged): acked, never booked as deliveries.
+    { 'foreign (not this run\'s)': formatCount(ledger.foreign ?? 0) },
     { redeliveries: formatCount(counters.redeliveries) },
     { 'failed tasks (retried)': formatCount(counters.taskFailures) },
     { 'dead-lettered': formatCount(result.finalDepth.dead) },

@@ -38,6 +38,11 @@ export interface ResultFile {
   readonly schema: typeof RESULT_SCHEMA;
   readonly schemaVersion: typeof RESULT_SCHEMA_VERSION;
   readonly runId: string;
+  /**
+   * The token every body of the run carried (src/pipeline/message.ts); bodies without it were counted
+   * as `ledger.foreign`. Absent in files written before it existed.
+   */
+  readonly runToken?: string;
   readonly status: RunStatus;
   /** Why the run did not complete; absent when it did. */
   readonly reason?: string;
@@ -88,6 +93,7 @@ export interface ScenarioDataRecord {
 
 export interface RunRecord {
   readonly runId: string;
+  readonly runToken?: string;
   readonly startedAt: Date;
   readonly finishedAt: Date;
   readonly config: RunConfig;
@@ -118,6 +124,7 @@ export function buildResult(record: RunRecord): ResultFile {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,
     runId: record.runId,
+    ...(record.runToken === undefined ? {} : { runToken: record.runToken }),
     status: outcome.status,
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
     startedAt: record.startedAt.toISOString(),

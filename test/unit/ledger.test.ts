@@ -13,6 +13,7 @@ const zero = (expected: number): LedgerCounts => ({
   notSent: 0,
   lost: expected,
   unknown: 0,
+  foreign: 0,
 });
 
 function deliverAndComplete(ledger: Ledger, indices: Iterable<number>) {
@@ -78,7 +79,7 @@ describe('Ledger', () => {
     });
   });
 
-  it('counts out-of-range indices and foreign bodies as unknown, never as deliveries', () => {
+  it('counts out-of-range indices and malformed bodies as unknown, never as deliveries', () => {
     const ledger = new Ledger(5);
     for (const bad of [5, 6, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(ledger.markDelivered(bad)).toBe(false);
@@ -87,6 +88,13 @@ describe('Ledger', () => {
     ledger.markUnknown();
     expect(ledger.counts()).toEqual({ ...zero(5), unknown: 7 });
     expect(ledger.completedCount()).toBe(0);
+  });
+
+  it("counts foreign messages (another run's token, or none) on their own, never as deliveries or unknown", () => {
+    const ledger = new Ledger(5);
+    ledger.markForeign();
+    ledger.markForeign();
+    expect(ledger.counts()).toEqual({ ...zero(5), foreign: 2 });
   });
 
   it('counts a failed publish as failed, not lost, and one that completed anyway as completed', () => {
