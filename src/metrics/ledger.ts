@@ -23,7 +23,11 @@ export interface LedgerCounts {
    * published nor lost. Absent in result files written before it existed (read it as 0).
    */
   notSent?: number;
-  /** Published OK but never completed. A failed publish that was completed anyway is not lost. */
+  /**
+   * Published OK but never completed. A failed publish that was completed anyway is not lost. This
+   * counts dead-lettered messages too (the ledger cannot see the dead-letter queue): what a run lost
+   * is `lostCount`, which every report uses.
+   */
   lost: number;
   /** Deliveries whose index was out of range or whose body was not a message at all (malformed). */
   unknown: number;
@@ -38,6 +42,15 @@ export interface LedgerCounts {
 /** Messages the broker accepted: meant to be published, less those refused and those never sent. */
 export function publishedCount(counts: LedgerCounts): number {
   return counts.expected - counts.publishFailed - (counts.notSent ?? 0);
+}
+
+/**
+ * The one definition of lost: published, not completed, and not dead-lettered by design. `deadLettered`
+ * is what the dead-letter queue held at the end of a run that sent messages there (--max-receives);
+ * 0 for any other run. The summary, the result file, compare and report all read it from here.
+ */
+export function lostCount(counts: Pick<LedgerCounts, 'lost'>, deadLettered: number): number {
+  return Math.max(0, counts.lost - deadLettered);
 }
 
 export class Ledger {

@@ -14,6 +14,7 @@ import { DEFAULTS, type RunConfig } from '../config.ts';
 import { mergeHistograms, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { formatCount, formatRate } from './format.ts';
 import { LATENCY_KINDS, type LatencyKind, type LoadedRun } from './load.ts';
+import { lostOf } from './result-file.ts';
 import { usdPerMillionRequests } from './pricing.ts';
 
 /** Config fields that do not describe the workload, so runs differing only in them still compare. */
@@ -59,6 +60,7 @@ export interface Column {
   /** A scenario's own latency histograms (e.g. `lateness`), merged over the runs that have them, µs. */
   readonly extraHistograms: Readonly<Record<string, Histogram>>;
   readonly extraLatencyUs: Readonly<Record<string, LatencySummary>>;
+  /** Published, not completed and not dead-lettered by design (result-file.ts lostOf), all runs together. */
   readonly lost: number;
   readonly duplicateDeliveries: number;
   /** Deliveries of bodies without their run's token (never booked as deliveries). */
@@ -230,7 +232,7 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
     latencyUs,
     extraHistograms,
     extraLatencyUs,
-    lost: sum((r) => r.ledger.lost),
+    lost: sum(lostOf),
     duplicateDeliveries: sum((r) => r.ledger.duplicateDeliveries),
     foreign: sum((r) => r.ledger.foreign ?? 0),
     redeliveries: sum((r) => r.counters.redeliveries),

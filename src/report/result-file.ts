@@ -16,7 +16,7 @@ import type { EnvironmentInfo } from '../environment.ts';
 import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../redact.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
-import { publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
+import { lostCount, publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
 import type { ScenarioData, ScenarioOutcome, ScenarioTable } from '../../scenarios/scenario.ts';
@@ -53,6 +53,11 @@ export interface ResultFile {
   readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
   readonly environment: EnvironmentInfo;
   readonly ledger: LedgerCounts;
+  /**
+   * Messages lost: published, not completed, and not dead-lettered by design (`lostOf`). Written for
+   * machines; readers here derive it with lostOf, so files written before it existed mean the same.
+   */
+  readonly lost?: number;
   /** First indices published but never completed (at most 20). */
   readonly missing: readonly number[];
   readonly counters: RunCounters;
@@ -111,6 +116,14 @@ export interface RequestTotals {
   readonly billed: number;
 }
 
+/**
+ * What a run lost, by the one definition (src/metrics/ledger.ts lostCount): dead letters count only
+ * where the run sent messages there (--max-receives), from the dead-letter depth at its end.
+ */
+export function lostOf(result: { readonly config: Pick<RunConfig, 'maxReceives'>; readonly ledger: Pick<LedgerCounts, 'lost'>; readonly finalDepth: Pick<QueueDepth, 'dead'> }): number {
+  return lostCount(result.ledger, result.config.maxReceives > 0 ? result.finalDepth.dead : 0);
+}
+
 export function buildResult(record: RunRecord): ResultFile {
   const { outcome } = record;
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
@@ -134,6 +147,7 @@ export function buildResult(record: RunRecord): ResultFile {
     broker: record.broker,
     environment: record.environment,
     ledger: outcome.ledger,
+    lost: lostOf({ config: record.config, ledger: outcome.ledger, finalDepth: outcome.finalDepth }),
     missing: outcome.missing,
     counters: outcome.counters,
     throughput: {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../../src/metrics/ledger.ts';
+import { Ledger, lostCount } from '../../src/metrics/ledger.ts';
 import type { LedgerCounts } from '../../src/metrics/ledger.ts';
 
 const zero = (expected: number): LedgerCounts => ({
@@ -210,5 +210,15 @@ describe('Ledger', () => {
     expect(ledger.completedCount()).toBe(3);
     expect(ledger.failedButCompletedCount()).toBe(2);
     expect(ledger.counts()).toMatchObject({ publishFailed: 3, completed: 3, duplicateCompletions: 1, lost: 6 });
+  });
+});
+
+describe('lostCount', () => {
+  it('leaves dead-lettered messages out of lost, and never goes below 0', () => {
+    expect(lostCount({ lost: 20 }, 20)).toBe(0);
+    expect(lostCount({ lost: 25 }, 20)).toBe(5);
+    expect(lostCount({ lost: 3 }, 0)).toBe(3);
+    // A dead-lettered copy of a message that was also completed: the ledger had it as done already.
+    expect(lostCount({ lost: 2 }, 5)).toBe(0);
   });
 });
