@@ -39,7 +39,7 @@ export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   );
   if (counters.malformed > 0) lines.push(`${counters.malformed} bodies were not harness messages (acked and counted)`);
   const foreign = ledger.foreign ?? 0;
-  if (foreign > 0) lines.push(`${foreign} messages did not carry this run's token (foreign: acked, never booked as deliveries)`);
+  if (foreign > 0) lines.push(`${foreign} message${foreign === 1 ? '' : 's'} did not carry this run's token (foreign: acked, never booked as deliveries)`);
   if (outcome.status !== 'completed') lines.push(`run ${outcome.status}: ${outcome.reason ?? ''}`.trim());
   return lines;
 }

@@ -117,6 +117,7 @@ function expectPoisonAccountedFor(outcome: Awaited<ReturnType<typeof runWithPois
   // Acked, not left behind: the queue is empty at the end.
   expect(outcome.finalDepth).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
   expect(outcome.verdicts).toContain(`${injected - FOREIGN_POISON} bodies were not harness messages (acked and counted)`);
+  expect(outcome.verdicts).toContain("1 message did not carry this run's token (foreign: acked, never booked as deliveries)");
 }
 
 describe.each(redisTargets)('poison in a $adapter.name ($mode) queue', (target) => {
