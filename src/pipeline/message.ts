@@ -65,9 +65,10 @@ export class MessageEncoder {
 }
 
 // The layout `{"r":"<token>","i":<digits>,"t":<digits>,"p":…"}`. Its head up to the index is the same
-// for every body of the run: one string compare checks it (V8 compares a substring of a flat string
-// without copying it, 28 characters in about the time of two charCodeAt calls); the rest is read
-// character by character, which on a 200-byte body is about twice as fast as startsWith/endsWith.
+// for every body of the run: one substring compare checks it (V8 slices a flat string without
+// copying it; in bench runs here that beat both startsWith and a charCodeAt loop over its 28
+// characters). The rest is read character by character, which on a 200-byte body is about twice as
+// fast as startsWith/endsWith.
 const QUOTE = 34; // "
 const COLON = 58; // :
 const COMMA = 44; // ,
