@@ -8,7 +8,7 @@ import { Bench } from 'tinybench';
 import { createLatencyHistogram, recordLatency } from '../src/metrics/histogram.ts';
 import { Ledger } from '../src/metrics/ledger.ts';
 import { Timeline } from '../src/metrics/timeline.ts';
-import { MessageEncoder, decodeMessage } from '../src/pipeline/message.ts';
+import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../src/pipeline/message.ts';
 
 export interface MicroResult {
   name: string;
@@ -27,7 +27,9 @@ let sink = 0;
 export async function runMicroBench(timeMs = 200): Promise<MicroResult[]> {
   const bench = new Bench({ time: timeMs, warmupTime: Math.min(100, timeMs) });
 
-  const encoder = new MessageEncoder(PAYLOAD_BYTES);
+  const runToken = newRunToken();
+  const encoder = new MessageEncoder(PAYLOAD_BYTES, runToken);
+  const decoder = new MessageDecoder(runToken);
   const t0 = 12_345_678_901.234;
   // Flat, as a body read off a socket is (the encoder's own result is a rope of its parts).
   const body = Buffer.from(encoder.encode(1_234_567, t0)).toString();
@@ -38,8 +40,11 @@ export async function runMicroBench(timeMs = 200): Promise<MicroResult[]> {
   bench.add(`MessageEncoder.encode (${PAYLOAD_BYTES} B, 100 per send time)`, () => {
     for (let k = 0; k < BATCH; k++) sink += encoder.encode(n++, t0 + Math.floor(k / 100)).length;
   });
-  bench.add('decodeMessage', () => {
-    for (let k = 0; k < BATCH; k++) sink += decodeMessage(body)?.i ?? 0;
+  bench.add('MessageDecoder.decode (run token checked)', () => {
+    for (let k = 0; k < BATCH; k++) {
+      const stamp = decoder.decode(body);
+      sink += stamp === undefined || stamp === FOREIGN ? 0 : stamp.i;
+    }
   });
   bench.add('JSON.stringify + parse (baseline)', () => {
     for (let k = 0; k < BATCH; k++) {

@@ -99,6 +99,7 @@ export const fixedRate: Scenario = {
           config: rateConfig,
           queues,
           clock,
+          ...(context.runToken ? { runToken: context.runToken } : {}),
           ...(context.signal ? { signal: context.signal } : {}),
           ...(context.onProgress ? { onProgress: context.onProgress } : {}),
         });

@@ -16,6 +16,8 @@ export interface ScenarioContext {
   readonly config: RunConfig;
   readonly queues: readonly string[];
   readonly clock: Clock;
+  /** The run's identity, written into every body; pass it on to every pipeline the scenario runs. */
+  readonly runToken?: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: RunProgress) => void;
   /**

@@ -4,7 +4,7 @@
 // still held instead of "LOST".
 
 import type { PipelineOutcome } from '../src/runner/pipeline.ts';
-import { publishedCount } from '../src/metrics/ledger.ts';
+import { lostCount, publishedCount } from '../src/metrics/ledger.ts';
 
 export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   const { ledger, counters } = outcome;
@@ -12,22 +12,27 @@ export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   const sent = publishedCount(ledger);
   const lines: string[] = [];
   const firstMissing = outcome.missing.slice(0, 5).join(', ');
-  if (ledger.lost === 0) {
+  // Dead-lettered messages are not lost (the broker holds them): the one definition, as every report has it.
+  const dead = outcome.finalDepth.dead;
+  const lost = lostCount(ledger, dead);
+  const deadNote = dead > 0 ? `; ${dead} dead-lettered, not lost` : '';
+  if (lost === 0) {
     // Completions beyond the accepted ones are messages whose publish was refused part-way yet stored.
     const refusedYetDone = ledger.completed - sent;
     lines.push(
-      `nothing lost: ${sent} of ${sent} published messages completed` +
+      `nothing lost: ${sent - ledger.lost} of ${sent} published messages completed` +
+        (ledger.lost > 0 ? `, the other ${ledger.lost} dead-lettered` : '') +
         (refusedYetDone > 0 ? `, and ${refusedYetDone} more whose publish was reported failed but were stored` : ''),
     );
   } else if (outcome.status === 'completed') {
-    lines.push(`LOST ${ledger.lost} of ${sent} published messages (first missing: ${firstMissing})`);
+    lines.push(`LOST ${lost} of ${sent} published messages (first missing: ${firstMissing}${deadNote})`);
   } else {
     // A run cut short cannot tell lost from not yet delivered: say what the broker still held.
     const depth = outcome.finalDepth;
     const queued = depth.ready + depth.inFlight + depth.delayed;
     lines.push(
-      `${ledger.lost} of ${sent} published messages not completed when the run stopped ` +
-        `(${queued} still queued at the end; first missing: ${firstMissing})`,
+      `${lost} of ${sent} published messages not completed when the run stopped ` +
+        `(${queued} still queued at the end; first missing: ${firstMissing}${deadNote})`,
     );
   }
   if (notSent > 0) lines.push(`${notSent} messages were never sent: the run stopped first`);
@@ -38,6 +43,8 @@ export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
       : `${ledger.duplicateDeliveries} duplicate deliveries (${counters.redeliveries} flagged as redeliveries by the broker)`,
   );
   if (counters.malformed > 0) lines.push(`${counters.malformed} bodies were not harness messages (acked and counted)`);
+  const foreign = ledger.foreign ?? 0;
+  if (foreign > 0) lines.push(`${foreign} message${foreign === 1 ? '' : 's'} did not carry this run's token (foreign: acked, never booked as deliveries)`);
   if (outcome.status !== 'completed') lines.push(`run ${outcome.status}: ${outcome.reason ?? ''}`.trim());
   return lines;
 }

@@ -23,15 +23,34 @@ export interface LedgerCounts {
    * published nor lost. Absent in result files written before it existed (read it as 0).
    */
   notSent?: number;
-  /** Published OK but never completed. A failed publish that was completed anyway is not lost. */
+  /**
+   * Published OK but never completed. A failed publish that was completed anyway is not lost. This
+   * counts dead-lettered messages too (the ledger cannot see the dead-letter queue): what a run lost
+   * is `lostCount`, which every report uses.
+   */
   lost: number;
-  /** Deliveries whose index was out of range or whose body was not one of ours. */
+  /** Deliveries whose index was out of range or whose body was not a message at all (malformed). */
   unknown: number;
+  /**
+   * Deliveries of well-formed messages without the run's token (another run's, a peer's, a forged
+   * send): never booked as deliveries, duplicates or latencies. Absent in result files written
+   * before it existed (read it as 0).
+   */
+  foreign?: number;
 }
 
 /** Messages the broker accepted: meant to be published, less those refused and those never sent. */
 export function publishedCount(counts: LedgerCounts): number {
   return counts.expected - counts.publishFailed - (counts.notSent ?? 0);
+}
+
+/**
+ * The one definition of lost: published, not completed, and not dead-lettered by design. `deadLettered`
+ * is what the dead-letter queue held at the end of a run that sent messages there (--max-receives);
+ * 0 for any other run. The summary, the result file, compare and report all read it from here.
+ */
+export function lostCount(counts: Pick<LedgerCounts, 'lost'>, deadLettered: number): number {
+  return Math.max(0, counts.lost - deadLettered);
 }
 
 export class Ledger {
@@ -50,6 +69,7 @@ export class Ledger {
   #failedButCompletedCount = 0;
   #duplicateCompletions = 0;
   #unknown = 0;
+  #foreign = 0;
 
   constructor(expected: number) {
     if (!Number.isSafeInteger(expected) || expected < 0) {
@@ -123,6 +143,11 @@ export class Ledger {
     this.#unknown++;
   }
 
+  /** A delivery of a well-formed message that is not the run's (its token is another run's, or missing). */
+  markForeign(): void {
+    this.#foreign++;
+  }
+
   /** Unique completions so far, O(1): cheap enough for the drain check every tick. */
   completedCount(): number {
     return this.#completedCount;
@@ -153,6 +178,7 @@ export class Ledger {
       notSent,
       lost: this.#expected - notSent - publishFailed - (this.#completedCount - failedButCompleted),
       unknown: this.#unknown,
+      foreign: this.#foreign,
     };
   }
 

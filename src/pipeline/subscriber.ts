@@ -14,14 +14,16 @@
 import { settledDespite, type Broker, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import { Executor, sleep } from './executor.ts';
-import { decodeMessage } from './message.ts';
+import { FOREIGN, MessageDecoder } from './message.ts';
 
 /** Where a subscriber's reports go. Every time is monotonic µs (src/clock.ts), comparable across processes. */
 export interface SubscriberSink {
   /** One delivery of harness message `index`, sent at `sentUs`, received at `receivedUs`. */
   delivered(index: number, sentUs: number, receivedUs: number, receiveCount: number): void;
-  /** A body that was not one of the run's messages (acked and dropped). */
+  /** A body that was not a message at all, or named an index out of range (acked and dropped). */
   malformed(): void;
+  /** A well-formed message without the run's token: another run's, or forged (acked and dropped). */
+  foreign(): void;
   /** One task ran for `executionUs`. */
   executed(index: number, executionUs: number): void;
   /** Message `index` was acked after its task: done. */
@@ -36,8 +38,11 @@ export interface SubscriberSink {
 
 /** Consumers the pipeline does not run itself (child processes, fan-out groups): they report to a sink. */
 export interface ConsumerSet {
-  /** Connects everything, before the run's clock starts. Rejects with what went wrong. */
-  prepare(): Promise<void>;
+  /**
+   * Connects everything, before the run's clock starts. `runToken` is the run's identity: consumers
+   * book only bodies that carry it (src/pipeline/message.ts). Rejects with what went wrong.
+   */
+  prepare(runToken: string): Promise<void>;
   /** Starts consuming; every report goes to `sink`. */
   start(sink: SubscriberSink): void;
   /** Messages received and not yet settled, as far as the reports tell. */
@@ -58,6 +63,8 @@ export interface SubscriberOptions {
   readonly retryDelayMs: number;
   /** Messages in the run: a body whose index is not below this is not one of ours. */
   readonly messages: number;
+  /** The run's token: bodies without it are foreign. */
+  readonly runToken: string;
   readonly executor: Executor;
   readonly clock: Clock;
   /** Called synchronously each time a received batch enters the consumer's hands (before its tasks run). */
@@ -76,6 +83,7 @@ export class Subscriber {
   readonly #handle: Broker;
   readonly #options: SubscriberOptions;
   readonly #sink: SubscriberSink;
+  readonly #decoder: MessageDecoder;
   #stopped = false;
   #frozen = false;
   /** Broker calls in flight, and who waits for them to reach 0. */
@@ -91,6 +99,7 @@ export class Subscriber {
     this.#handle = handle;
     this.#options = options;
     this.#sink = sink;
+    this.#decoder = new MessageDecoder(options.runToken);
   }
 
   /** Messages received and not yet acked or nacked. */
@@ -166,12 +175,13 @@ export class Subscriber {
     const sentTimes = new Array<number>(batch.length);
     for (let k = 0; k < batch.length; k++) {
       const message = batch[k]!;
-      const stamp = decodeMessage(message.body);
-      const ours = stamp !== undefined && stamp.i < messages;
+      const stamp = this.#decoder.decode(message.body);
+      const ours = stamp !== undefined && stamp !== FOREIGN && stamp.i < messages;
       hand[2 * k] = ours ? stamp.i : NOT_OURS;
       hand[2 * k + 1] = receivedUs;
       sentTimes[k] = ours ? stamp.t : 0;
       if (ours) sink.delivered(stamp.i, stamp.t, receivedUs, message.receiveCount);
+      else if (stamp === FOREIGN) sink.foreign();
       else sink.malformed();
     }
     this.#inHand.add(hand);

@@ -14,6 +14,7 @@ import { DEFAULTS, type RunConfig } from '../config.ts';
 import { mergeHistograms, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { formatCount, formatRate } from './format.ts';
 import { LATENCY_KINDS, type LatencyKind, type LoadedRun } from './load.ts';
+import { lostOf } from './result-file.ts';
 import { usdPerMillionRequests } from './pricing.ts';
 import { requestSplitOf } from './result-file.ts';
 
@@ -64,8 +65,11 @@ export interface Column {
   /** A scenario's own latency histograms (e.g. `lateness`), merged over the runs that have them, µs. */
   readonly extraHistograms: Readonly<Record<string, Histogram>>;
   readonly extraLatencyUs: Readonly<Record<string, LatencySummary>>;
+  /** Published, not completed and not dead-lettered by design (result-file.ts lostOf), all runs together. */
   readonly lost: number;
   readonly duplicateDeliveries: number;
+  /** Deliveries of bodies without their run's token (never booked as deliveries). */
+  readonly foreign: number;
   /** Deliveries the broker marked as a redelivery (receive count above 1). */
   readonly redeliveries: number;
   /** Tasks that failed and were given back to be retried. */
@@ -233,8 +237,9 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
     latencyUs,
     extraHistograms,
     extraLatencyUs,
-    lost: sum((r) => r.ledger.lost),
+    lost: sum(lostOf),
     duplicateDeliveries: sum((r) => r.ledger.duplicateDeliveries),
+    foreign: sum((r) => r.ledger.foreign ?? 0),
     redeliveries: sum((r) => r.counters.redeliveries),
     retried: sum((r) => r.counters.taskFailures),
     deadLettered: sum((r) => r.finalDepth.dead),

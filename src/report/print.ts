@@ -1,7 +1,7 @@
 // The summary a run prints on stdout. Returns a string, so tests read it without a terminal.
 
 import Table from 'cli-table3';
-import { requestSplitOf, type LatencyRecord, type ResultFile } from './result-file.ts';
+import { lostOf, requestSplitOf, type LatencyRecord, type ResultFile } from './result-file.ts';
 import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from './format.ts';
 import { publishedCount } from '../metrics/ledger.ts';
 
@@ -49,11 +49,11 @@ export function printSummary(result: ResultFile, file?: string): string {
   const books = new Table({ style: { head: [], border: [] } });
   books.push(
     // A run cut short cannot tell lost from not yet delivered (the verdicts say how many were still queued).
-    result.status === 'completed'
-      ? // Dead-lettered messages were never completed but are not lost: the broker holds them.
-        { lost: formatCount(config.maxReceives > 0 ? Math.max(0, ledger.lost - result.finalDepth.dead) : ledger.lost) }
-      : { 'not completed (run stopped)': formatCount(ledger.lost) },
+    // Dead-lettered messages were never completed but are not lost: the broker holds them (lostOf).
+    result.status === 'completed' ? { lost: formatCount(lostOf(result)) } : { 'not completed (run stopped)': formatCount(lostOf(result)) },
     { 'duplicate deliveries': formatCount(ledger.duplicateDeliveries) },
+    // Bodies without this run's token (another run's, forged): acked, never booked as deliveries.
+    { 'foreign (not this run\'s)': formatCount(ledger.foreign ?? 0) },
     { redeliveries: formatCount(counters.redeliveries) },
     { 'failed tasks (retried)': formatCount(counters.taskFailures) },
     { 'dead-lettered': formatCount(result.finalDepth.dead) },

@@ -17,7 +17,7 @@ import { resultShapeProblem } from './result-schema.ts';
 import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../redact.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
-import { publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
+import { lostCount, publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
@@ -40,6 +40,11 @@ export interface ResultFile {
   readonly schema: typeof RESULT_SCHEMA;
   readonly schemaVersion: typeof RESULT_SCHEMA_VERSION;
   readonly runId: string;
+  /**
+   * The token every body of the run carried (src/pipeline/message.ts); bodies without it were counted
+   * as `ledger.foreign`. Absent in files written before it existed.
+   */
+  readonly runToken?: string;
   readonly status: RunStatus;
   /** Why the run did not complete; absent when it did. */
   readonly reason?: string;
@@ -50,6 +55,11 @@ export interface ResultFile {
   readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
   readonly environment: EnvironmentInfo;
   readonly ledger: LedgerCounts;
+  /**
+   * Messages lost: published, not completed, and not dead-lettered by design (`lostOf`). Written for
+   * machines; readers here derive it with lostOf, so files written before it existed mean the same.
+   */
+  readonly lost?: number;
   /** First indices published but never completed (at most 20). */
   readonly missing: readonly number[];
   readonly counters: RunCounters;
@@ -92,6 +102,7 @@ export interface ScenarioDataRecord {
 
 export interface RunRecord {
   readonly runId: string;
+  readonly runToken?: string;
   readonly startedAt: Date;
   readonly finishedAt: Date;
   readonly config: RunConfig;
@@ -129,6 +140,14 @@ export function requestSplitOf(requests: RequestTotals): { workload: number; hou
   };
 }
 
+/**
+ * What a run lost, by the one definition (src/metrics/ledger.ts lostCount): dead letters count only
+ * where the run sent messages there (--max-receives), from the dead-letter depth at its end.
+ */
+export function lostOf(result: { readonly config: Pick<RunConfig, 'maxReceives'>; readonly ledger: Pick<LedgerCounts, 'lost'>; readonly finalDepth: Pick<QueueDepth, 'dead'> }): number {
+  return lostCount(result.ledger, result.config.maxReceives > 0 ? result.finalDepth.dead : 0);
+}
+
 export function buildResult(record: RunRecord): ResultFile {
   const { outcome } = record;
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
@@ -143,6 +162,7 @@ export function buildResult(record: RunRecord): ResultFile {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,
     runId: record.runId,
+    ...(record.runToken === undefined ? {} : { runToken: record.runToken }),
     status: outcome.status,
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
     startedAt: record.startedAt.toISOString(),
@@ -152,6 +172,7 @@ export function buildResult(record: RunRecord): ResultFile {
     broker: record.broker,
     environment: record.environment,
     ledger: outcome.ledger,
+    lost: lostOf({ config: record.config, ledger: outcome.ledger, finalDepth: outcome.finalDepth }),
     missing: outcome.missing,
     counters: outcome.counters,
     throughput: {

@@ -69,7 +69,10 @@ export const resultSchema = z.looseObject({
     notSent: count.optional(),
     lost: count,
     unknown: count,
+    foreign: count.optional(),
   }),
+  lost: count.optional(),
+  runToken: text.optional(),
   missing: z.array(count),
   counters: z.record(text, count),
   throughput: z.looseObject({

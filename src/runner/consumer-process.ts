@@ -30,6 +30,8 @@ export interface ConsumerProcessInit {
   readonly retryDelayMs: number;
   /** Messages in the run: bodies with an index at or above this are not ours. */
   readonly messages: number;
+  /** The run's token: bodies without it are foreign (src/pipeline/message.ts). */
+  readonly runToken: string;
   readonly task: TaskSpec;
   /** Seed for this process's task durations and failures. */
   readonly seed: number;
@@ -49,6 +51,8 @@ export interface ConsumerReport {
   /** Flat pairs: count, atUs. */
   readonly failed: number[];
   readonly malformed: number;
+  /** Well-formed bodies without the run's token. */
+  readonly foreign: number;
   readonly receiveCalls: number;
   readonly emptyReceives: number;
   /** The first few errors since the last flush: [operation, message]. */
@@ -80,6 +84,7 @@ class ReportBuffer implements SubscriberSink {
   #executed: number[] = [];
   #failed: number[] = [];
   #malformed = 0;
+  #foreign = 0;
   #receiveCalls = 0;
   #emptyReceives = 0;
   #errors: [string, string][] = [];
@@ -97,6 +102,9 @@ class ReportBuffer implements SubscriberSink {
   }
   malformed(): void {
     this.#malformed++;
+  }
+  foreign(): void {
+    this.#foreign++;
   }
   executed(index: number, executionUs: number): void {
     this.#executed.push(index, executionUs);
@@ -119,7 +127,7 @@ class ReportBuffer implements SubscriberSink {
   flush(force = false): void {
     const empty =
       this.#delivered.length + this.#completed.length + this.#executed.length + this.#failed.length + this.#errors.length === 0 &&
-      this.#malformed + this.#receiveCalls === 0;
+      this.#malformed + this.#foreign + this.#receiveCalls === 0;
     if (empty && !force) return;
     this.#send({
       type: 'report',
@@ -129,6 +137,7 @@ class ReportBuffer implements SubscriberSink {
         executed: this.#executed,
         failed: this.#failed,
         malformed: this.#malformed,
+        foreign: this.#foreign,
         receiveCalls: this.#receiveCalls,
         emptyReceives: this.#emptyReceives,
         errors: this.#errors,
@@ -140,6 +149,7 @@ class ReportBuffer implements SubscriberSink {
     this.#executed = [];
     this.#failed = [];
     this.#malformed = 0;
+    this.#foreign = 0;
     this.#receiveCalls = 0;
     this.#emptyReceives = 0;
     this.#errors = [];
@@ -199,6 +209,7 @@ class ConsumerProcess {
             receiveWaitMs: init.receiveWaitMs,
             retryDelayMs: init.retryDelayMs,
             messages: init.messages,
+            runToken: init.runToken,
             executor,
             clock: systemClock,
             onHold: () => this.#onHold?.(),

@@ -26,7 +26,7 @@ import type { RunConfig } from '../config.ts';
 import { createLatencyHistogram, recordLatency } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
-import { decodeMessage } from '../pipeline/message.ts';
+import { FOREIGN, MessageDecoder } from '../pipeline/message.ts';
 import { stopSubscribers, Subscriber, type ConsumerSet, type SubscriberSink } from '../pipeline/subscriber.ts';
 import { sumDepths } from './pipeline.ts';
 
@@ -74,6 +74,8 @@ export class FanOut implements ConsumerSet {
   #runs: Promise<void>[] = [];
   /** Queues this made (copies), removed by teardown(). */
   readonly #madeQueues: string[] = [];
+  /** The run's token, from prepare(): the groups' consumers book only bodies that carry it. */
+  #runToken = '';
 
   constructor(options: FanOutOptions) {
     if (!Number.isSafeInteger(options.groups) || options.groups < 1 || options.groups > 255) {
@@ -87,7 +89,8 @@ export class FanOut implements ConsumerSet {
   }
 
   /** Makes the groups (queues or consumer groups) and connects their consumers, before the clock starts. */
-  async prepare(): Promise<void> {
+  async prepare(runToken: string): Promise<void> {
+    this.#runToken = runToken;
     try {
       await this.#prepareGroups();
     } catch (error) {
@@ -144,6 +147,7 @@ export class FanOut implements ConsumerSet {
               receiveWaitMs: config.receiveWaitMs,
               retryDelayMs: config.retryDelayMs,
               messages: config.messages,
+              runToken: this.#runToken,
               executor,
               clock,
             },
@@ -196,7 +200,7 @@ export class FanOut implements ConsumerSet {
       try {
         await broker.publish(queue, messages);
       } catch (error) {
-        for (const group of this.#groups) markFailed(group.ledger, messages);
+        for (const group of this.#groups) markFailed(group.ledger, messages, this.#runToken);
         throw error;
       }
       return;
@@ -206,7 +210,7 @@ export class FanOut implements ConsumerSet {
     let firstError: unknown;
     results.forEach((result, k) => {
       if (result.status === 'fulfilled') return;
-      markFailed(this.#groups[k]!.ledger, messages);
+      markFailed(this.#groups[k]!.ledger, messages, this.#runToken);
       firstError ??= result.reason;
     });
     if (firstError !== undefined) throw firstError;
@@ -239,6 +243,10 @@ export class FanOut implements ConsumerSet {
       malformed: () => {
         group.ledger.markUnknown();
         sink.malformed();
+      },
+      foreign: () => {
+        group.ledger.markForeign();
+        sink.foreign();
       },
       executed: (index, executionUs) => sink.executed(index, executionUs),
       completed: (index, sentUs, ackedUs) => {
@@ -300,10 +308,11 @@ class FanOutBroker implements Broker {
   async close(): Promise<void> {}
 }
 
-function markFailed(ledger: Ledger, messages: readonly OutgoingMessage[]): void {
+function markFailed(ledger: Ledger, messages: readonly OutgoingMessage[], runToken: string): void {
+  const decoder = new MessageDecoder(runToken);
   for (const message of messages) {
-    const stamp = decodeMessage(message.body);
-    if (stamp !== undefined) ledger.markPublishFailed(stamp.i);
+    const stamp = decoder.decode(message.body);
+    if (stamp !== undefined && stamp !== FOREIGN) ledger.markPublishFailed(stamp.i);
   }
 }
 

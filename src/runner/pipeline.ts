@@ -19,7 +19,7 @@ import { createLatencyHistogram, recordLatency, recordLatencyTimes, RunRecorder 
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Timeline, type TimelinePoint } from '../metrics/timeline.ts';
 import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
-import { decodeMessage, MessageEncoder } from '../pipeline/message.ts';
+import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
 import { TaskPool } from '../pipeline/task-pool.ts';
 import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
@@ -53,7 +53,7 @@ export interface RunCounters {
   readonly redeliveries: number;
   /** Tasks that failed and were nacked for a retry. */
   readonly taskFailures: number;
-  /** Bodies that were not the harness's messages; acked and counted. */
+  /** Bodies that were not messages at all (or named an index out of range); acked and counted. Well-formed bodies of another run are the ledger's `foreign`. */
   readonly malformed: number;
 }
 
@@ -150,6 +150,11 @@ export interface PipelineContext {
    * scenario can look at the full queue in between (backlog measures the broker's memory there).
    */
   readonly afterPublish?: () => Promise<void>;
+  /**
+   * The run's identity, written into every body (src/pipeline/message.ts): consumers book only bodies
+   * that carry it, and count the rest as foreign. Default: a fresh random token for this pipeline.
+   */
+  readonly runToken?: string;
   /** When the publisher gives up: after this many failed calls in a row (default 20), backing off this long after each (default 100 ms). */
   readonly publishErrors?: { readonly giveUpAfter: number; readonly backoffMs: number };
 }
@@ -179,10 +184,12 @@ const EMPTY_DEPTH: QueueDepth = { ready: 0, inFlight: 0, delayed: 0, dead: 0 };
 
 export async function runPipeline(context: PipelineContext): Promise<PipelineOutcome> {
   // Consumers connect before the clock starts: connection set-up is not part of the measured run.
+  // One token for the publishers and every consumer, wherever it runs.
+  const runToken = context.runToken ?? newRunToken();
   if (context.consumers) {
-    await context.consumers.prepare();
+    await context.consumers.prepare(runToken);
     await context.beforePublish?.();
-    return new PipelineRun(context, []).run();
+    return new PipelineRun({ ...context, runToken }, []).run();
   }
   // With a worker pool each consumer also gets a handle to ack on, so a finished task's ack never
   // queues behind that consumer's blocking receive (redis-stream reads and acks on one connection).
@@ -199,7 +206,7 @@ export async function runPipeline(context: PipelineContext): Promise<PipelineOut
     await Promise.all([...handles, ...settleHandles].map((handle) => handle.close().catch(() => undefined)));
     throw error;
   }
-  return new PipelineRun(context, handles, settleHandles).run();
+  return new PipelineRun({ ...context, runToken }, handles, settleHandles).run();
 }
 
 class PipelineRun {
@@ -208,6 +215,8 @@ class PipelineRun {
   readonly #ledger: Ledger;
   readonly #timeline: Timeline;
   readonly #executor: Executor;
+  readonly #runToken: string;
+  readonly #decoder: MessageDecoder;
   readonly #histograms: PipelineHistograms;
   /** End-to-end and completion latencies of a batch come in runs of equal values: one record per run. */
   readonly #endToEndRuns: RunRecorder;
@@ -277,6 +286,8 @@ class PipelineRun {
     this.#deadlineUs = this.#startUs + context.config.timeoutMs * 1000;
     this.#timeline = new Timeline(this.#startUs);
     this.#executor = new Executor(context.config.task, seededRandom(context.config.seed));
+    this.#runToken = context.runToken ?? newRunToken();
+    this.#decoder = new MessageDecoder(this.#runToken);
     this.#histograms = {
       publish: createLatencyHistogram(),
       endToEnd: createLatencyHistogram(),
@@ -382,7 +393,7 @@ class PipelineRun {
   /** One publisher: claims the next batch of indices until all are sent, paced when a rate is set. */
   async #publish(): Promise<void> {
     const { config, broker, clock, queues } = this.#ctx;
-    const encoder = new MessageEncoder(config.payloadBytes);
+    const encoder = new MessageEncoder(config.payloadBytes, this.#runToken);
     // Pacing waits end early when the run stops (interrupt, timeout): the sleeper then throws.
     const pace = async (ms: number): Promise<void> => {
       await this.#pause(ms);
@@ -592,7 +603,7 @@ class PipelineRun {
     };
   }
 
-  /** Books a received batch in the ledger, the timeline and the end-to-end histogram; -1 marks a body that is not ours. */
+  /** Books a received batch in the ledger, the timeline and the end-to-end histogram; -1 marks a body that is not ours (malformed or foreign). */
   #book(batch: readonly ReceivedMessage[]): { indices: number[]; sentTimes: number[] } {
     const { config, clock } = this.#ctx;
     const receivedUs = clock.nowUs();
@@ -601,11 +612,19 @@ class PipelineRun {
     const ledger = this.#ledger;
     const e2e = this.#endToEndRuns;
     const onDelivered = this.#hooks.onDelivered;
+    const decoder = this.#decoder;
     const indices = new Array<number>(batch.length);
     const sentTimes = new Array<number>(batch.length);
     for (let k = 0; k < batch.length; k++) {
       const message = batch[k]!;
-      const stamp = decodeMessage(message.body);
+      const stamp = decoder.decode(message.body);
+      if (stamp === FOREIGN) {
+        // Another run's message (or a forged one): acked like a malformed body, never booked as a delivery.
+        indices[k] = -1;
+        sentTimes[k] = 0;
+        ledger.markForeign();
+        continue;
+      }
       if (stamp === undefined || stamp.i >= config.messages) {
         indices[k] = -1;
         sentTimes[k] = 0;
@@ -805,6 +824,7 @@ class PipelineRun {
         counters.malformed++;
         ledger.markUnknown();
       },
+      foreign: () => ledger.markForeign(),
       executed: (index, executionUs) => {
         if (index >= warmup) recordLatency(execution, executionUs);
       },

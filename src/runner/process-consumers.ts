@@ -74,6 +74,8 @@ export class ProcessConsumers implements ConsumerSet {
   readonly #options: ProcessConsumersOptions;
   readonly #children: (Child | undefined)[];
   #sink: SubscriberSink | undefined;
+  /** The run's token, given to prepare() before any child starts; every child (replacements too) gets it. */
+  #runToken = '';
   #stopping = false;
   /** Replacements still starting, so stop() can wait for them. */
   readonly #starting = new Set<Promise<unknown>>();
@@ -94,7 +96,8 @@ export class ProcessConsumers implements ConsumerSet {
     return this.#children.map((child) => child?.process.pid ?? 0);
   }
 
-  async prepare(): Promise<void> {
+  async prepare(runToken: string): Promise<void> {
+    this.#runToken = runToken;
     const started = await Promise.allSettled(this.#children.map((_, slot) => this.#spawn(slot, 0)));
     const failed = started.find((result) => result.status === 'rejected');
     if (failed) {
@@ -212,6 +215,7 @@ export class ProcessConsumers implements ConsumerSet {
       receiveWaitMs: config.receiveWaitMs,
       retryDelayMs: config.retryDelayMs,
       messages: config.messages,
+      runToken: this.#runToken,
       task: config.task,
       seed: config.seed + 7919 * slot + 104_729 * generation,
     };
@@ -268,6 +272,7 @@ export class ProcessConsumers implements ConsumerSet {
       onDelivered?.(d[k]!, d[k + 2]!, d[k + 3]!, child.slot);
     }
     for (let k = 0; k < report.malformed; k++) sink.malformed();
+    for (let k = 0; k < report.foreign; k++) sink.foreign();
     const x = report.executed;
     for (let k = 0; k < x.length; k += 2) sink.executed(x[k]!, x[k + 1]!);
     const f = report.failed;

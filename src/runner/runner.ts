@@ -13,6 +13,7 @@ import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.
 import { UsageError } from '../errors.ts';
 import type { RequestTotals, RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
+import { newRunToken } from '../pipeline/message.ts';
 import type { RunProgress } from './pipeline.ts';
 
 export type Phase = 'prepare' | 'run' | 'teardown';
@@ -53,6 +54,8 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
     throw new UsageError(`scenario ${scenario.name} needs ${missing.join(', ')}, which ${adapter.name} (${config.mode}) does not support`);
   }
   const runId = randomBytes(4).toString('hex');
+  // Apart from the run id (which names queues and files): bodies carry this, and only bodies that do count.
+  const runToken = newRunToken();
   const namespace = options.namespace ?? `bb-${runId}`;
   const queues = queueNames(config);
   const startedAt = new Date();
@@ -70,6 +73,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       config,
       queues,
       clock: options.clock ?? systemClock,
+      runToken,
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
@@ -77,6 +81,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
     const requests = requestCounts(broker);
     record = {
       runId,
+      runToken,
       startedAt,
       finishedAt: new Date(),
       config,

@@ -1,8 +1,9 @@
 // Fault: poison messages in the run's queue, put there straight through the broker's own client
 // (not through an adapter): bodies that are not JSON, JSON of the wrong shape, an index out of range,
 // and one as large as the broker takes (1 MiB on Redis, SQS's 256 KiB maximum). Some are there before
-// the run starts, one arrives while it publishes. Each is counted as malformed and acked; the run
-// completes with every real message accounted for and nothing left in the queue.
+// the run starts, one arrives while it publishes. Each is counted as malformed (or, for the
+// well-formed message without the run's token, as foreign) and acked; the run completes with every
+// real message accounted for and nothing left in the queue.
 
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { Redis } from 'ioredis';
@@ -27,11 +28,14 @@ function poisonBodies(hugeBytes: number): string[] {
     'not json at all',
     '{"x":1}',
     '{"i":"seven","t":1}',
-    `{"i":${MESSAGES + 5},"t":1,"p":"+5511999999999","m":""}`, // a harness shape, but out of this run's range
+    `{"i":${MESSAGES + 5},"t":1,"p":"+5511999999999","m":""}`, // a harness shape without the run's token: foreign
     'a:b:c', // looks a little like redis-list's envelope, is not one
     'x'.repeat(hugeBytes),
   ];
 }
+
+/** Poison bodies shaped like messages, but without the run's token. */
+const FOREIGN_POISON = 1;
 
 /** Another writer's body arriving mid-run. */
 const LATE_POISON = '\u0000\u0001 binary-ish junk \uFFFD';
@@ -103,15 +107,17 @@ async function runWithPoison(target: Target, extraPoison: number): Promise<{ con
 
 function expectPoisonAccountedFor(outcome: Awaited<ReturnType<typeof runWithPoison>>['outcome'], injected: number): void {
   expect(outcome.status, outcome.reason).toBe('completed');
-  expect(outcome.counters.malformed).toBe(injected);
-  expect(outcome.ledger.unknown).toBe(injected);
+  expect(outcome.counters.malformed).toBe(injected - FOREIGN_POISON);
+  expect(outcome.ledger.unknown).toBe(injected - FOREIGN_POISON);
+  expect(outcome.ledger.foreign).toBe(FOREIGN_POISON);
   // Every real message completed once; the poison did not disturb the books.
   expect(outcome.ledger.completed).toBe(MESSAGES);
   expect(outcome.ledger.lost).toBe(0);
   expect(outcome.ledger.duplicateDeliveries).toBe(0);
   // Acked, not left behind: the queue is empty at the end.
   expect(outcome.finalDepth).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
-  expect(outcome.verdicts).toContain(`${injected} bodies were not harness messages (acked and counted)`);
+  expect(outcome.verdicts).toContain(`${injected - FOREIGN_POISON} bodies were not harness messages (acked and counted)`);
+  expect(outcome.verdicts).toContain("1 message did not carry this run's token (foreign: acked, never booked as deliveries)");
 }
 
 describe.each(redisTargets)('poison in a $adapter.name ($mode) queue', (target) => {

@@ -12,7 +12,7 @@ import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
 import { PartialSettleError, type Broker, type ReceivedMessage } from '../../src/broker.ts';
 import { systemClock } from '../../src/clock.ts';
 import { Executor, NO_TASK } from '../../src/pipeline/executor.ts';
-import { MessageEncoder } from '../../src/pipeline/message.ts';
+import { MessageEncoder, newRunToken } from '../../src/pipeline/message.ts';
 import { Subscriber, type SubscriberSink } from '../../src/pipeline/subscriber.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
@@ -133,13 +133,15 @@ describe('sqs: a batch with refused entries', () => {
     const { gateway, fixture } = await sqsThroughGateway(refuseFirstEntryOnce());
     const { broker, queue } = fixture;
     const messages = 30;
-    const encoder = new MessageEncoder(100);
+    const runToken = newRunToken();
+    const encoder = new MessageEncoder(100, runToken);
     await broker.publish(queue, Array.from({ length: messages }, (_, i) => ({ body: encoder.encode(i, systemClock.nowUs()) })));
     const completed = new Set<number>();
     const errors: string[] = [];
     const sink: SubscriberSink = {
       delivered: () => undefined,
       malformed: () => undefined,
+      foreign: () => undefined,
       executed: () => undefined,
       completed: (index) => completed.add(index),
       failed: () => undefined,
@@ -149,7 +151,7 @@ describe('sqs: a batch with refused entries', () => {
     const handle = await broker.duplicate();
     const subscriber = new Subscriber(
       handle,
-      { queue, receiveBatch: 10, receiveWaitMs: 200, retryDelayMs: 0, messages, executor: new Executor(NO_TASK), clock: systemClock },
+      { queue, receiveBatch: 10, receiveWaitMs: 200, retryDelayMs: 0, messages, runToken, executor: new Executor(NO_TASK), clock: systemClock },
       sink,
     );
     const run = subscriber.run();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../../src/metrics/ledger.ts';
+import { Ledger, lostCount } from '../../src/metrics/ledger.ts';
 import type { LedgerCounts } from '../../src/metrics/ledger.ts';
 
 const zero = (expected: number): LedgerCounts => ({
@@ -13,6 +13,7 @@ const zero = (expected: number): LedgerCounts => ({
   notSent: 0,
   lost: expected,
   unknown: 0,
+  foreign: 0,
 });
 
 function deliverAndComplete(ledger: Ledger, indices: Iterable<number>) {
@@ -78,7 +79,7 @@ describe('Ledger', () => {
     });
   });
 
-  it('counts out-of-range indices and foreign bodies as unknown, never as deliveries', () => {
+  it('counts out-of-range indices and malformed bodies as unknown, never as deliveries', () => {
     const ledger = new Ledger(5);
     for (const bad of [5, 6, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(ledger.markDelivered(bad)).toBe(false);
@@ -87,6 +88,13 @@ describe('Ledger', () => {
     ledger.markUnknown();
     expect(ledger.counts()).toEqual({ ...zero(5), unknown: 7 });
     expect(ledger.completedCount()).toBe(0);
+  });
+
+  it("counts foreign messages (another run's token, or none) on their own, never as deliveries or unknown", () => {
+    const ledger = new Ledger(5);
+    ledger.markForeign();
+    ledger.markForeign();
+    expect(ledger.counts()).toEqual({ ...zero(5), foreign: 2 });
   });
 
   it('counts a failed publish as failed, not lost, and one that completed anyway as completed', () => {
@@ -202,5 +210,15 @@ describe('Ledger', () => {
     expect(ledger.completedCount()).toBe(3);
     expect(ledger.failedButCompletedCount()).toBe(2);
     expect(ledger.counts()).toMatchObject({ publishFailed: 3, completed: 3, duplicateCompletions: 1, lost: 6 });
+  });
+});
+
+describe('lostCount', () => {
+  it('leaves dead-lettered messages out of lost, and never goes below 0', () => {
+    expect(lostCount({ lost: 20 }, 20)).toBe(0);
+    expect(lostCount({ lost: 25 }, 20)).toBe(5);
+    expect(lostCount({ lost: 3 }, 0)).toBe(3);
+    // A dead-lettered copy of a message that was also completed: the ledger had it as done already.
+    expect(lostCount({ lost: 2 }, 5)).toBe(0);
   });
 });
