@@ -21,8 +21,11 @@
 // hang. The top-level figures of the result are those of the highest rate held (else of the lowest
 // rate tried); config.messages is the total planned over all rates.
 
+import { isRequestCounting, type RequestCounting } from '../src/broker.ts';
+import { publishedCount, type LedgerCounts } from '../src/metrics/ledger.ts';
+import type { RequestTotals } from '../src/report/result-file.ts';
 import type { PipelineOutcome } from '../src/runner/pipeline.ts';
-import { runPipeline } from '../src/runner/pipeline.ts';
+import { describeError, runPipeline } from '../src/runner/pipeline.ts';
 import { UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
@@ -69,6 +72,8 @@ export const fixedRate: Scenario = {
     const chosen = config.ratesPerSec.length > 0 ? config.ratesPerSec : config.ratePerSec > 0 ? [config.ratePerSec] : DEFAULT_RATES;
     const rates = [...new Set(chosen)].sort((a, b) => a - b);
     if (!(config.durationSec > 0)) throw new UsageError('scenario fixed-rate needs --duration above 0 seconds');
+    // Each rate warms up by time (--warmup-sec), so a message count would be silently overridden.
+    if (config.warmupMessages > 0) throw new UsageError('fixed-rate warms up by time: use --warmup-sec instead of --warmup');
     for (const rate of rates) {
       if (Math.round(rate * config.durationSec) < 1) {
         throw new UsageError(`--rates ${rate} for --duration ${config.durationSec} s is less than one message; raise either`);
@@ -83,6 +88,9 @@ export const fixedRate: Scenario = {
     const deadlineUs = clock.nowUs() + config.timeoutMs * 1000;
     const results: RateResult[] = [];
     const outcomes: PipelineOutcome[] = [];
+    const requests: (RequestTotals | undefined)[] = [];
+    // Why a rate could not run and the run ended there; every rate measured before it is kept.
+    let failure: string | undefined;
     for (let k = 0; k < rates.length; k++) {
       if (context.signal?.aborted) break;
       const rate = rates[k]!;
@@ -90,11 +98,14 @@ export const fixedRate: Scenario = {
       if (remainingMs <= 0) break;
       const rateConfig = configForRate(config, rate, remainingMs);
       const queues = context.queues.map((queue) => `${queue}-r${k}`);
+      // This rate's requests, its queues' making and removal included: the counts before and after it.
+      const before = isRequestCounting(broker) ? { byKind: { ...broker.requestCounts() }, billed: broker.billedRequests() } : undefined;
+      let outcome: PipelineOutcome;
       try {
         for (const name of queues) {
           await broker.prepare({ name, visibilityTimeoutMs: config.visibilityTimeoutMs, maxReceives: config.maxReceives });
         }
-        const outcome = await runPipeline({
+        outcome = await runPipeline({
           broker,
           config: rateConfig,
           queues,
@@ -102,11 +113,17 @@ export const fixedRate: Scenario = {
           ...(context.signal ? { signal: context.signal } : {}),
           ...(context.onProgress ? { onProgress: context.onProgress } : {}),
         });
-        outcomes.push(outcome);
-        results.push(judge(rate, rateConfig, outcome));
+      } catch (error) {
+        // The rate could not run (its queues, or the broker, failed under it): the run ends here.
+        if (outcomes.length === 0) throw error;
+        failure = `${formatRate(rate)} could not run: ${describeError(error)}`;
+        break;
       } finally {
         for (const name of queues) await broker.teardown(name).catch(() => undefined);
       }
+      outcomes.push(outcome);
+      results.push(judge(rate, rateConfig, outcome));
+      requests.push(before && isRequestCounting(broker) ? requestsSince(broker, before) : undefined);
       if (!results.at(-1)!.keptUp) break;
     }
     if (outcomes.length === 0) throw new UsageError('fixed-rate: --timeout ran out before the first rate started');
@@ -114,7 +131,7 @@ export const fixedRate: Scenario = {
     let headline = 0;
     for (let k = 0; k < results.length; k++) if (results[k]!.keptUp) headline = k;
     const held = results.filter((result) => result.keptUp);
-    const skipped = rates.slice(results.length);
+    const skipped = rates.slice(results.length + (failure === undefined ? 0 : 1));
     const chosen = outcomes[headline]!;
     const top = results[headline]!;
 
@@ -129,7 +146,10 @@ export const fixedRate: Scenario = {
     } else {
       verdicts.push(`NO RATE HELD: ${formatRate(failed!.ratePerSec)} not held: ${failed!.reason}`);
     }
-    if (skipped.length > 0) verdicts.push(`not tried: ${skipped.map(formatRate).join(', ')} (a lower rate was not held)`);
+    if (failure !== undefined) verdicts.push(`RUN FAILED: ${failure}`);
+    if (skipped.length > 0) {
+      verdicts.push(`not tried: ${skipped.map(formatRate).join(', ')} (${failure === undefined ? 'a lower rate was not held' : 'the run failed first'})`);
+    }
     verdicts.push(
       chosen.histograms.endToEnd.totalCount === 0
         ? `at ${formatRate(top.ratePerSec)}: no message published after the warm-up was received`
@@ -137,16 +157,26 @@ export const fixedRate: Scenario = {
             `(p50 ${formatLatency(top.endToEndP50Us)}; coordinated omission corrected), backlog growth ${formatRate(top.backlogGrowthPerSec)} ` +
             `over ${config.durationSec} s measured after a ${config.warmupSec} s warm-up`,
     );
+    // The headline rate's books are below; every other rate's loss is named here, whatever its status.
     for (let k = 0; k < outcomes.length; k++) {
-      if (k !== headline && outcomes[k]!.status === 'completed' && outcomes[k]!.ledger.lost > 0) {
-        verdicts.push(`LOST ${outcomes[k]!.ledger.lost} messages at ${formatRate(results[k]!.ratePerSec)}`);
-      }
+      const { ledger, status } = outcomes[k]!;
+      if (k === headline || ledger.lost === 0) continue;
+      const at = formatRate(results[k]!.ratePerSec);
+      verdicts.push(
+        status === 'completed'
+          ? `LOST ${ledger.lost} of ${publishedCount(ledger)} published messages at ${at}`
+          : `${ledger.lost} of ${publishedCount(ledger)} published messages not completed at ${at} when that rate stopped (${status})`,
+      );
     }
     verdicts.push(...ledgerVerdicts(chosen));
 
     const ms = (us: number): string => formatLatency(us);
+    const headlineRequests = requests[headline];
     return {
       ...chosen,
+      // A rate that could not run fails the run; the rates measured before it are all in the result.
+      ...(failure !== undefined && chosen.status === 'completed' ? { status: 'failed' as const, reason: failure } : {}),
+      ...(headlineRequests ? { requests: headlineRequests } : {}),
       verdicts,
       scenarioData: {
         tables: [
@@ -166,22 +196,62 @@ export const fixedRate: Scenario = {
                 `${r.drainSec.toFixed(2)} s`,
                 r.keptUp ? 'yes' : `NO: ${r.reason}`,
               ]),
+              ...(failure === undefined ? [] : [[formatRate(rates[results.length]!), '-', '-', '-', '-', '-', '-', '-', '-', 'FAILED: could not run']]),
               ...skipped.map((rate) => [formatRate(rate), '-', '-', '-', '-', '-', '-', '-', '-', 'not tried']),
             ],
           },
         ],
         histograms: {},
-        records: { rates: results.map((r) => ({ ...r }) as Record<string, ScenarioValue>) },
+        records: {
+          rates: results.map((r, k) => ({ ...r, ...ledgerRecord(outcomes[k]!.ledger), ...requestRecord(requests[k]) }) as Record<string, ScenarioValue>),
+          // Requests of each rate by API action, so workload and housekeeping can be told apart later.
+          rateRequests: results.flatMap((r, k) =>
+            Object.entries(requests[k]?.byKind ?? {}).map(([kind, count]) => ({ ratePerSec: r.ratePerSec, kind, count })),
+          ),
+        },
         values: {
           highestRateHeldPerSec: held.length > 0 ? held.at(-1)!.ratePerSec : null,
           headlineRatePerSec: top.ratePerSec,
           durationSec: config.durationSec,
           warmupSec: config.warmupSec,
+          /** Why a rate could not run and the run ended there; null when none failed so. */
+          failure: failure ?? null,
         },
       },
     };
   },
 };
+
+/** One rate's ledger as record fields (the result's top-level ledger is the headline rate's alone). */
+function ledgerRecord(ledger: LedgerCounts): Record<string, ScenarioValue> {
+  return {
+    expected: ledger.expected,
+    accepted: publishedCount(ledger),
+    publishFailed: ledger.publishFailed,
+    notSent: ledger.notSent ?? 0,
+    delivered: ledger.delivered,
+    completed: ledger.completed,
+    lost: ledger.lost,
+    duplicateDeliveries: ledger.duplicateDeliveries,
+    unknown: ledger.unknown,
+  };
+}
+
+/** One rate's request totals as record fields; none for brokers that do not count requests. */
+function requestRecord(requests: RequestTotals | undefined): Record<string, ScenarioValue> {
+  return requests ? { requests: requests.total, billedRequests: requests.billed } : {};
+}
+
+/** Requests sent since `before`, by API action, with their total and the billed count. */
+function requestsSince(broker: RequestCounting, before: { byKind: Record<string, number>; billed: number }): RequestTotals {
+  const byKind: Record<string, number> = {};
+  for (const [kind, count] of Object.entries(broker.requestCounts())) {
+    const sent = count - (before.byKind[kind] ?? 0);
+    if (sent > 0) byKind[kind] = sent;
+  }
+  const total = Object.values(byKind).reduce((sum, n) => sum + n, 0);
+  return { byKind, total, billed: broker.billedRequests() - before.billed };
+}
 
 function plannedMessages(rate: number, config: Pick<RunConfig, 'durationSec' | 'warmupSec'>): number {
   return Math.max(1, Math.round(rate * (config.warmupSec + config.durationSec)));

@@ -19,7 +19,7 @@ import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
-import { runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
+import { describeError, runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
 import type { Scenario, ScenarioContext, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
@@ -56,13 +56,25 @@ export const scaleOut: Scenario = {
     const deadlineUs = clock.nowUs() + config.timeoutMs * 1000;
     const steps: StepResult[] = [];
     const skipped: number[] = [];
+    // Why a step failed, ending the run; what the steps before it measured is kept.
+    let failure: string | undefined;
     for (const [k, consumers] of config.scaleSteps.entries()) {
       const remainingMs = Math.floor((deadlineUs - clock.nowUs()) / 1000);
-      if (remainingMs <= 0 || context.signal?.aborted || steps.some((step) => step.outcome.status === 'interrupted')) {
+      const stopped = steps.some((step) => step.outcome.status === 'interrupted' || step.outcome.status === 'failed');
+      if (remainingMs <= 0 || context.signal?.aborted || stopped || failure !== undefined) {
         skipped.push(consumers);
         continue;
       }
-      const outcome = await runStep(context, k, consumers, remainingMs);
+      let outcome: PipelineOutcome;
+      try {
+        outcome = await runStep(context, k, consumers, remainingMs);
+      } catch (error) {
+        // Preparing the step's queues or starting its consumers failed (e.g. the broker stalled).
+        failure = `step ${k + 1} (${consumers} ${config.scaleBy === 'processes' ? 'consumer processes' : 'consumers'}) could not run: ${describeError(error)}`;
+        if (steps.length === 0) throw error;
+        skipped.push(consumers);
+        continue;
+      }
       const seconds = (outcome.endUs - outcome.startUs) / 1e6;
       const completePerSec = seconds > 0 ? outcome.ledger.completed / seconds : 0;
       const before = steps.at(-1);
@@ -91,11 +103,16 @@ export const scaleOut: Scenario = {
       );
     }
     verdicts.push(`best: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}, ${(best.completePerSec / steps[0]!.completePerSec).toFixed(1)}x the first step`);
-    if (skipped.length > 0) verdicts.push(`skipped ${skipped.join(', ')} ${unit}: --timeout ran out or the run was interrupted`);
+    if (skipped.length > 0) {
+      verdicts.push(`skipped ${skipped.join(', ')} ${unit}: ${failure ?? 'a step failed, --timeout ran out or the run was interrupted'}`);
+    }
     for (const step of steps) {
       if (step.outcome.status !== 'completed') verdicts.push(`${step.consumers} ${unit}: ${step.outcome.status}, ${step.outcome.reason ?? ''}`.trim());
     }
-    const merged = mergeOutcomes(steps.map((step) => step.outcome));
+    const measured = mergeOutcomes(steps.map((step) => step.outcome));
+    // A step that could not run fails the whole run, which still carries every step measured before it.
+    const merged: PipelineOutcome =
+      failure !== undefined && measured.status === 'completed' ? { ...measured, status: 'failed', reason: failure } : measured;
     verdicts.push(...ledgerVerdicts(merged).map((line) => `all steps: ${line}`));
 
     const rows = steps.map((step) => {
@@ -143,6 +160,8 @@ export const scaleOut: Scenario = {
           bestCompletePerSec: best.completePerSec,
           bestConsumers: best.consumers,
           stopsGrowingAt: knee > 0 ? steps[knee - 1]!.consumers : null,
+          /** Why a step could not run and the run ended there; null when every step ran. */
+          failure: failure ?? null,
         },
       },
     };

@@ -73,7 +73,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
-    const requests = requestCounts(broker);
+    const requests = outcome.requests ?? requestCounts(broker);
     record = {
       runId,
       startedAt,
