@@ -241,6 +241,7 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       endToEnd: merge((h) => h.endToEnd),
       execution: merge((h) => h.execution),
       completion: merge((h) => h.completion),
+      ...(outcomes.every((outcome) => outcome.histograms.batchWait) ? { batchWait: merge((h) => h.batchWait!) } : {}),
     },
     timeline,
     finalDepth: last.finalDepth,

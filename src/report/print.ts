@@ -40,6 +40,8 @@ export function printSummary(result: ResultFile, file?: string): string {
     ['publish', result.latency.publish],
     ['execution', result.latency.execution],
     ['completion', result.latency.completion],
+    // Under --rate: the wait for a publish batch to leave, part of end-to-end (at most --linger-ms).
+    ...(result.latency.batchWait ? [['batch wait', result.latency.batchWait] as [string, LatencyRecord]] : []),
   ];
   for (const [name, record] of kinds) if (name !== 'execution' || record.count > 0) latency.push(row(name, record));
   // A scenario's own histograms (e.g. delayed's lateness) are latencies too: same columns.

@@ -65,6 +65,8 @@ export interface ResultFile {
     readonly endToEnd: LatencyRecord;
     readonly execution: LatencyRecord;
     readonly completion: LatencyRecord;
+    /** Under --rate: each message's wait for its publish batch to leave (at most --linger-ms); absent otherwise. */
+    readonly batchWait?: LatencyRecord;
   };
   readonly finalDepth: QueueDepth;
   readonly timeline: readonly TimelinePoint[];
@@ -141,6 +143,7 @@ export function buildResult(record: RunRecord): ResultFile {
       endToEnd: latency(outcome.histograms.endToEnd),
       execution: latency(outcome.histograms.execution),
       completion: latency(outcome.histograms.completion),
+      ...(outcome.histograms.batchWait ? { batchWait: latency(outcome.histograms.batchWait) } : {}),
     },
     finalDepth: outcome.finalDepth,
     timeline: outcome.timeline,
