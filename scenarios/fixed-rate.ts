@@ -173,10 +173,18 @@ export const fixedRate: Scenario = {
 
     const ms = (us: number): string => formatLatency(us);
     const headlineRequests = requests[headline];
+    // A rate that could not run, or that failed or was interrupted, ends the run so (a timeout is only
+    // "not held"); the top-level figures stay the headline rate's, and every rate measured is kept.
+    const stoppedAt = outcomes.findIndex((outcome) => outcome.status === 'failed' || outcome.status === 'interrupted');
+    const ending =
+      failure !== undefined
+        ? { status: 'failed' as const, reason: failure }
+        : stoppedAt >= 0
+          ? { status: outcomes[stoppedAt]!.status, reason: `at ${formatRate(results[stoppedAt]!.ratePerSec)}: ${outcomes[stoppedAt]!.reason ?? ''}`.trim() }
+          : undefined;
     return {
       ...chosen,
-      // A rate that could not run fails the run; the rates measured before it are all in the result.
-      ...(failure !== undefined && chosen.status === 'completed' ? { status: 'failed' as const, reason: failure } : {}),
+      ...(ending !== undefined && chosen.status === 'completed' ? ending : {}),
       ...(headlineRequests ? { requests: headlineRequests } : {}),
       verdicts,
       scenarioData: {

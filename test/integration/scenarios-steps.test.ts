@@ -5,6 +5,7 @@
 
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
 import type { Broker, BrokerAdapter, QueueSpec } from '../../src/broker.ts';
 import type { RunConfig } from '../../src/config.ts';
@@ -113,6 +114,32 @@ describe('a step that cannot run ends the run as failed, with the steps before i
 });
 
 describe('fixed-rate books each rate apart', () => {
+  it('redis-list: a rate interrupted part-way ends the run as interrupted, not as the completed rate before it', async () => {
+    const scenario = findScenario('fixed-rate')!;
+    const interrupt = new AbortController();
+    const record = await runScenario({
+      adapter: redisListAdapter,
+      connection: connection('redis-list'),
+      config: configFor(scenario, 'redis-list', { ratesPerSec: [100, 200], durationSec: 1, warmupSec: 0.5 }),
+      scenario,
+      signal: interrupt.signal,
+      // The second rate plans 300 messages: stop once it has published some.
+      onEvent: (event) => {
+        if (event.type === 'tick' && event.progress.expected === 300 && event.progress.published > 0) interrupt.abort();
+      },
+    });
+    const result = buildResult(record);
+    expect(result.status).toBe('interrupted');
+    expect(result.reason).toBe('at 200/s: interrupted by signal');
+    const rates = result.scenarioData!.records['rates']!;
+    expect(rates.map((rate) => [rate['ratePerSec'], rate['status']])).toEqual([
+      [100, 'completed'],
+      [200, 'interrupted'],
+    ]);
+    // The top-level books are still the held rate's.
+    expect(result.ledger.completed).toBe(150);
+  }, 60_000);
+
   it('sqs: requests counted per rate beside its ledger; the headline requests are the headline rate\'s', async () => {
     const result = await run('fixed-rate', 'sqs', { ratesPerSec: [20, 40], durationSec: 1, warmupSec: 0.5 });
     const rates = result.scenarioData!.records['rates']!;
