@@ -14,7 +14,7 @@ export function printSummary(result: ResultFile, file?: string): string {
   lines.push(
     `${formatCount(config.messages)} messages of ${config.payloadBytes} B, batch ${config.publishBatch}, ` +
       `${config.publishConcurrency} publishers, ${config.consumers} consumers, ${config.queues} queue(s)` +
-      (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` : '') +
+      (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` + (config.lingerMs === undefined ? '' : ` (linger ${config.lingerMs} ms)`) : '') +
       (config.task.durationMs > 0 ? `, task ${config.task.durationMs} ms ${config.task.distribution} ${config.task.work}` : ''),
   );
 

@@ -391,7 +391,7 @@ class PipelineRun {
       let count = Math.min(config.publishBatch, config.messages - first);
       // At a fixed rate a batch leaves when full or once its oldest message has waited --linger-ms, as a
       // Kafka producer's does: it takes what is due by then, or everything already due when behind.
-      const claimUs = clock.nowUs();
+      const claimUs = limiter ? clock.nowUs() : 0;
       if (limiter) count = Math.min(count, Math.max(1, limiter.dueBy(Math.max(claimUs, limiter.intendedUs(first) + lingerUs)) - first));
       this.#nextIndex += count;
       const queue = queues[this.#batchesClaimed++ % queues.length]!;

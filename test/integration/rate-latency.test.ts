@@ -78,5 +78,6 @@ describe('--rate with the default batch of 100', () => {
     const ok = await runCli(['scenario', '200', '--rate', '400', '--linger-ms', '3', '--results-dir', (await import('node:os')).tmpdir()], { REDIS_URL: server.url });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/│ batch wait +│/);
+    expect(ok.stdout).toContain('rate 400/s (linger 3 ms)');
   }, 60_000);
 });
