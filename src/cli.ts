@@ -54,7 +54,7 @@ function scenarioOptions(y: Argv): Argv {
       'task-dist': { type: 'string', choices: ['fixed', 'uniform', 'exponential'], describe: 'task duration distribution [default: fixed]' },
       'task-work': { type: 'string', choices: ['sleep', 'cpu'], describe: 'sleep (I/O-bound) or burn CPU [default: sleep]' },
       'fail-rate': { type: 'string', describe: 'probability a task fails and is retried [default: 0; retry-dlq: 0.3 per attempt]' },
-      warmup: { type: 'string', describe: 'leave the first N messages out of the histograms [default: 0]' },
+      warmup: { type: 'string', describe: 'leave the first N messages out of the histograms [default: 0; fixed-rate: use --warmup-sec]' },
       timeout: { type: 'string', describe: `longest the run may take, seconds [default: ${DEFAULTS.timeoutMs / 1000}]` },
       maxlen: { type: 'string', describe: 'redis-stream: trim to about N entries (XADD MAXLEN ~)' },
       seed: { type: 'string', describe: `seed for task durations and failures [default: ${DEFAULTS.seed}]` },
