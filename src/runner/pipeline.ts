@@ -4,8 +4,7 @@
 //
 // LIMITATION: publishers, consumers and tasks share this process's event loop (the outcome's harness
 // cost says how busy it was). Under --rate a batch goes out when it is full or its oldest message has
-// waited --linger-ms, so its earlier messages count up to that wait as latency (the batchWait
-// histogram shows how much). The
+// waited --linger-ms, so its messages count up to that wait as latency (batchWait says how much). The
 // drain trusts the broker's depth: empty on three samples with nothing in hand ends it. Completions of
 // messages whose publish was refused (a batch stored in part) never stand in for accepted ones still out.
 
