@@ -19,8 +19,11 @@
 // be what falls behind (see the event-loop p99 in the summary). The backlog is read at one-second
 // resolution, so --duration should be a few seconds at least. Each rate is bounded to 1.5 × its
 // schedule + 5 s (and by --timeout overall): a rate far beyond the broker ends as a timeout, not a
-// hang. The top-level figures of the result are those of the highest rate held (else of the lowest
-// rate tried); config.messages is the total planned over all rates.
+// hang. The top-level figures of the result, requests included, are those of the highest rate held
+// (else of the lowest rate tried); `records.rates` keeps every rate's ledger and requests (by API
+// action in `records.rateRequests`). A rate that cannot run, fails or is interrupted ends the run so,
+// the rates before it kept. config.messages is the total planned over all rates. --warmup is refused:
+// each rate warms up by time.
 
 import { isRequestCounting, type RequestCounting } from '../src/broker.ts';
 import { publishedCount, type LedgerCounts } from '../src/metrics/ledger.ts';

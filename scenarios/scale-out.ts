@@ -11,7 +11,8 @@
 // machine (the broker, the harness, the publisher) runs out, not necessarily where the broker does.
 // The publisher runs at full speed alongside, as in throughput. Processes start before each step's
 // clock but cost memory and CPU while they idle. --timeout bounds all steps together; steps that do
-// not fit are skipped and said so.
+// not fit are skipped and said so. A step that cannot run (its queues or consumers fail to start) ends
+// the run as failed, the steps before it kept; if the first cannot, the run has nothing and throws.
 
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
