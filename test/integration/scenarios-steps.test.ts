@@ -1,8 +1,13 @@
 // Multi-step scenarios (scale-out, fixed-rate) under a fault between steps: the broker, a throw-away
-// redis-server, stalls with CLIENT PAUSE just as the second step starts. The run must end as failed
-// with the reason and keep every step measured before it; fixed-rate keeps each rate's ledger and
+// redis-server, stalls (CLIENT PAUSE, or a TCP front that stops answering new connections) just as the
+// second step starts. The run must end as failed with the reason and keep every step measured before
+// it, through the runner and the CLI (exit 1, a result file); fixed-rate keeps each rate's ledger and
 // requests.
 
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
@@ -111,6 +116,71 @@ describe('a step that cannot run ends the run as failed, with the steps before i
     expect(result.scenarioData!.tables[0]!.rows.at(-1)!.at(-1)).toBe('FAILED: could not run');
   }, 60_000);
 
+});
+
+/**
+ * A loopback TCP front for the throw-away server that forwards every connection until the first one
+ * closes, and from then on accepts new connections and never answers them: the consumer process of
+ * scale-out's first step hangs up when the step ends, so the second step's processes meet a broker
+ * that has stalled, while the parent's own connections (opened first) keep working.
+ */
+async function stallAfterFirstClose(targetPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let stalled = false;
+  const front = createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    client.on('close', () => {
+      sockets.delete(client);
+      stalled = true;
+    });
+    if (stalled) return;
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('error', () => undefined);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (front.address() as AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    },
+  };
+}
+
+describe('through the CLI', () => {
+  it('scale-out --steps 1,2 --scale-by processes whose second step meets a stalled broker: exit 1, failed, step 1 in the result file', async () => {
+    const front = await stallAfterFirstClose(server.port);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bb-steps-'));
+    try {
+      const cli = await runCli(
+        ['scenario', '300', '--scenario', 'scale-out', '--steps', '1,2', '--scale-by', 'processes', '--task-ms', '1', '--quiet', '--results-dir', dir],
+        { REDIS_URL: `redis://127.0.0.1:${front.port}`, QUEUE: 'REDIS' },
+        120_000,
+      );
+      expect(cli.stderr).not.toMatch(/internal error/);
+      expect(cli.code).toBe(1);
+      const files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+      expect(files).toHaveLength(1);
+      const result = JSON.parse(readFileSync(path.join(dir, files[0]!), 'utf8')) as ResultFile;
+      expect(result.status).toBe('failed');
+      expect(result.reason).toMatch(/^step 2 \(2 consumer processes\) could not run: /);
+      const steps = result.scenarioData!.records['steps']!;
+      expect(steps.map((step) => [step['consumers'], step['completed'], step['lost']])).toEqual([[1, 300, 0]]);
+      expect(cli.stdout).toContain(`result: ${path.join(dir, files[0]!)}`);
+    } finally {
+      await front.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
 
 describe('fixed-rate books each rate apart', () => {
