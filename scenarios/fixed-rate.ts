@@ -7,8 +7,9 @@
 //
 // Each rate runs on fresh queues of its own (`<channel>-r0`, `-r1` …), made and removed here, lowest
 // rate first; after the first rate not held the higher ones are skipped. Per rate, a publish batch
-// covers at most 2 ms of the schedule (so batching adds no more than 2 ms of latency) and enough
-// publishers run (up to 64) to give each publish call 100 ms. Kept up means: the run drained,
+// leaves when full or once its oldest message has waited --linger-ms (so batching adds at most that to
+// latency, shown as the batch-wait histogram) and enough publishers run (up to 64) to give each publish
+// call 100 ms. Kept up means: the run drained,
 // nothing was lost, the last publish was at most max(0.25 s, 5%) behind the schedule, the backlog
 // (published minus completed) grew over the measured window by less than 5% of R per second plus a
 // quarter second of traffic, and the drain after the last publish took at most max(1 s, 10% of the
@@ -18,11 +19,17 @@
 // be what falls behind (see the event-loop p99 in the summary). The backlog is read at one-second
 // resolution, so --duration should be a few seconds at least. Each rate is bounded to 1.5 × its
 // schedule + 5 s (and by --timeout overall): a rate far beyond the broker ends as a timeout, not a
-// hang. The top-level figures of the result are those of the highest rate held (else of the lowest
-// rate tried); config.messages is the total planned over all rates.
+// hang. The top-level figures of the result, requests included, are those of the highest rate held
+// (else of the lowest rate tried); `records.rates` keeps every rate's ledger and requests (by API
+// action in `records.rateRequests`). A rate that cannot run, fails or is interrupted ends the run so,
+// the rates before it kept. config.messages is the total planned over all rates. --warmup is refused:
+// each rate warms up by time.
 
+import { isRequestCounting, type RequestCounting } from '../src/broker.ts';
+import { publishedCount, type LedgerCounts } from '../src/metrics/ledger.ts';
+import { requestSplitOf, requestTotals, type RequestTotals } from '../src/report/result-file.ts';
 import type { PipelineOutcome } from '../src/runner/pipeline.ts';
-import { runPipeline } from '../src/runner/pipeline.ts';
+import { describeError, runPipeline } from '../src/runner/pipeline.ts';
 import { UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
@@ -32,8 +39,6 @@ import type { Scenario, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 
 const DEFAULT_RATES = [1000, 5000, 20000];
-/** Longest a publish batch may span on the schedule, seconds. */
-const BATCH_SPAN_SEC = 0.002;
 /** Time each publish call is allowed before publishers run short, seconds (an SQS call takes tens of ms). */
 const PUBLISH_CALL_SEC = 0.1;
 const MAX_PUBLISHERS = 64;
@@ -53,6 +58,8 @@ export interface RateResult {
   readonly endToEndP50Us: number;
   readonly endToEndP99Us: number;
   readonly completionP99Us: number;
+  /** Longest a message waited for its publish batch to leave, µs (at most --linger-ms). */
+  readonly batchWaitMaxUs: number;
   readonly keptUp: boolean;
   /** Why it was not held; empty when it was. */
   readonly reason: string;
@@ -69,6 +76,8 @@ export const fixedRate: Scenario = {
     const chosen = config.ratesPerSec.length > 0 ? config.ratesPerSec : config.ratePerSec > 0 ? [config.ratePerSec] : DEFAULT_RATES;
     const rates = [...new Set(chosen)].sort((a, b) => a - b);
     if (!(config.durationSec > 0)) throw new UsageError('scenario fixed-rate needs --duration above 0 seconds');
+    // Each rate warms up by time (--warmup-sec), so a message count would be silently overridden.
+    if (config.warmupMessages > 0) throw new UsageError('fixed-rate warms up by time: use --warmup-sec instead of --warmup');
     for (const rate of rates) {
       if (Math.round(rate * config.durationSec) < 1) {
         throw new UsageError(`--rates ${rate} for --duration ${config.durationSec} s is less than one message; raise either`);
@@ -83,6 +92,9 @@ export const fixedRate: Scenario = {
     const deadlineUs = clock.nowUs() + config.timeoutMs * 1000;
     const results: RateResult[] = [];
     const outcomes: PipelineOutcome[] = [];
+    const requests: (RequestTotals | undefined)[] = [];
+    // Why a rate could not run and the run ended there; every rate measured before it is kept.
+    let failure: string | undefined;
     for (let k = 0; k < rates.length; k++) {
       if (context.signal?.aborted) break;
       const rate = rates[k]!;
@@ -90,11 +102,14 @@ export const fixedRate: Scenario = {
       if (remainingMs <= 0) break;
       const rateConfig = configForRate(config, rate, remainingMs);
       const queues = context.queues.map((queue) => `${queue}-r${k}`);
+      // This rate's requests, its queues' making and removal included: the counts before and after it.
+      const before = isRequestCounting(broker) ? { byKind: { ...broker.requestCounts() }, billed: broker.billedRequests() } : undefined;
+      let outcome: PipelineOutcome;
       try {
         for (const name of queues) {
           await broker.prepare({ name, visibilityTimeoutMs: config.visibilityTimeoutMs, maxReceives: config.maxReceives });
         }
-        const outcome = await runPipeline({
+        outcome = await runPipeline({
           broker,
           config: rateConfig,
           queues,
@@ -103,11 +118,17 @@ export const fixedRate: Scenario = {
           ...(context.signal ? { signal: context.signal } : {}),
           ...(context.onProgress ? { onProgress: context.onProgress } : {}),
         });
-        outcomes.push(outcome);
-        results.push(judge(rate, rateConfig, outcome));
+      } catch (error) {
+        // The rate could not run (its queues, or the broker, failed under it): the run ends here.
+        if (outcomes.length === 0) throw error;
+        failure = `${formatRate(rate)} could not run: ${describeError(error)}`;
+        break;
       } finally {
         for (const name of queues) await broker.teardown(name).catch(() => undefined);
       }
+      outcomes.push(outcome);
+      results.push(judge(rate, rateConfig, outcome));
+      requests.push(before && isRequestCounting(broker) ? requestsSince(broker, before) : undefined);
       if (!results.at(-1)!.keptUp) break;
     }
     if (outcomes.length === 0) throw new UsageError('fixed-rate: --timeout ran out before the first rate started');
@@ -115,7 +136,7 @@ export const fixedRate: Scenario = {
     let headline = 0;
     for (let k = 0; k < results.length; k++) if (results[k]!.keptUp) headline = k;
     const held = results.filter((result) => result.keptUp);
-    const skipped = rates.slice(results.length);
+    const skipped = rates.slice(results.length + (failure === undefined ? 0 : 1));
     const chosen = outcomes[headline]!;
     const top = results[headline]!;
 
@@ -130,7 +151,10 @@ export const fixedRate: Scenario = {
     } else {
       verdicts.push(`NO RATE HELD: ${formatRate(failed!.ratePerSec)} not held: ${failed!.reason}`);
     }
-    if (skipped.length > 0) verdicts.push(`not tried: ${skipped.map(formatRate).join(', ')} (a lower rate was not held)`);
+    if (failure !== undefined) verdicts.push(`RUN FAILED: ${failure}`);
+    if (skipped.length > 0) {
+      verdicts.push(`not tried: ${skipped.map(formatRate).join(', ')} (${failure === undefined ? 'a lower rate was not held' : 'the run failed first'})`);
+    }
     verdicts.push(
       chosen.histograms.endToEnd.totalCount === 0
         ? `at ${formatRate(top.ratePerSec)}: no message published after the warm-up was received`
@@ -138,16 +162,34 @@ export const fixedRate: Scenario = {
             `(p50 ${formatLatency(top.endToEndP50Us)}; coordinated omission corrected), backlog growth ${formatRate(top.backlogGrowthPerSec)} ` +
             `over ${config.durationSec} s measured after a ${config.warmupSec} s warm-up`,
     );
+    // The headline rate's books are below; every other rate's loss is named here, whatever its status.
     for (let k = 0; k < outcomes.length; k++) {
-      if (k !== headline && outcomes[k]!.status === 'completed' && outcomes[k]!.ledger.lost > 0) {
-        verdicts.push(`LOST ${outcomes[k]!.ledger.lost} messages at ${formatRate(results[k]!.ratePerSec)}`);
-      }
+      const { ledger, status } = outcomes[k]!;
+      if (k === headline || ledger.lost === 0) continue;
+      const at = formatRate(results[k]!.ratePerSec);
+      verdicts.push(
+        status === 'completed'
+          ? `LOST ${ledger.lost} of ${publishedCount(ledger)} published messages at ${at}`
+          : `${ledger.lost} of ${publishedCount(ledger)} published messages not completed at ${at} when that rate stopped (${status})`,
+      );
     }
     verdicts.push(...ledgerVerdicts(chosen));
 
     const ms = (us: number): string => formatLatency(us);
+    const headlineRequests = requests[headline];
+    // A rate that could not run, or that failed or was interrupted, ends the run so (a timeout is only
+    // "not held"); the top-level figures stay the headline rate's, and every rate measured is kept.
+    const stoppedAt = outcomes.findIndex((outcome) => outcome.status === 'failed' || outcome.status === 'interrupted');
+    const ending =
+      failure !== undefined
+        ? { status: 'failed' as const, reason: failure }
+        : stoppedAt >= 0
+          ? { status: outcomes[stoppedAt]!.status, reason: `at ${formatRate(results[stoppedAt]!.ratePerSec)}: ${outcomes[stoppedAt]!.reason ?? ''}`.trim() }
+          : undefined;
     return {
       ...chosen,
+      ...(ending !== undefined && chosen.status === 'completed' ? ending : {}),
+      ...(headlineRequests ? { requests: headlineRequests } : {}),
       verdicts,
       scenarioData: {
         tables: [
@@ -167,22 +209,63 @@ export const fixedRate: Scenario = {
                 `${r.drainSec.toFixed(2)} s`,
                 r.keptUp ? 'yes' : `NO: ${r.reason}`,
               ]),
+              ...(failure === undefined ? [] : [[formatRate(rates[results.length]!), '-', '-', '-', '-', '-', '-', '-', '-', 'FAILED: could not run']]),
               ...skipped.map((rate) => [formatRate(rate), '-', '-', '-', '-', '-', '-', '-', '-', 'not tried']),
             ],
           },
         ],
         histograms: {},
-        records: { rates: results.map((r) => ({ ...r }) as Record<string, ScenarioValue>) },
+        records: {
+          rates: results.map((r, k) => ({ ...r, ...ledgerRecord(outcomes[k]!.ledger), ...requestRecord(requests[k]) }) as Record<string, ScenarioValue>),
+          // Requests of each rate by API action, so workload and housekeeping can be told apart later.
+          rateRequests: results.flatMap((r, k) =>
+            Object.entries(requests[k]?.byKind ?? {}).map(([kind, count]) => ({ ratePerSec: r.ratePerSec, kind, count })),
+          ),
+        },
         values: {
           highestRateHeldPerSec: held.length > 0 ? held.at(-1)!.ratePerSec : null,
           headlineRatePerSec: top.ratePerSec,
           durationSec: config.durationSec,
           warmupSec: config.warmupSec,
+          /** Why a rate could not run and the run ended there; null when none failed so. */
+          failure: failure ?? null,
         },
       },
     };
   },
 };
+
+/** One rate's ledger as record fields (the result's top-level ledger is the headline rate's alone). */
+function ledgerRecord(ledger: LedgerCounts): Record<string, ScenarioValue> {
+  return {
+    expected: ledger.expected,
+    accepted: publishedCount(ledger),
+    publishFailed: ledger.publishFailed,
+    notSent: ledger.notSent ?? 0,
+    delivered: ledger.delivered,
+    completed: ledger.completed,
+    lost: ledger.lost,
+    duplicateDeliveries: ledger.duplicateDeliveries,
+    unknown: ledger.unknown,
+  };
+}
+
+/** One rate's request totals as record fields; none for brokers that do not count requests. */
+function requestRecord(requests: RequestTotals | undefined): Record<string, ScenarioValue> {
+  if (!requests) return {};
+  const { workload, housekeeping, billedWorkload } = requestSplitOf(requests);
+  return { requests: requests.total, workloadRequests: workload, housekeepingRequests: housekeeping, billedRequests: requests.billed, billedWorkloadRequests: billedWorkload };
+}
+
+/** Requests sent since `before`, by API action, with their total and the billed count. */
+function requestsSince(broker: RequestCounting, before: { byKind: Record<string, number>; billed: number }): RequestTotals {
+  const byKind: Record<string, number> = {};
+  for (const [kind, count] of Object.entries(broker.requestCounts())) {
+    const sent = count - (before.byKind[kind] ?? 0);
+    if (sent > 0) byKind[kind] = sent;
+  }
+  return requestTotals(byKind, broker.billedRequests() - before.billed);
+}
 
 function plannedMessages(rate: number, config: Pick<RunConfig, 'durationSec' | 'warmupSec'>): number {
   return Math.max(1, Math.round(rate * (config.warmupSec + config.durationSec)));
@@ -192,14 +275,16 @@ function plannedMessages(rate: number, config: Pick<RunConfig, 'durationSec' | '
 export function configForRate(config: RunConfig, rate: number, remainingMs: number): RunConfig {
   const messages = plannedMessages(rate, config);
   const warmupMessages = Math.min(messages - 1, Math.round(rate * config.warmupSec));
-  const publishBatch = Math.max(1, Math.min(config.publishBatch, Math.floor(rate * BATCH_SPAN_SEC)));
+  // On schedule a batch holds what falls due within --linger-ms (the pipeline cuts it there); only a
+  // publisher that fell behind sends fuller ones, up to --batch.
+  const scheduledBatch = Math.max(1, Math.min(config.publishBatch, Math.floor((rate * config.lingerMs) / 1000) + 1));
   const publishConcurrency = Math.min(
     MAX_PUBLISHERS,
-    Math.max(config.publishConcurrency, Math.ceil((rate * PUBLISH_CALL_SEC) / publishBatch)),
+    Math.max(config.publishConcurrency, Math.ceil((rate * PUBLISH_CALL_SEC) / scheduledBatch)),
   );
   const scheduleSec = config.warmupSec + config.durationSec;
   const timeoutMs = Math.min(remainingMs, Math.round((scheduleSec * 1.5 + 5) * 1000));
-  return { ...config, ratePerSec: rate, messages, warmupMessages, publishBatch, publishConcurrency, timeoutMs };
+  return { ...config, ratePerSec: rate, messages, warmupMessages, publishConcurrency, timeoutMs };
 }
 
 /** Did one rate hold? Reads the run's timeline over the measured window (whole seconds). */
@@ -242,6 +327,7 @@ export function judge(rate: number, config: RunConfig, outcome: PipelineOutcome)
     endToEndP50Us: e2e.p50,
     endToEndP99Us: e2e.p99,
     completionP99Us: completion.p99,
+    batchWaitMaxUs: outcome.histograms.batchWait ? summarize(outcome.histograms.batchWait).max : 0,
     keptUp: reason === '',
     reason,
     status: outcome.status,

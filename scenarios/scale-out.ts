@@ -11,7 +11,8 @@
 // machine (the broker, the harness, the publisher) runs out, not necessarily where the broker does.
 // The publisher runs at full speed alongside, as in throughput. Processes start before each step's
 // clock but cost memory and CPU while they idle. --timeout bounds all steps together; steps that do
-// not fit are skipped and said so.
+// not fit are skipped and said so. A step that cannot run (its queues or consumers fail to start) ends
+// the run as failed, the steps before it kept; if the first cannot, the run has nothing and throws.
 
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
@@ -19,7 +20,7 @@ import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
-import { runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
+import { describeError, runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
 import type { Scenario, ScenarioContext, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
@@ -56,13 +57,25 @@ export const scaleOut: Scenario = {
     const deadlineUs = clock.nowUs() + config.timeoutMs * 1000;
     const steps: StepResult[] = [];
     const skipped: number[] = [];
+    // Why a step failed, ending the run; what the steps before it measured is kept.
+    let failure: string | undefined;
     for (const [k, consumers] of config.scaleSteps.entries()) {
       const remainingMs = Math.floor((deadlineUs - clock.nowUs()) / 1000);
-      if (remainingMs <= 0 || context.signal?.aborted || steps.some((step) => step.outcome.status === 'interrupted')) {
+      const stopped = steps.some((step) => step.outcome.status === 'interrupted' || step.outcome.status === 'failed');
+      if (remainingMs <= 0 || context.signal?.aborted || stopped || failure !== undefined) {
         skipped.push(consumers);
         continue;
       }
-      const outcome = await runStep(context, k, consumers, remainingMs);
+      let outcome: PipelineOutcome;
+      try {
+        outcome = await runStep(context, k, consumers, remainingMs);
+      } catch (error) {
+        // Preparing the step's queues or starting its consumers failed (e.g. the broker stalled).
+        failure = `step ${k + 1} (${consumers} ${config.scaleBy === 'processes' ? 'consumer processes' : 'consumers'}) could not run: ${describeError(error)}`;
+        if (steps.length === 0) throw error;
+        skipped.push(consumers);
+        continue;
+      }
       const seconds = (outcome.endUs - outcome.startUs) / 1e6;
       const completePerSec = seconds > 0 ? outcome.ledger.completed / seconds : 0;
       const before = steps.at(-1);
@@ -91,11 +104,16 @@ export const scaleOut: Scenario = {
       );
     }
     verdicts.push(`best: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}, ${(best.completePerSec / steps[0]!.completePerSec).toFixed(1)}x the first step`);
-    if (skipped.length > 0) verdicts.push(`skipped ${skipped.join(', ')} ${unit}: --timeout ran out or the run was interrupted`);
+    if (skipped.length > 0) {
+      verdicts.push(`skipped ${skipped.join(', ')} ${unit}: ${failure ?? 'a step failed, --timeout ran out or the run was interrupted'}`);
+    }
     for (const step of steps) {
       if (step.outcome.status !== 'completed') verdicts.push(`${step.consumers} ${unit}: ${step.outcome.status}, ${step.outcome.reason ?? ''}`.trim());
     }
-    const merged = mergeOutcomes(steps.map((step) => step.outcome));
+    const measured = mergeOutcomes(steps.map((step) => step.outcome));
+    // A step that could not run fails the whole run, which still carries every step measured before it.
+    const merged: PipelineOutcome =
+      failure !== undefined && measured.status === 'completed' ? { ...measured, status: 'failed', reason: failure } : measured;
     verdicts.push(...ledgerVerdicts(merged).map((line) => `all steps: ${line}`));
 
     const rows = steps.map((step) => {
@@ -143,6 +161,8 @@ export const scaleOut: Scenario = {
           bestCompletePerSec: best.completePerSec,
           bestConsumers: best.consumers,
           stopsGrowingAt: knee > 0 ? steps[knee - 1]!.consumers : null,
+          /** Why a step could not run and the run ended there; null when every step ran. */
+          failure: failure ?? null,
         },
       },
     };
@@ -222,6 +242,7 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       endToEnd: merge((h) => h.endToEnd),
       execution: merge((h) => h.execution),
       completion: merge((h) => h.completion),
+      ...(outcomes.every((outcome) => outcome.histograms.batchWait) ? { batchWait: merge((h) => h.batchWait!) } : {}),
     },
     timeline,
     finalDepth: last.finalDepth,

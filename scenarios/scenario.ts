@@ -8,6 +8,7 @@ import type { Broker, BrokerCapabilities, BrokerOptions } from '../src/broker.ts
 import type { Clock } from '../src/clock.ts';
 import type { RunConfig } from '../src/config.ts';
 import type { TaskSpec } from '../src/pipeline/executor.ts';
+import type { RequestTotals } from '../src/report/result-file.ts';
 import type { PipelineOutcome, RunProgress } from '../src/runner/pipeline.ts';
 
 export interface ScenarioContext {
@@ -38,6 +39,11 @@ export interface ScenarioOutcome extends PipelineOutcome {
   readonly verdicts: readonly string[];
   /** What only this scenario measures (per-rate rows, a per-type table, a lateness histogram …). */
   readonly scenarioData?: ScenarioData;
+  /**
+   * The requests the result's top-level figures stand for, when they are not the whole run's (fixed-rate:
+   * the headline rate's); undefined = all the broker counted.
+   */
+  readonly requests?: RequestTotals;
 }
 
 /** A table as printed: a title, column heads and formatted cells. */

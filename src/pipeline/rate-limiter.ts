@@ -32,6 +32,12 @@ export class RateLimiter {
     return this.#startUs + index * this.#intervalUs;
   }
 
+  /** How many messages (indices 0 … n-1) are due by `untilUs`, monotonic µs. */
+  dueBy(untilUs: number): number {
+    // The tiny epsilon keeps index k due at exactly intendedUs(k) despite floating-point division.
+    return Math.max(0, Math.floor((untilUs - this.#startUs) / this.#intervalUs + 1e-9) + 1);
+  }
+
   /** Resolves once message `index` is due; at once if it is already late. */
   async waitFor(index: number): Promise<void> {
     const due = this.intendedUs(index);

@@ -182,6 +182,7 @@ function bestCells(values: readonly (number | undefined)[], better: Row['better'
 
 export const NOTES = [
   'Latency: the histograms of every run in a column are merged (values added, never percentiles averaged).',
+  'Multi-step runs: fixed-rate runs at different headline rates get tables of their own; a scale-out run of several steps adds no latency to its column (n/a): its histograms merge different consumer counts, so compare them per step in its result file.',
   'Rates: the median of the runs; "min … max" shows their spread when a column has several runs.',
 ];
 

@@ -5,8 +5,13 @@
 // identifies a run rather than its workload (channel, results folder, seed, timeout). A column is
 // one adapter and mode on one server version, endpoint kind and kind of machine.
 //
+// Multi-step runs never mix steps in a column: fixed-rate runs whose top-level figures stand for
+// different rates (`headlineRatePerSec`) are different workloads, and a run whose histograms merge
+// several steps (scale-out: `records.steps`, one per consumer count) gives the column no latency.
+//
 // LIMITATION: runs of one column are merged whatever their number; a column of 5 runs beside one of
-// 1 shows totals (lost, duplicates ...) over more messages, stated in its `messages` row.
+// 1 shows totals (lost, duplicates ...) over more messages, stated in its `messages` row. A scale-out
+// run's latency is compared only step by step, in its own result file.
 
 import { createHash } from 'node:crypto';
 import type { Histogram } from 'hdr-histogram-js';
@@ -102,7 +107,7 @@ export interface Group {
 export function groupRuns(runs: readonly LoadedRun[]): Group[] {
   const byKey = new Map<string, LoadedRun[]>();
   for (const run of runs) {
-    const key = stableJson(workloadOf(run.result.config));
+    const key = stableJson(workloadOf(run.result));
     byKey.set(key, [...(byKey.get(key) ?? []), run]);
   }
   const groups = [...byKey].map(([key, members]): Group => {
@@ -112,7 +117,7 @@ export function groupRuns(runs: readonly LoadedRun[]): Group[] {
       id: createHash('sha1').update(key).digest('hex').slice(0, 8),
       scenario: config.scenario,
       messagesPerRun: config.messages,
-      title: describeWorkload(config),
+      title: describeWorkload(config) + (settings['headlineRatePerSec'] === undefined ? '' : `, headline rate ${formatRate(settings['headlineRatePerSec'] as number)}`),
       settings,
       columns: buildColumns(members),
     };
@@ -120,11 +125,22 @@ export function groupRuns(runs: readonly LoadedRun[]): Group[] {
   return groups.sort((a, b) => a.scenario.localeCompare(b.scenario) || a.messagesPerRun - b.messagesPerRun || a.title.localeCompare(b.title));
 }
 
-/** Older files lack settings added since; they ran with what is now the default, so fill it in. */
-function workloadOf(config: RunConfig): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...DEFAULTS, ...config };
+/**
+ * Older files lack settings added since; they ran with what is now the default, so fill it in. The rate
+ * a fixed-rate run's top-level figures stand for is part of its workload: runs at different rates never
+ * share a column.
+ */
+function workloadOf(result: LoadedRun['result']): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...DEFAULTS, ...result.config };
   for (const name of NOT_WORKLOAD) delete out[name];
+  const headline = result.scenarioData?.values['headlineRatePerSec'];
+  if (typeof headline === 'number') out['headlineRatePerSec'] = headline;
   return out;
+}
+
+/** A run whose top-level histograms merge several steps of different loads (scale-out's consumer counts). */
+export function mergesSteps(run: LoadedRun): boolean {
+  return (run.result.scenarioData?.records['steps']?.length ?? 0) > 1;
 }
 
 /** JSON with object keys sorted at every level, so equal settings give equal strings. */
@@ -210,13 +226,15 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
   const results = runs.map((r) => r.result);
   const first = results[0]!;
   const sum = (pick: (r: (typeof results)[number]) => number): number => results.reduce((total, r) => total + pick(r), 0);
+  // Histograms that already merge several steps would mix loads: such runs add no latency to the column.
+  const measured = runs.filter((r) => !mergesSteps(r));
   const histograms = Object.fromEntries(
-    LATENCY_KINDS.map((kind) => [kind, mergeHistograms(runs.map((r) => r.histograms[kind]))]),
+    LATENCY_KINDS.map((kind) => [kind, mergeHistograms(measured.map((r) => r.histograms[kind]))]),
   ) as Record<LatencyKind, Histogram>;
   const latencyUs = Object.fromEntries(LATENCY_KINDS.map((kind) => [kind, summarize(histograms[kind])])) as Record<LatencyKind, LatencySummary>;
-  const extraNames = [...new Set(runs.flatMap((r) => Object.keys(r.extraHistograms)))].sort();
+  const extraNames = [...new Set(measured.flatMap((r) => Object.keys(r.extraHistograms)))].sort();
   const extraHistograms = Object.fromEntries(
-    extraNames.map((name) => [name, mergeHistograms(runs.flatMap((r) => r.extraHistograms[name] ?? []))]),
+    extraNames.map((name) => [name, mergeHistograms(measured.flatMap((r) => r.extraHistograms[name] ?? []))]),
   );
   const extraLatencyUs = Object.fromEntries(extraNames.map((name) => [name, summarize(extraHistograms[name]!)]));
   const completed = sum((r) => r.ledger.completed);

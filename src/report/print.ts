@@ -14,7 +14,7 @@ export function printSummary(result: ResultFile, file?: string): string {
   lines.push(
     `${formatCount(config.messages)} messages of ${config.payloadBytes} B, batch ${config.publishBatch}, ` +
       `${config.publishConcurrency} publishers, ${config.consumers} consumers, ${config.queues} queue(s)` +
-      (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` : '') +
+      (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` + (config.lingerMs === undefined ? '' : ` (linger ${config.lingerMs} ms)`) : '') +
       (config.task.durationMs > 0 ? `, task ${config.task.durationMs} ms ${config.task.distribution} ${config.task.work}` : ''),
   );
 
@@ -40,6 +40,8 @@ export function printSummary(result: ResultFile, file?: string): string {
     ['publish', result.latency.publish],
     ['execution', result.latency.execution],
     ['completion', result.latency.completion],
+    // Under --rate: the wait for a publish batch to leave, part of end-to-end (at most --linger-ms).
+    ...(result.latency.batchWait ? [['batch wait', result.latency.batchWait] as [string, LatencyRecord]] : []),
   ];
   for (const [name, record] of kinds) if (name !== 'execution' || record.count > 0) latency.push(row(name, record));
   // A scenario's own histograms (e.g. delayed's lateness) are latencies too: same columns.

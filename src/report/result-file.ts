@@ -79,6 +79,8 @@ export interface ResultFile {
     readonly endToEnd: LatencyRecord;
     readonly execution: LatencyRecord;
     readonly completion: LatencyRecord;
+    /** Under --rate: each message's wait for its publish batch to leave (at most --linger-ms); absent otherwise. */
+    readonly batchWait?: LatencyRecord;
   };
   readonly finalDepth: QueueDepth;
   readonly timeline: readonly TimelinePoint[];
@@ -128,6 +130,19 @@ export interface RequestTotals {
   readonly housekeeping?: number;
   /** The workload's requests as billed: what cost per message is priced on. */
   readonly billedWorkload?: number;
+}
+
+/** Request totals from counts by API action and the billed count, with the workload and housekeeping apart. */
+export function requestTotals(byKind: Readonly<Record<string, number>>, billed: number): RequestTotals {
+  const { workloadTotal, housekeepingTotal } = splitRequestCounts(byKind);
+  return {
+    byKind,
+    total: workloadTotal + housekeepingTotal,
+    billed,
+    workload: workloadTotal,
+    housekeeping: housekeepingTotal,
+    billedWorkload: billedWorkloadRequests(byKind, billed),
+  };
 }
 
 /** Workload, housekeeping and billed workload of `requests`, as recorded or, in older files, derived from `byKind`. */
@@ -188,6 +203,7 @@ export function buildResult(record: RunRecord): ResultFile {
       endToEnd: latency(outcome.histograms.endToEnd),
       execution: latency(outcome.histograms.execution),
       completion: latency(outcome.histograms.completion),
+      ...(outcome.histograms.batchWait ? { batchWait: latency(outcome.histograms.batchWait) } : {}),
     },
     finalDepth: outcome.finalDepth,
     timeline: outcome.timeline,

@@ -3,8 +3,8 @@
 // is empty, or the deadline passes). Preparing and tearing down queues is the runner's job.
 //
 // LIMITATION: publishers, consumers and tasks share this process's event loop (the outcome's harness
-// cost says how busy it was). Under --rate a batch goes out when its last message is due, so its
-// earlier messages count that wait as latency (fixed-rate keeps a batch within 2 ms of schedule). The
+// cost says how busy it was). Under --rate a batch goes out when it is full or its oldest message has
+// waited --linger-ms, so its messages count up to that wait as latency (batchWait says how much). The
 // drain ends on an empty broker only once the ledger has agreed with it for a full receive wait (and,
 // with losses outstanding on a broker with visibility timeouts, for a visibility timeout): a depth may
 // be approximate and late. Completions of messages whose publish was refused (a batch stored in part)
@@ -66,6 +66,12 @@ export interface PipelineHistograms {
   readonly execution: Histogram;
   /** Send to acked after the task, µs. */
   readonly completion: Histogram;
+  /**
+   * Under --rate: how long each message waited for its batch to leave, from when it was due (or, if
+   * the publishers were behind, when one took it up) to when the batch's last message was due, µs; at
+   * most --linger-ms. Absent without --rate (a batch is sent as soon as it is made).
+   */
+  readonly batchWait?: Histogram;
 }
 
 export interface PipelineOutcome {
@@ -234,6 +240,8 @@ class PipelineRun {
   #publishEndUs = 0;
   /** Next message index to publish: publishers claim batches from it. */
   #nextIndex = 0;
+  /** Batches claimed so far: they go to the queues in turn. */
+  #batchesClaimed = 0;
   /** Messages received and not yet acked or nacked, across this process's consumers. */
   #processing = 0;
   /** Bumped on every depth sample, so the drain counts distinct samples. */
@@ -293,6 +301,7 @@ class PipelineRun {
       endToEnd: createLatencyHistogram(),
       execution: createLatencyHistogram(),
       completion: createLatencyHistogram(),
+      ...(context.config.ratePerSec > 0 ? { batchWait: createLatencyHistogram() } : {}),
     };
     this.#endToEndRuns = new RunRecorder(this.#histograms.endToEnd);
     this.#completionRuns = new RunRecorder(this.#histograms.completion);
@@ -401,14 +410,18 @@ class PipelineRun {
     };
     const limiter =
       config.ratePerSec > 0 ? new RateLimiter(config.ratePerSec, this.#startUs, clock, pace) : undefined;
+    const lingerUs = config.lingerMs * 1000;
     let consecutiveErrors = 0;
     while (!this.#stopPublishing) {
       const first = this.#nextIndex;
       if (first >= config.messages) return;
-      const count = Math.min(config.publishBatch, config.messages - first);
+      let count = Math.min(config.publishBatch, config.messages - first);
+      // At a fixed rate a batch leaves when full or once its oldest message has waited --linger-ms, as a
+      // Kafka producer's does: it takes what is due by then, or everything already due when behind.
+      const claimUs = limiter ? clock.nowUs() : 0;
+      if (limiter) count = Math.min(count, Math.max(1, limiter.dueBy(Math.max(claimUs, limiter.intendedUs(first) + lingerUs)) - first));
       this.#nextIndex += count;
-      const batchNumber = Math.floor(first / config.publishBatch);
-      const queue = queues[batchNumber % queues.length]!;
+      const queue = queues[this.#batchesClaimed++ % queues.length]!;
       let sentUs: number;
       const messages = new Array<{ body: string; delayMs?: number }>(count);
       if (limiter) {
@@ -421,6 +434,7 @@ class PipelineRun {
         }
         for (let k = 0; k < count; k++) messages[k] = { body: encoder.encode(first + k, limiter.intendedUs(first + k)) };
         sentUs = limiter.intendedUs(first);
+        this.#recordBatchWait(first, count, claimUs, limiter);
       } else {
         sentUs = clock.nowUs();
         for (let k = 0; k < count; k++) messages[k] = { body: encoder.encode(first + k, sentUs) };
@@ -455,6 +469,18 @@ class PipelineRun {
         if (backoffMs > 0) await this.#pause(backoffMs);
       }
       if (clock.nowUs() > this.#deadlineUs) this.#finish('timeout', this.#timeoutReason());
+    }
+  }
+
+  /**
+   * Records how long each message of the batch past the warm-up waited for the batch to leave: from when
+   * it was due, or when the batch was taken up if later, to when the batch's last message was due.
+   */
+  #recordBatchWait(first: number, count: number, claimUs: number, limiter: RateLimiter): void {
+    const h = this.#histograms.batchWait!;
+    const readyUs = Math.max(claimUs, limiter.intendedUs(first + count - 1));
+    for (let i = Math.max(first, this.#config.warmupMessages); i < first + count; i++) {
+      recordLatency(h, readyUs - Math.max(claimUs, limiter.intendedUs(i)));
     }
   }
 

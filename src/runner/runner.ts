@@ -9,9 +9,8 @@ import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions 
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
-import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';
 import { UsageError } from '../errors.ts';
-import type { RequestTotals, RunRecord } from '../report/result-file.ts';
+import { requestTotals, type RequestTotals, type RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
 import { newRunToken } from '../pipeline/message.ts';
 import type { RunProgress } from './pipeline.ts';
@@ -78,7 +77,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
-    const requests = requestCounts(broker);
+    const requests = outcome.requests ?? requestCounts(broker);
     record = {
       runId,
       runToken,
@@ -93,9 +92,10 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
   } finally {
     onEvent?.({ type: 'phase', phase: 'teardown', detail: `removing ${queues.length} queue(s)` });
     const problem = await teardown(broker, queues, namespace);
-    // Counted again after teardown, so its DeleteQueue requests are among the housekeeping.
+    // Counted again after teardown, so its DeleteQueue requests are among the housekeeping; a scenario
+    // that counts its own (fixed-rate: the headline rate's) keeps them.
     const requests = requestCounts(broker);
-    if (requests !== undefined && record !== undefined) record = { ...record, requests };
+    if (requests !== undefined && record !== undefined && record.outcome.requests === undefined) record = { ...record, requests };
     // A run that measured something keeps it; the queues it could not remove are named among its errors.
     if (problem !== undefined && record !== undefined) {
       record = { ...record, outcome: { ...record.outcome, errors: [...record.outcome.errors, problem] } };
@@ -133,16 +133,5 @@ async function teardown(broker: Broker, queues: readonly string[], namespace: st
 /** Adapters that count API requests (SQS) are asked for them; the others have none to give. */
 function requestCounts(broker: Broker): RequestTotals | undefined {
   if (!isRequestCounting(broker)) return undefined;
-  const byKind = { ...broker.requestCounts() };
-  const total = Object.values(byKind).reduce((sum, n) => sum + n, 0);
-  const billed = broker.billedRequests();
-  const { workloadTotal, housekeepingTotal } = splitRequestCounts(byKind);
-  return {
-    byKind,
-    total,
-    billed,
-    workload: workloadTotal,
-    housekeeping: housekeepingTotal,
-    billedWorkload: billedWorkloadRequests(byKind, billed),
-  };
+  return requestTotals({ ...broker.requestCounts() }, broker.billedRequests());
 }

@@ -105,6 +105,8 @@ describe('fixed-rate', () => {
     expect(first['publishPerSec'] as number).toBeGreaterThan(80);
     expect(first['publishPerSec'] as number).toBeLessThan(125);
     expect(first['endToEndP99Us'] as number).toBeGreaterThan(0);
+    // A batch waits at most --linger-ms (5 ms, to the histogram's 3 significant digits) for its messages.
+    expect(first['batchWaitMaxUs'] as number).toBeLessThanOrEqual(5_000 * 1.001);
     const held = values(result)['highestRateHeldPerSec'];
     expect([100, 300]).toContain(held);
     // The top-level figures are those of the highest rate held, its warm-up left out of the histograms.

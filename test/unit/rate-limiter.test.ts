@@ -55,3 +55,15 @@ describe('RateLimiter', () => {
     }
   });
 });
+
+describe('RateLimiter.dueBy', () => {
+  it('counts the messages due by a time, each due at exactly its intended time', () => {
+    const time = fakeTime();
+    const limiter = new RateLimiter(3000, 1_000_000, time.clock, time.sleep);
+    expect(limiter.dueBy(999_999)).toBe(0);
+    expect(limiter.dueBy(1_000_000)).toBe(1);
+    // 1/3000 s does not divide evenly in floating point; message 7 is still due at its own time.
+    expect(limiter.dueBy(limiter.intendedUs(7))).toBe(8);
+    expect(limiter.dueBy(limiter.intendedUs(7) + 5_000)).toBe(23);
+  });
+});
