@@ -138,6 +138,10 @@ const MAX_RECEIVE_WAIT_MS = 60_000;
 /** Slowest and fastest fixed rates, msg/s: below, one message a day; above, no publisher keeps up. */
 const MIN_RATE_PER_SEC = 1 / 86_400;
 const MAX_RATE_PER_SEC = 100_000_000;
+/** Most consumer processes at once: each is a Node process of tens of MB and half a second of CPU to start. */
+const MAX_CONSUMER_PROCESSES = 32;
+/** Most consumers (each with a connection of its own) one harness process opens. */
+const MAX_CONSUMERS = 1_000;
 /** Share of the JS heap the run's message bodies and connections may plan to take. */
 const HEAP_SHARE = 0.5;
 /** Rough fixed cost of each publisher (its promises and encoder) and each consumer (its connection and buffers), bytes. */
@@ -274,6 +278,13 @@ function checkLimits(config: RunConfig): void {
     if (rate > 0 && (rate < MIN_RATE_PER_SEC || rate > MAX_RATE_PER_SEC)) {
       throw new UsageError(`${name} ${rate} is outside one message a day to ${MAX_RATE_PER_SEC.toLocaleString('en-US')} msg/s`);
     }
+  }
+  if (config.consumers > MAX_CONSUMERS) {
+    throw new UsageError(`--consumers ${config.consumers} is over the limit of ${MAX_CONSUMERS} connections one process opens; for more, use --concurrency (one pool of tasks) or several runs`);
+  }
+  const processes = Math.max(config.consumerProcesses, config.scaleBy === 'processes' && config.scenario === 'scale-out' ? Math.max(...config.scaleSteps) : 0);
+  if (processes > MAX_CONSUMER_PROCESSES) {
+    throw new UsageError(`${processes} consumer processes is over the limit of ${MAX_CONSUMER_PROCESSES} (each is a Node process of tens of MB): lower --processes or --steps`);
   }
   const heapBytes = getHeapStatistics().heap_size_limit;
   const planned = plannedMemoryBytes(config);
