@@ -208,6 +208,12 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
   const cpuUserMs = outcomes.reduce((sum, o) => sum + o.harness.cpuUserMs, 0);
   const cpuSystemMs = outcomes.reduce((sum, o) => sum + o.harness.cpuSystemMs, 0);
   const wallMs = (last.endUs - first.startUs) / 1000;
+  // Consumer processes of every step: their requests add up (the runner adds them to the parent's).
+  const withRequests = outcomes.filter((o) => o.consumerRequests);
+  const consumerRequests =
+    withRequests.length === 0
+      ? undefined
+      : { byKind: sumOf((o) => o.consumerRequests?.byKind ?? {}), billed: withRequests.reduce((sum, o) => sum + o.consumerRequests!.billed, 0) };
   return {
     status: failed?.status ?? 'completed',
     reason: failed?.reason,
@@ -234,6 +240,7 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       eventLoopDelayP50Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP50Ms)),
       eventLoopDelayP99Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP99Ms)),
     },
+    ...(consumerRequests ? { consumerRequests } : {}),
   };
 }
 

@@ -4,7 +4,8 @@
 // sink books what it reports, so one ledger stays the only source of truth.
 //
 // Order matters for the books: a delivery is reported before its task runs, a completion only after
-// the ack succeeded. `freeze()` stops the loop between broker calls (no receive, ack or nack in
+// the ack succeeded; a sink that keeps intents (a child's journal) hears of each ack and nack before
+// it is sent and of its outcome after. `freeze()` stops the loop between broker calls (no receive, ack or nack in
 // flight), so the messages in hand at that moment are exactly the ones the broker still thinks are
 // out: what a crash right then takes with it.
 //
@@ -32,6 +33,18 @@ export interface SubscriberSink {
   receiveCall(empty: boolean): void;
   /** A broker call failed (the loop backs off and goes on), or a consumer process died (`process`). */
   error(operation: 'receive' | 'ack' | 'nack' | 'process', message: string): void;
+  /**
+   * Optional, for sinks that must outlive the process (src/runner/journal.ts): every delivery of the
+   * batch just received has been reported, and none of its tasks has started.
+   */
+  received?(): void;
+  /**
+   * Optional: an ack or nack of `count` messages is about to be sent, the run's among them `indices`
+   * (sent at `sentUs`); returns an id for settled(). Called only when the call is really made.
+   */
+  settling?(kind: 'ack' | 'nack', indices: readonly number[], sentUs: readonly number[], count: number): number;
+  /** Optional: the call announced by settling() `id` returned (`ok`) or failed, at `atUs`. */
+  settled?(id: number, ok: boolean, atUs: number): void;
 }
 
 /** Consumers the pipeline does not run itself (child processes, fan-out groups): they report to a sink. */
@@ -49,6 +62,19 @@ export interface ConsumerSet {
    * books of their own (fan-out's per-group ledgers), so they do not count those as lost.
    */
   notSent?(from: number, to: number): void;
+  /** API requests the set's own connections sent (consumer processes on SQS), by kind, and billed; undefined if none are counted. */
+  requestCounts?(): { readonly byKind: Readonly<Record<string, number>>; readonly billed: number } | undefined;
+  /** CPU and peak RSS of the set's own processes (every one it ran, dead ones included); undefined if it runs in this process. */
+  usage?(): ConsumerSetUsage | undefined;
+}
+
+/** The cost of consumer processes, summed over all of them. */
+export interface ConsumerSetUsage {
+  readonly processes: number;
+  readonly cpuUserMs: number;
+  readonly cpuSystemMs: number;
+  /** The sum of each process's own peak RSS: an upper bound, as the peaks need not coincide. */
+  readonly peakRssBytes: number;
 }
 
 export interface SubscriberOptions {
@@ -174,6 +200,7 @@ export class Subscriber {
       if (ours) sink.delivered(stamp.i, stamp.t, receivedUs, message.receiveCount);
       else sink.malformed();
     }
+    sink.received?.();
     this.#inHand.add(hand);
     this.#options.onHold?.();
     try {
@@ -215,10 +242,16 @@ export class Subscriber {
         }
       }
       if (toNack.length > 0) {
+        let id = 0;
         try {
-          await this.#call(() => this.#handle.nack(queue, toNack, retryDelayMs));
+          await this.#call(() => {
+            id = this.#announce('nack', nacked.map((k) => hand[2 * k]!), [], toNack.length);
+            return this.#handle.nack(queue, toNack, retryDelayMs);
+          });
+          if (id) this.#sink.settled?.(id, true, clock.nowUs());
         } catch (error) {
           if (error === FROZEN) throw error;
+          if (id) this.#sink.settled?.(id, false, clock.nowUs());
           // Not given back: the broker redelivers them after the visibility timeout instead.
           this.#sink.error('nack', messageOf(error));
         }
@@ -227,19 +260,40 @@ export class Subscriber {
       }
     }
     if (toAck.length === 0) return;
+    let id = 0;
     try {
-      await this.#call(() => this.#handle.ack(queue, toAck));
+      await this.#call(() => {
+        if (this.#sink.settling) {
+          const indices: number[] = [];
+          const sent: number[] = [];
+          for (let k = 0; k < batch.length; k++) {
+            if (hand[2 * k]! >= 0 && (!outcomes || outcomes[k])) {
+              indices.push(hand[2 * k]!);
+              sent.push(sentTimes[k]!);
+            }
+          }
+          id = this.#announce('ack', indices, sent, toAck.length);
+        }
+        return this.#handle.ack(queue, toAck);
+      });
     } catch (error) {
       if (error === FROZEN) throw error;
+      if (id) this.#sink.settled?.(id, false, clock.nowUs());
       // Not acked: an at-least-once broker delivers them again, so they are not reported as completed.
       this.#sink.error('ack', messageOf(error));
       return;
     }
     const ackedUs = clock.nowUs();
+    if (id) this.#sink.settled?.(id, true, ackedUs);
     for (let k = 0; k < batch.length; k++) {
       const index = hand[2 * k]!;
       if (index >= 0 && (!outcomes || outcomes[k])) this.#sink.completed(index, sentTimes[k]!, ackedUs);
     }
+  }
+
+  /** Tells a sink that keeps intents what is about to be settled; 0 when it keeps none. */
+  #announce(kind: 'ack' | 'nack', indices: readonly number[], sentUs: readonly number[], count: number): number {
+    return this.#sink.settling?.(kind, indices, sentUs, count) ?? 0;
   }
 
   /** A broker call, counted so freeze() can wait for it; refused with FROZEN once frozen. */

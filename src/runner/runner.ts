@@ -12,7 +12,7 @@ import { describeEnvironment } from '../environment.ts';
 import { UsageError } from '../errors.ts';
 import type { RequestTotals, RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
-import type { RunProgress } from './pipeline.ts';
+import type { PipelineOutcome, RunProgress } from './pipeline.ts';
 
 export type Phase = 'prepare' | 'run' | 'teardown';
 
@@ -73,7 +73,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
-    const requests = requestCounts(broker);
+    const requests = requestCounts(broker, outcome.consumerRequests);
     record = {
       runId,
       startedAt,
@@ -121,10 +121,14 @@ async function teardown(broker: Broker, queues: readonly string[], namespace: st
   return failed.length === 0 ? undefined : `teardown: could not remove ${failed.join('; ')}; they stay under ${namespace}`;
 }
 
-/** Adapters that count API requests (SQS) are asked for them; the others have none to give. */
-function requestCounts(broker: Broker): RequestTotals | undefined {
+/**
+ * Adapters that count API requests (SQS) are asked for them; the others have none to give. Requests
+ * of consumer processes (`children`, from their journals) are added: every process's requests count.
+ */
+function requestCounts(broker: Broker, children: PipelineOutcome['consumerRequests']): RequestTotals | undefined {
   if (!isRequestCounting(broker)) return undefined;
-  const byKind = { ...broker.requestCounts() };
+  const byKind: Record<string, number> = { ...broker.requestCounts() };
+  for (const [kind, n] of Object.entries(children?.byKind ?? {})) byKind[kind] = (byKind[kind] ?? 0) + n;
   const total = Object.values(byKind).reduce((sum, n) => sum + n, 0);
-  return { byKind, total, billed: broker.billedRequests() };
+  return { byKind, total, billed: broker.billedRequests() + (children?.billed ?? 0) };
 }
