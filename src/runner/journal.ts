@@ -219,6 +219,9 @@ export class JournalReader {
   end(): JournalState {
     this.poll();
     this.#rest = '';
+    // What each consumer was doing, before the unanswered calls below are taken as answered.
+    const activity: Record<ConsumerActivity, number> = { receiving: 0, executing: 0, acking: 0, nacking: 0 };
+    for (const state of this.#activity.values()) activity[state]++;
     const acking: number[] = [];
     const nacking: number[] = [];
     for (const [id, intent] of this.#intents) {
@@ -232,8 +235,6 @@ export class JournalReader {
     }
     const held: number[] = [];
     for (const [index, receivedUs] of this.#held) held.push(index, receivedUs);
-    const activity: Record<ConsumerActivity, number> = { receiving: 0, executing: 0, acking: 0, nacking: 0 };
-    for (const state of this.#activity.values()) activity[state]++;
     // What was booked stays in the sink; the held messages are no longer anyone's.
     this.#held.clear();
     this.#inHand = 0;

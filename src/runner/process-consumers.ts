@@ -377,6 +377,11 @@ const liveChildren = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 
+/** Pids of the consumer processes alive right now, for tests that kill one from outside, unannounced. */
+export function consumerProcessIds(): number[] {
+  return [...liveChildren].flatMap((child) => (child.pid === undefined || child.exitCode !== null || child.signalCode !== null ? [] : [child.pid]));
+}
+
 function ensureExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
