@@ -39,10 +39,10 @@ export interface SubscriberSink {
    */
   received?(): void;
   /**
-   * Optional: an ack or nack of `count` messages is about to be sent, the run's among them `indices`
-   * (sent at `sentUs`); returns an id for settled(). Called only when the call is really made.
+   * Optional: an ack or nack of `count` messages is about to be sent, the run's among them `indices`;
+   * returns an id for settled(). Called only when the call is really made.
    */
-  settling?(kind: 'ack' | 'nack', indices: readonly number[], sentUs: readonly number[], count: number): number;
+  settling?(kind: 'ack' | 'nack', indices: readonly number[], count: number): number;
   /** Optional: the call announced by settling() `id` returned (`ok`) or failed, at `atUs`. */
   settled?(id: number, ok: boolean, atUs: number): void;
 }
@@ -245,7 +245,7 @@ export class Subscriber {
         let id = 0;
         try {
           await this.#call(() => {
-            id = this.#announce('nack', nacked.map((k) => hand[2 * k]!), [], toNack.length);
+            id = this.#announce('nack', nacked.map((k) => hand[2 * k]!), toNack.length);
             return this.#handle.nack(queue, toNack, retryDelayMs);
           });
           if (id) this.#sink.settled?.(id, true, clock.nowUs());
@@ -265,14 +265,8 @@ export class Subscriber {
       await this.#call(() => {
         if (this.#sink.settling) {
           const indices: number[] = [];
-          const sent: number[] = [];
-          for (let k = 0; k < batch.length; k++) {
-            if (hand[2 * k]! >= 0 && (!outcomes || outcomes[k])) {
-              indices.push(hand[2 * k]!);
-              sent.push(sentTimes[k]!);
-            }
-          }
-          id = this.#announce('ack', indices, sent, toAck.length);
+          for (let k = 0; k < batch.length; k++) if (hand[2 * k]! >= 0 && (!outcomes || outcomes[k])) indices.push(hand[2 * k]!);
+          id = this.#announce('ack', indices, toAck.length);
         }
         return this.#handle.ack(queue, toAck);
       });
@@ -292,8 +286,8 @@ export class Subscriber {
   }
 
   /** Tells a sink that keeps intents what is about to be settled; 0 when it keeps none. */
-  #announce(kind: 'ack' | 'nack', indices: readonly number[], sentUs: readonly number[], count: number): number {
-    return this.#sink.settling?.(kind, indices, sentUs, count) ?? 0;
+  #announce(kind: 'ack' | 'nack', indices: readonly number[], count: number): number {
+    return this.#sink.settling?.(kind, indices, count) ?? 0;
   }
 
   /** A broker call, counted so freeze() can wait for it; refused with FROZEN once frozen. */

@@ -23,7 +23,7 @@ import type { SubscriberSink } from '../pipeline/subscriber.ts';
  *   R c                          a receive returned empty
  *   D c receivedUs m i s rc …    a receive returned: m bodies not ours, then (index, sentUs, receiveCount) per message of ours
  *   X c i us                     a task of message i ran for us µs
- *   A c id n atUs i s …          an ack of n messages (those of ours listed as index, sentUs) is about to be sent
+ *   A c id n atUs i …            an ack of n messages (those of ours listed) is about to be sent
  *   N c id n atUs i …            a nack of n messages is about to be sent
  *   O c id ok atUs               the ack or nack `id` returned (ok 1) or failed (ok 0)
  *   E c op text                  a broker call failed
@@ -31,6 +31,9 @@ import type { SubscriberSink } from '../pipeline/subscriber.ts';
  *   U userUs systemUs maxRssKiB  CPU since the process started consuming, and its peak RSS (last one counts)
  */
 export const FLUSH_INTERVAL_MS = 20;
+
+/** Times are written as whole µs: formatting a fraction costs more than the record's syscall. */
+const us = Math.round;
 
 /** The child's side: sinks, one per consumer, that append to one journal file. */
 export class JournalWriter {
@@ -66,7 +69,7 @@ export class JournalWriter {
       },
       delivered: (index, sentUs, atUs, receiveCount) => {
         receivedUs = atUs;
-        batch += ` ${index} ${sentUs} ${receiveCount}`;
+        batch += ` ${index} ${us(sentUs)} ${receiveCount}`;
       },
       malformed: () => {
         malformed++;
@@ -74,20 +77,20 @@ export class JournalWriter {
       received: () => {
         if (!receiving) return;
         receiving = false;
-        this.#write(`D ${c} ${receivedUs || this.#clock()} ${malformed}${batch}\n`);
+        this.#write(`D ${c} ${us(receivedUs || this.#clock())} ${malformed}${batch}\n`);
       },
       executed: (index, executionUs) => {
-        this.#pending += `X ${c} ${index} ${executionUs}\n`;
+        this.#pending += `X ${c} ${index} ${us(executionUs)}\n`;
       },
-      settling: (kind, indices, sentUs, count) => {
+      settling: (kind, indices, count) => {
         const id = this.#nextId++;
-        let line = `${kind === 'ack' ? 'A' : 'N'} ${c} ${id} ${count} ${this.#clock()}`;
-        for (let k = 0; k < indices.length; k++) line += kind === 'ack' ? ` ${indices[k]} ${sentUs[k]}` : ` ${indices[k]}`;
+        let line = `${kind === 'ack' ? 'A' : 'N'} ${c} ${id} ${count} ${us(this.#clock())}`;
+        for (let k = 0; k < indices.length; k++) line += ` ${indices[k]}`;
         this.#write(`${line}\n`);
         return id;
       },
       settled: (id, ok, atUs) => {
-        this.#write(`O ${c} ${id} ${ok ? 1 : 0} ${atUs}\n`);
+        this.#write(`O ${c} ${id} ${ok ? 1 : 0} ${us(atUs)}\n`);
       },
       // Booked by the parent from the intents and their outcomes.
       completed: () => undefined,
@@ -143,7 +146,7 @@ interface Intent {
   readonly c: number;
   readonly count: number;
   readonly atUs: number;
-  /** A: flat (index, sentUs) pairs; N: indices. */
+  /** Indices of ours. */
   readonly entries: number[];
 }
 
@@ -164,6 +167,8 @@ export class JournalReader {
   readonly #intents = new Map<number, Intent>();
   /** Delivered and not settled, by index: receivedUs. */
   readonly #held = new Map<number, number>();
+  /** Send times of the messages delivered and not yet settled, by index, for booking their completions. */
+  readonly #sentUs = new Map<number, number>();
   readonly #activity = new Map<number, ConsumerActivity>();
   #inHand = 0;
   #closed = false;
@@ -226,7 +231,7 @@ export class JournalReader {
     const nacking: number[] = [];
     for (const [id, intent] of this.#intents) {
       if (intent.kind === 'A') {
-        for (let k = 0; k < intent.entries.length; k += 2) acking.push(intent.entries[k]!);
+        acking.push(...intent.entries);
         this.unansweredAcks++;
       } else {
         nacking.push(...intent.entries);
@@ -237,6 +242,7 @@ export class JournalReader {
     for (const [index, receivedUs] of this.#held) held.push(index, receivedUs);
     // What was booked stays in the sink; the held messages are no longer anyone's.
     this.#held.clear();
+    this.#sentUs.clear();
     this.#inHand = 0;
     if (!this.#closed) closeSync(this.#fd);
     this.#closed = true;
@@ -260,8 +266,10 @@ export class JournalReader {
         let count = malformed;
         for (let k = 4; k + 2 < f.length; k += 3) {
           const index = Number(f[k]);
+          const sentUs = Number(f[k + 1]);
           const receiveCount = Number(f[k + 2]);
-          sink.delivered(index, Number(f[k + 1]), receivedUs, receiveCount);
+          sink.delivered(index, sentUs, receivedUs, receiveCount);
+          this.#sentUs.set(index, sentUs);
           this.#observers.onDelivered?.(index, receivedUs, receiveCount);
           this.#held.set(index, receivedUs);
           count++;
@@ -278,8 +286,7 @@ export class JournalReader {
         const entries: number[] = [];
         for (let k = 5; k < f.length; k++) entries.push(Number(f[k]));
         this.#intents.set(Number(f[2]), { kind: f[0], c, count: Number(f[3]), atUs: Number(f[4]), entries });
-        const step = f[0] === 'A' ? 2 : 1;
-        for (let k = 0; k < entries.length; k += step) this.#held.delete(entries[k]!);
+        for (const index of entries) this.#held.delete(index);
         this.#activity.set(c, f[0] === 'A' ? 'acking' : 'nacking');
         return;
       }
@@ -311,17 +318,20 @@ export class JournalReader {
     this.#inHand -= intent.count;
     this.#activity.set(intent.c, 'receiving');
     const sink = this.#sink!;
+    const sent = this.#sentUs;
     if (intent.kind === 'N') {
+      for (const index of intent.entries) sent.delete(index);
       // Failed tasks, whether the nack was answered or not: the broker gives them again either way.
       sink.failed(intent.count, atUs);
       return;
     }
-    // A failed ack: an at-least-once broker delivers the messages again, so they are not completed.
-    if (!ok) return;
-    const e = intent.entries;
-    for (let k = 0; k < e.length; k += 2) {
-      sink.completed(e[k]!, e[k + 1]!, atUs);
-      this.#observers.onCompleted?.(e[k]!, atUs);
+    for (const index of intent.entries) {
+      const sentUs = sent.get(index) ?? atUs;
+      sent.delete(index);
+      // A failed ack: an at-least-once broker delivers the messages again, so they are not completed.
+      if (!ok) continue;
+      sink.completed(index, sentUs, atUs);
+      this.#observers.onCompleted?.(index, atUs);
     }
   }
 }

@@ -93,22 +93,32 @@ describe('crash-recovery --kill-mode random', () => {
 });
 
 /**
- * Runs `name` on `target` and, once the first completions are in, sends SIGKILL to one of the live
- * consumer processes (`pick` chooses among their pids) after a seeded delay of 0 to 300 ms: a death
- * nobody arranged. Returns the result and whether a kill was sent.
+ * Runs `name` on `target` and, once the first completions are in, sends SIGKILL to `kills` of the live
+ * consumer processes in turn (`pick` chooses among their pids), each a seeded 0 to 300 ms after the
+ * one before: deaths nobody arranged. Returns the result and the pids killed.
  */
-async function runWithOutsideKill(
+async function runWithOutsideKills(
   name: string,
   target: Target,
   change: Partial<RunConfig>,
   seed: number,
+  kills: number,
   pick: (pids: number[]) => number | undefined,
-): Promise<{ result: ResultFile; killed: number | undefined }> {
+): Promise<{ result: ResultFile; killed: number[] }> {
   const scenario = findScenario(name)!;
-  const delayMs = Math.floor(seededRandom(seed)() * 300);
+  const random = seededRandom(seed);
   let armed = false;
-  let killed: number | undefined;
+  const killed: number[] = [];
   let timer: NodeJS.Timeout | undefined;
+  const killOne = (left: number): void => {
+    timer = setTimeout(() => {
+      const pid = pick(consumerProcessIds());
+      if (pid === undefined) return;
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+      if (left > 1) killOne(left - 1);
+    }, Math.floor(random() * 300));
+  };
   const record = await runScenario({
     adapter: ADAPTERS[target].adapter,
     connection: connection(target),
@@ -117,12 +127,7 @@ async function runWithOutsideKill(
     onEvent: (event) => {
       if (event.type !== 'tick' || armed || event.progress.completed === 0) return;
       armed = true;
-      timer = setTimeout(() => {
-        const pid = pick(consumerProcessIds());
-        if (pid === undefined) return;
-        process.kill(pid, 'SIGKILL');
-        killed = pid;
-      }, delayMs);
+      killOne(kills);
     },
   });
   clearTimeout(timer);
@@ -135,34 +140,41 @@ afterEach(() => {
 });
 
 describe('an unplanned death of a consumer process', () => {
-  it.each([51, 52, 53])('crash-recovery on redis-list, seed %i: kill -9 of the other process as well, nothing lost', async (seed) => {
-    // The scenario's own (staged) kill of process 0 comes late; the outside kill hits process 1 first.
-    const { result, killed } = await runWithOutsideKill('crash-recovery', 'redis-list', { ...small, messages: 400, killMode: 'staged', killAtFraction: 0.7 }, seed, (pids) =>
-      pids.length === 2 ? pids[1] : undefined,
+  it.each([51, 52, 53])('crash-recovery on redis-list, seed %i: kill -9 of three other processes as well, nothing lost', async (seed) => {
+    // The scenario's own (staged) kill of process 0 comes late; the outside kills hit processes 3, 2, 1 first.
+    const { result, killed } = await runWithOutsideKills(
+      'crash-recovery',
+      'redis-list',
+      { ...small, messages: 1000, ratePerSec: 1000, publishBatch: 1, consumerProcesses: 4, consumers: 4, killMode: 'staged', killAtFraction: 0.7, task: NO_TASK },
+      seed,
+      3,
+      (pids) => (pids.length > 1 ? pids.at(-1) : undefined),
     );
-    expect(killed).toBeDefined();
+    expect(killed).toHaveLength(3);
     expect(result.status).toBe('completed');
-    expect(result.errors.some((error) => error.includes(`(pid ${killed}) exited (SIGKILL)`))).toBe(true);
+    // The result keeps the first error of each kind: the first death.
+    expect(result.errors.some((error) => error.includes(`(pid ${killed[0]}) exited (SIGKILL)`))).toBe(true);
     expect(result.ledger.lost).toBe(0);
     expect(result.ledger.completed).toBe(result.ledger.expected);
   });
 
-  it.each([61, 62, 63])('scale-out --scale-by processes on redis-list, seed %i: kill -9 of one of two processes, nothing lost', async (seed) => {
-    const { result, killed } = await runWithOutsideKill(
+  it.each([61, 62, 63])('scale-out --scale-by processes on redis-list, seed %i: kill -9 of three of four processes, nothing lost', async (seed) => {
+    const { result, killed } = await runWithOutsideKills(
       'scale-out',
       'redis-list',
-      { messages: 400, ratePerSec: 400, publishBatch: 10, visibilityTimeoutMs: 1_000, scaleSteps: [2], scaleBy: 'processes', task: { ...NO_TASK, durationMs: 20 } },
+      { messages: 1000, ratePerSec: 1000, publishBatch: 1, visibilityTimeoutMs: 1_000, scaleSteps: [4], scaleBy: 'processes', task: NO_TASK },
       seed,
-      (pids) => pids[seed % pids.length],
+      3,
+      (pids) => (pids.length > 1 ? pids[seed % pids.length] : undefined),
     );
-    expect(killed).toBeDefined();
+    expect(killed).toHaveLength(3);
     expect(result.status).toBe('completed');
     expect(result.ledger.lost).toBe(0);
     expect(result.ledger.completed).toBe(result.ledger.expected);
   });
 
   it('scale-out --scale-by processes on sqs: the children requests are in the result', async () => {
-    const result = await run('scale-out', 'sqs', { messages: 100, ratePerSec: 200, publishBatch: 10, scaleSteps: [1, 2], scaleBy: 'processes', task: { ...NO_TASK, durationMs: 5 } });
+    const result = await run('scale-out', 'sqs', { messages: 100, ratePerSec: 200, publishBatch: 10, scaleSteps: [1, 2], scaleBy: 'processes', task: NO_TASK });
     expect(result.ledger.lost).toBe(0);
     expect(result.requests!.byKind['ReceiveMessage']).toBeGreaterThan(0);
     expect(result.requests!.byKind['DeleteMessageBatch']).toBeGreaterThan(0);

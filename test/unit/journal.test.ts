@@ -53,7 +53,7 @@ describe('journal', () => {
     reader.start(parent);
     expect(booked.delivered).toEqual([1, 2]);
     expect(reader.inHand).toBe(3);
-    const first = sink.settling!('ack', [1, 2], [10, 11], 3);
+    const first = sink.settling!('ack', [1, 2], 3);
     sink.settled!(first, true, 200);
     // Batch 2: index 3 acked, the ack never answered; index 4 held; index 5 nacked, unanswered.
     sink.receiveCall(false);
@@ -61,8 +61,8 @@ describe('journal', () => {
     sink.delivered(4, 13, 300, 1);
     sink.delivered(5, 14, 300, 2);
     sink.received?.();
-    sink.settling!('ack', [3], [12], 1);
-    sink.settling!('nack', [5], [], 1);
+    sink.settling!('ack', [3], 1);
+    sink.settling!('nack', [5], 1);
     writer.close();
     reader.poll();
     expect(booked.completed).toEqual([1, 2]);
@@ -86,7 +86,7 @@ describe('journal', () => {
     appendFileSync(file, 'D 0 100 0 1 10 1 2 1');
     reader.poll();
     expect(booked.delivered).toEqual([]);
-    appendFileSync(file, '0 1\nD 0 200 0 3 10 1\nA 0 1 1 250 1 10\nO 0 1 1 260\nD 0 300 0 7 1');
+    appendFileSync(file, '0 1\nD 0 200 0 3 10 1\nA 0 1 1 250 1\nO 0 1 1 260\nD 0 300 0 7 1');
     const state = reader.end();
     // Index 7's delivery was torn by the kill: never booked, and so not held either.
     expect(booked.delivered).toEqual([1, 2, 3]);
@@ -101,7 +101,7 @@ describe('journal', () => {
     sink.receiveCall(false);
     sink.delivered(9, 1, 2, 1);
     sink.received?.();
-    const id = sink.settling!('ack', [9], [1], 1);
+    const id = sink.settling!('ack', [9], 1);
     sink.settled!(id, false, 6);
     sink.error('ack', 'connection\nreset');
     writer.close();
