@@ -82,12 +82,14 @@ describe('crash-recovery --kill-mode random', () => {
     const result = await run('crash-recovery', 'redis-list', { ...small, seed: 41 });
     const children = result.harness.consumerProcesses;
     expect(children).toBeDefined();
-    // Two at the start and the victim's replacement.
-    expect(children!.processes).toBe(3);
+    // The two at the start, and the victim's replacement if it began consuming before the run ended
+    // (on a busy machine it may start too late: then it has consumed nothing and costs nothing here).
+    expect(children!.processes).toBeGreaterThanOrEqual(2);
+    expect(children!.processes).toBeLessThanOrEqual(3);
     expect(children!.cpuUserMs).toBeGreaterThan(0);
     expect(result.harness.cpuUserMs).toBeGreaterThan(children!.cpuUserMs);
-    // Each Node process has tens of MB: the sum of three is above any one, and the parent's adds to it.
-    expect(children!.peakRssBytes).toBeGreaterThan(3 * 20 * 1024 * 1024);
+    // Each Node process has tens of MB: the sum is above any one, and the parent's adds to it.
+    expect(children!.peakRssBytes).toBeGreaterThan(children!.processes * 20 * 1024 * 1024);
     expect(result.harness.peakRssBytes).toBeGreaterThan(children!.peakRssBytes);
   });
 });
