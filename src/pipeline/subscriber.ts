@@ -126,15 +126,6 @@ export class Subscriber {
     return count;
   }
 
-  /** The run's messages in hand, as flat [index, receivedUs, …] pairs. */
-  held(): number[] {
-    const out: number[] = [];
-    for (const hand of this.#inHand) {
-      for (let k = 0; k < hand.length; k += 2) if (hand[k]! >= 0) out.push(hand[k]!, hand[k + 1]!);
-    }
-    return out;
-  }
-
   /** Runs until stop(); never rejects. A frozen loop stays parked (its batch in hand) until stop(). */
   async run(): Promise<void> {
     while (!this.#stopped) {
@@ -160,7 +151,7 @@ export class Subscriber {
 
   /**
    * Halts, and resolves once no broker call is in flight and what the last ones returned has been
-   * reported. Batches in hand stay unacked: held() lists them.
+   * reported. Batches in hand stay unacked (a journal lists them).
    */
   async freeze(): Promise<void> {
     this.#frozen = true;
