@@ -3,12 +3,17 @@
 // LIMITATION: single-threaded, warm JIT, tiny working sets; these are upper bounds on the harness's
 // own speed, not predictions of a run (no I/O, no GC pressure from real payloads, no contention).
 
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import { createLatencyHistogram, recordLatency } from '../src/metrics/histogram.ts';
 import { Ledger } from '../src/metrics/ledger.ts';
 import { Timeline } from '../src/metrics/timeline.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../src/pipeline/message.ts';
+import type { SubscriberSink } from '../src/pipeline/subscriber.ts';
+import { JournalReader, JournalWriter } from '../src/runner/journal.ts';
 
 export interface MicroResult {
   name: string;
@@ -83,7 +88,61 @@ export async function runMicroBench(timeMs = 200): Promise<MicroResult[]> {
     }
   });
 
+  // A consumer process's journal (src/runner/journal.ts): per message, as a child writes it for
+  // batches of 10 (deliveries, ack intent, outcome: three writeSync calls per batch), and as the
+  // parent reads and books it. The file is a real one in the temp directory, as in a run.
+  const dir = mkdtempSync(path.join(tmpdir(), 'brokerbench-micro-'));
+  const file = path.join(dir, 'journal');
+  writeFileSync(file, '');
+  const writer = new JournalWriter(file, () => t0);
+  const consumer = writer.sink(0);
+  const indices = new Array<number>(10);
+  let written = 0;
+  bench.add('journal append (per message, batches of 10)', () => {
+    for (let b = 0; b < BATCH; b += 10) {
+      consumer.receiveCall(false);
+      for (let k = 0; k < 10; k++) {
+        indices[k] = n + k;
+        consumer.delivered(n + k, t0 + k, t0 + 500, 1);
+      }
+      consumer.received?.();
+      const id = consumer.settling!('ack', indices, 10);
+      consumer.settled!(id, true, t0 + 900);
+      n += 10;
+    }
+    // Keep the file small: appends go on at its (new) end.
+    if (++written % 1000 === 0) truncateSync(file);
+  });
+  const readFile = path.join(dir, 'read');
+  writeFileSync(readFile, '');
+  const filler = new JournalWriter(readFile, () => t0);
+  const filling = filler.sink(0);
+  for (let b = 0; b < BATCH; b += 10) {
+    filling.receiveCall(false);
+    for (let k = 0; k < 10; k++) filling.delivered(b + k, t0 + k, t0 + 500, 1);
+    filling.received?.();
+    filling.settled!(filling.settling!('ack', [b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9], 10), true, t0 + 900);
+  }
+  filler.close();
+  const booking: SubscriberSink = {
+    delivered: (index) => void (sink += index),
+    malformed: () => undefined,
+    foreign: () => undefined,
+    executed: () => undefined,
+    completed: (index) => void (sink += index),
+    failed: () => undefined,
+    receiveCall: () => undefined,
+    error: () => undefined,
+  };
+  bench.add('journal read + book (per message)', () => {
+    const reader = new JournalReader(readFile, 1);
+    reader.start(booking);
+    reader.end();
+  });
+
   await bench.run();
+  writer.close();
+  rmSync(dir, { recursive: true, force: true });
   if (sink === Number.MIN_VALUE) console.log(sink);
 
   return bench.tasks.map((task) => {

@@ -5,17 +5,22 @@
 // histogram) or gone. The seed's RPUSH/LPOP queue (redis-list simple) loses them; the reliable list,
 // streams and SQS give them back after the visibility timeout (default 2 s here).
 //
-// The victim is told to stop making broker calls the moment it next holds messages (at once if it
-// does) and to list them; it is killed as soon as it answers, with its connections still open, so the
-// broker sees a consumer that vanished mid-work, and the books know exactly which messages died with it.
+// --kill-mode random (the default) sends SIGKILL a seeded 0 to MAX_KILL_DELAY_MS after that point,
+// with no warning: the victim may be receiving, executing or acking. --kill-mode staged first tells it
+// to stop making broker calls the moment it next holds messages, and kills it once it answers. Either
+// way its connections are still open, so the broker sees a consumer that vanished mid-work, and the
+// victim's journal (src/runner/journal.ts), read to its end, says what it held (delivered, not
+// settled), what it was acking, and what each of its consumers was doing.
 //
-// LIMITATION: a crash at an arbitrary instant can also lose a receive still in transit or the report
-// of an ack that was already done; the handshake above rules those out, so this shows the broker's
-// recovery, not the bookkeeping gaps of a real crash. The redelivery delay is bounded below by the
+// LIMITATION: a receive in transit when the victim died leaves no trace: at-least-once brokers give
+// those messages again after the visibility timeout, at-most-once ones lose them before anyone saw
+// them (named apart in the verdict). An ack in flight is booked as done; if it never reached the
+// broker its messages come back as duplicates. The redelivery delay is bounded below by the
 // visibility timeout (SQS rounds it up to whole seconds; redis-stream adds its claim interval and
 // Redis' 100 ms blocking tick). Child processes add their own start-up time to the replacement.
 
 import { UsageError } from '../src/errors.ts';
+import { seededRandom } from '../src/pipeline/executor.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
@@ -26,12 +31,15 @@ import { ledgerVerdicts } from './verdicts.ts';
 
 /** The process killed: always the first slot. */
 const VICTIM_SLOT = 0;
+/** --kill-mode random: the kill comes a seeded 0 to this many ms after --kill-at is reached. */
+const MAX_KILL_DELAY_MS = 300;
 
 /** What happened to the killed consumer's messages, from the deliveries every process reported. */
 class RecoveryTracker {
   /** Messages the victim held, by index: its (first) delivery time, µs; removed once delivered again. */
   readonly #waiting = new Map<number, number>();
   readonly #completed: Uint8Array;
+  readonly #delivered: Uint8Array;
   readonly redelivery = createLatencyHistogram();
   held = 0;
   redelivered = 0;
@@ -41,6 +49,7 @@ class RecoveryTracker {
 
   constructor(messages: number) {
     this.#completed = new Uint8Array(messages);
+    this.#delivered = new Uint8Array(messages);
   }
 
   /** The victim's holdings, flat [index, receivedUs] pairs, from now on watched for redelivery. */
@@ -50,6 +59,7 @@ class RecoveryTracker {
   }
 
   delivered(index: number, receivedUs: number, receiveCount: number): void {
+    this.#delivered[index] = 1;
     const firstUs = this.#waiting.get(index);
     if (firstUs === undefined) {
       if (receiveCount > 1) this.otherRedeliveries++;
@@ -65,6 +75,13 @@ class RecoveryTracker {
     this.#completed[index] = 1;
   }
 
+  /** Messages never delivered to any consumer. */
+  neverDelivered(): number {
+    let count = 0;
+    for (const seen of this.#delivered) count += 1 - seen;
+    return count;
+  }
+
   /** Held messages never delivered again, and how many of those were completed anyway (by someone before the kill). */
   neverBack(): { count: number; completedAnyway: number } {
     let completedAnyway = 0;
@@ -76,7 +93,7 @@ class RecoveryTracker {
 export const crashRecovery: Scenario = {
   name: 'crash-recovery',
   measures: 'what happens to the messages a consumer process held when it is killed with SIGKILL: lost, duplicated, and the redelivery delay',
-  limitations: 'the victim lists its holdings just before the kill, so in-transit receives and unreported acks of a real crash are not reproduced',
+  limitations: 'a receive in transit at the kill leaves no trace in the journal: its messages are named only as never delivered to anyone',
   requires: [],
   // A steady rate under what the consumers can do, so no backlog stands in front of the redelivered messages.
   defaults: {
@@ -105,6 +122,8 @@ export const crashRecovery: Scenario = {
     const tracker = new RecoveryTracker(config.messages);
     const killAfter = Math.max(1, Math.ceil(config.messages * config.killAtFraction));
     let completions = 0;
+    // Drawn from the seed, so a run can be repeated kill for kill (as far as the timing allows).
+    const killDelayMs = Math.floor(seededRandom(config.seed ^ 0x6b696c6c)() * MAX_KILL_DELAY_MS);
     let crash: Promise<{ record: CrashRecord; replacedUs: number }> | undefined;
     const consumers: ProcessConsumers = new ProcessConsumers({
       adapter: connection.adapter,
@@ -119,8 +138,14 @@ export const crashRecovery: Scenario = {
         tracker.completed(index);
         if (++completions === killAfter) {
           crash = (async () => {
-            const record = await consumers.crash(VICTIM_SLOT);
-            tracker.arm(record.held ?? []);
+            let record: CrashRecord;
+            if (config.killMode === 'staged') {
+              record = await consumers.crash(VICTIM_SLOT);
+            } else {
+              await new Promise((resolve) => setTimeout(resolve, killDelayMs));
+              record = await consumers.kill(VICTIM_SLOT);
+            }
+            tracker.arm(record.held);
             const replacedUs = await consumers.replace(VICTIM_SLOT, 1);
             return { record, replacedUs };
           })();
@@ -143,16 +168,34 @@ export const crashRecovery: Scenario = {
     } else {
       const { record, replacedUs } = crashed;
       const killedSec = seconds(record.killedUs - outcome.startUs);
-      const held = record.held === undefined ? undefined : record.held.length / 2;
+      const held = record.held.length / 2;
+      const how =
+        record.mode === 'random'
+          ? `at a random moment (${killDelayMs} ms after ${formatCount(killAfter)} completions, no warning)`
+          : `after ${formatCount(killAfter)} completions, ${record.frozen ? 'frozen between broker calls first' : 'killed unfrozen (it did not answer freeze in time)'}`;
       verdicts.push(
-        `killed consumer process ${record.slot} (pid ${record.pid}) with SIGKILL at ${killedSec}, after ${formatCount(killAfter)} completions, ` +
-          (held === undefined ? 'without a list of what it held (it did not answer in time)' : `holding ${messages(held)}`) +
-          `; its replacement was consuming ${seconds(replacedUs - record.killedUs)} later`,
+        `killed consumer process ${record.slot} (pid ${record.pid}) with SIGKILL at ${killedSec}, ${how}, holding ${messages(held)}` +
+          (record.acking.length > 0 ? ` and acking ${formatCount(record.acking.length)} more (booked as completed)` : '') +
+          `; its consumers were ${doing(record)}; its replacement was consuming ${seconds(replacedUs - record.killedUs)} later`,
       );
-      rows.push(['killed at', `${killedSec} (process ${record.slot}, pid ${record.pid})`]);
-      rows.push(['messages it held', held === undefined ? 'unknown' : formatCount(held)]);
+      rows.push(['killed at', `${killedSec} (process ${record.slot}, pid ${record.pid}, ${record.mode})`]);
+      rows.push(['messages it held', formatCount(held)]);
+      rows.push(['in acks unanswered (booked done)', formatCount(record.acking.length)]);
+      if (record.nacking.length > 0) rows.push(['in nacks unanswered', formatCount(record.nacking.length)]);
+      rows.push(['its consumers were', doing(record)]);
       rows.push(['replacement consuming after', seconds(replacedUs - record.killedUs)]);
-      if (held !== undefined && held > 0) {
+      if (atMostOnce && outcome.ledger.lost > 0) {
+        // Popped by a receive still in transit when it died: never delivered to anyone, so not in its journal.
+        specificLoss = true;
+        const heldLost = never.count - never.completedAnyway;
+        const inTransit = tracker.neverDelivered();
+        const other = outcome.ledger.lost - heldLost - inTransit;
+        verdicts.push(
+          `LOST ${formatCount(outcome.ledger.lost)}: at-most-once mode, ${formatCount(heldLost)} the killed consumer held (received, not completed)` +
+            ` and ${formatCount(inTransit)} never delivered to anyone (popped by a receive in transit when it died)` +
+            (other !== 0 ? `; ${formatCount(other)} otherwise` : ''),
+        );
+      } else if (held > 0) {
         rows.push(['delivered again', `${formatCount(tracker.redelivered)} of ${formatCount(held)}`]);
         if (tracker.redelivered > 0) {
           rows.push(['redelivery delay p50 / max', `${formatLatency(redelivery.p50)} / ${formatLatency(redelivery.max)}`]);
@@ -163,10 +206,6 @@ export const crashRecovery: Scenario = {
             `${held === 1 ? 'the 1 message it held was' : `all ${messages(held)} it held were`} delivered again, ${formatLatency(redelivery.p50)} (p50) to ${formatLatency(redelivery.max)} (max) ` +
               `after their first delivery (visibility timeout ${formatLatency(config.visibilityTimeoutMs * 1000)}); the last ${seconds(tracker.lastRedeliveryUs - record.killedUs)} after the kill`,
           );
-        } else if (atMostOnce) {
-          specificLoss = outcome.ledger.lost > 0;
-          const exact = outcome.ledger.lost === never.count ? `exactly the ${formatCount(never.count)} it held` : `it held ${formatCount(never.count)} of them`;
-          verdicts.push(`LOST ${formatCount(outcome.ledger.lost)}: at-most-once mode, the killed consumer's messages are gone (${exact})`);
         } else {
           verdicts.push(
             `${formatCount(never.count)} of the ${messages(held)} it held never came back` +
@@ -206,8 +245,14 @@ export const crashRecovery: Scenario = {
         values: {
           processes: config.consumerProcesses,
           killAfterCompletions: killAfter,
+          killMode: config.killMode,
+          killDelayMs: config.killMode === 'random' ? killDelayMs : null,
           killedAtSec: record ? (record.killedUs - outcome.startUs) / 1e6 : null,
-          heldMessages: record?.held ? record.held.length / 2 : null,
+          heldMessages: record ? record.held.length / 2 : null,
+          ackingMessages: record ? record.acking.length : null,
+          nackingMessages: record ? record.nacking.length : null,
+          victimActivity: record ? doing(record) : null,
+          neverDeliveredMessages: tracker.neverDelivered(),
           redeliveredMessages: tracker.redelivered,
           neverRedeliveredMessages: never.count,
           otherRedeliveries: tracker.otherRedeliveries,
@@ -218,6 +263,14 @@ export const crashRecovery: Scenario = {
     };
   },
 };
+
+/** `2 executing, 1 acking`: the victim's consumers by what they were doing. */
+function doing(record: CrashRecord): string {
+  const parts = Object.entries(record.activity)
+    .filter(([, n]) => n > 0)
+    .map(([what, n]) => `${n} ${what}`);
+  return parts.length > 0 ? parts.join(', ') : 'not yet consuming';
+}
 
 /** `1 message`, `20 messages`. */
 function messages(count: number): string {

@@ -228,6 +228,23 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
   const cpuUserMs = outcomes.reduce((sum, o) => sum + o.harness.cpuUserMs, 0);
   const cpuSystemMs = outcomes.reduce((sum, o) => sum + o.harness.cpuSystemMs, 0);
   const wallMs = (last.endUs - first.startUs) / 1000;
+  // Consumer processes of every step: their requests add up (the runner adds them to the parent's).
+  const withRequests = outcomes.filter((o) => o.consumerRequests);
+  const consumerRequests =
+    withRequests.length === 0
+      ? undefined
+      : { byKind: sumOf((o) => o.consumerRequests?.byKind ?? {}), billed: withRequests.reduce((sum, o) => sum + o.consumerRequests!.billed, 0) };
+  // Their CPU adds up over the steps; peak RSS, like the parent's, is that of the largest step.
+  const children = outcomes.flatMap((o) => (o.harness.consumerProcesses ? [o.harness.consumerProcesses] : []));
+  const consumerProcesses =
+    children.length === 0
+      ? undefined
+      : {
+          processes: children.reduce((sum, c) => sum + c.processes, 0),
+          cpuUserMs: children.reduce((sum, c) => sum + c.cpuUserMs, 0),
+          cpuSystemMs: children.reduce((sum, c) => sum + c.cpuSystemMs, 0),
+          peakRssBytes: Math.max(...children.map((c) => c.peakRssBytes)),
+        };
   return {
     status: failed?.status ?? 'completed',
     reason: failed?.reason,
@@ -254,7 +271,9 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       peakRssBytes: Math.max(...outcomes.map((o) => o.harness.peakRssBytes)),
       eventLoopDelayP50Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP50Ms)),
       eventLoopDelayP99Ms: Math.max(...outcomes.map((o) => o.harness.eventLoopDelayP99Ms)),
+      ...(consumerProcesses ? { consumerProcesses } : {}),
     },
+    ...(consumerRequests ? { consumerRequests } : {}),
   };
 }
 

@@ -76,6 +76,8 @@ export interface RunConfig {
   readonly consumerProcesses: number;
   /** crash-recovery: one consumer process is killed once this fraction of the messages is completed. */
   readonly killAtFraction: number;
+  /** crash-recovery: `random` kills at a seeded moment with no warning; `staged` freezes the victim between broker calls first. */
+  readonly killMode: 'random' | 'staged';
   /** Redis: run against a throw-away redis-server with this maxmemory in bytes and policy noeviction; 0 = none. */
   readonly maxMemoryBytes: number;
   /** scale-out: consumer counts (or process counts, by `scaleBy`) to run the same load with, in turn. */
@@ -118,6 +120,7 @@ export const DEFAULTS = {
   taskUnitMs: 10,
   consumerProcesses: 0,
   killAtFraction: 0.3,
+  killMode: 'random' as 'random' | 'staged',
   maxMemoryBytes: 0,
   scaleSteps: [1, 2, 4, 8, 16] as readonly number[],
   scaleBy: 'consumers' as 'consumers' | 'processes',
@@ -220,6 +223,9 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   }
   if (config.scaleSteps.length === 0) throw new UsageError('--steps needs at least one count, e.g. 1,2,4,8');
   for (const step of config.scaleSteps) positiveInteger('--steps', step);
+  if (config.killMode !== 'random' && config.killMode !== 'staged') {
+    throw new UsageError(`--kill-mode must be random or staged, got ${String(config.killMode)}`);
+  }
   if (config.scaleBy !== 'consumers' && config.scaleBy !== 'processes') {
     throw new UsageError(`--scale-by must be consumers or processes, got ${String(config.scaleBy)}`);
   }

@@ -4,7 +4,8 @@
 // sink books what it reports, so one ledger stays the only source of truth.
 //
 // Order matters for the books: a delivery is reported before its task runs, a completion only after
-// the ack succeeded. `freeze()` stops the loop between broker calls (no receive, ack or nack in
+// the ack succeeded; a sink that keeps intents (a child's journal) hears of each ack and nack before
+// it is sent and of its outcome after. `freeze()` stops the loop between broker calls (no receive, ack or nack in
 // flight), so the messages in hand at that moment are exactly the ones the broker still thinks are
 // out: what a crash right then takes with it.
 //
@@ -34,6 +35,21 @@ export interface SubscriberSink {
   receiveCall(empty: boolean): void;
   /** A broker call failed (the loop backs off and goes on), or a consumer process died (`process`). */
   error(operation: 'receive' | 'ack' | 'nack' | 'process', message: string): void;
+  /**
+   * Optional, for sinks that must outlive the process (src/runner/journal.ts): every delivery of the
+   * batch just received has been reported, and none of its tasks has started.
+   */
+  received?(): void;
+  /**
+   * Optional: an ack or nack of `count` messages is about to be sent, the run's among them `indices`;
+   * returns an id for settled(). Called only when the call is really made.
+   */
+  settling?(kind: 'ack' | 'nack', indices: readonly number[], count: number): number;
+  /**
+   * Optional: the call announced by settling() `id` returned (`ok`) or failed, at `atUs`. An ack that
+   * settled part of its messages (PartialSettleError) is `ok` with `only`, the indices of ours it settled.
+   */
+  settled?(id: number, ok: boolean, atUs: number, only?: readonly number[]): void;
 }
 
 /** Consumers the pipeline does not run itself (child processes, fan-out groups): they report to a sink. */
@@ -54,6 +70,19 @@ export interface ConsumerSet {
    * books of their own (fan-out's per-group ledgers), so they do not count those as lost.
    */
   notSent?(from: number, to: number): void;
+  /** API requests the set's own connections sent (consumer processes on SQS), by kind, and billed; undefined if none are counted. */
+  requestCounts?(): { readonly byKind: Readonly<Record<string, number>>; readonly billed: number } | undefined;
+  /** CPU and peak RSS of the set's own processes (every one it ran, dead ones included); undefined if it runs in this process. */
+  usage?(): ConsumerSetUsage | undefined;
+}
+
+/** The cost of consumer processes, summed over all of them. */
+export interface ConsumerSetUsage {
+  readonly processes: number;
+  readonly cpuUserMs: number;
+  readonly cpuSystemMs: number;
+  /** The sum of each process's own peak RSS: an upper bound, as the peaks need not coincide. */
+  readonly peakRssBytes: number;
 }
 
 export interface SubscriberOptions {
@@ -109,15 +138,6 @@ export class Subscriber {
     return count;
   }
 
-  /** The run's messages in hand, as flat [index, receivedUs, …] pairs. */
-  held(): number[] {
-    const out: number[] = [];
-    for (const hand of this.#inHand) {
-      for (let k = 0; k < hand.length; k += 2) if (hand[k]! >= 0) out.push(hand[k]!, hand[k + 1]!);
-    }
-    return out;
-  }
-
   /** Runs until stop(); never rejects. A frozen loop stays parked (its batch in hand) until stop(). */
   async run(): Promise<void> {
     while (!this.#stopped) {
@@ -143,7 +163,7 @@ export class Subscriber {
 
   /**
    * Halts, and resolves once no broker call is in flight and what the last ones returned has been
-   * reported. Batches in hand stay unacked: held() lists them.
+   * reported. Batches in hand stay unacked (a journal lists them).
    */
   async freeze(): Promise<void> {
     this.#frozen = true;
@@ -184,6 +204,7 @@ export class Subscriber {
       else if (stamp === FOREIGN) sink.foreign();
       else sink.malformed();
     }
+    sink.received?.();
     this.#inHand.add(hand);
     this.#options.onHold?.();
     try {
@@ -225,10 +246,16 @@ export class Subscriber {
         }
       }
       if (toNack.length > 0) {
+        let id = 0;
         try {
-          await this.#call(() => this.#handle.nack(queue, toNack, retryDelayMs));
+          await this.#call(() => {
+            id = this.#announce('nack', nacked.map((k) => hand[2 * k]!), toNack.length);
+            return this.#handle.nack(queue, toNack, retryDelayMs);
+          });
+          if (id) this.#sink.settled?.(id, true, clock.nowUs());
         } catch (error) {
           if (error === FROZEN) throw error;
+          if (id) this.#sink.settled?.(id, false, clock.nowUs());
           // Not given back: the broker redelivers them after the visibility timeout instead.
           this.#sink.error('nack', messageOf(error));
         }
@@ -239,22 +266,40 @@ export class Subscriber {
     if (toAck.length === 0) return;
     /** Set when the ack settled only these (a partial failure); undefined when it settled all. */
     let acked: Set<ReceivedMessage> | undefined;
+    let id = 0;
     try {
-      await this.#call(() => this.#handle.ack(queue, toAck));
+      await this.#call(() => {
+        if (this.#sink.settling) {
+          const indices: number[] = [];
+          for (let k = 0; k < batch.length; k++) if (hand[2 * k]! >= 0 && (!outcomes || outcomes[k])) indices.push(hand[2 * k]!);
+          id = this.#announce('ack', indices, toAck.length);
+        }
+        return this.#handle.ack(queue, toAck);
+      });
     } catch (error) {
       if (error === FROZEN) throw error;
       // Not acked: an at-least-once broker delivers them again, so they are not reported as completed.
       // Those the broker says it did settle are gone for good: reported, or they would count as lost.
       this.#sink.error('ack', messageOf(error));
       const settled = settledDespite(error);
-      if (settled.length === 0) return;
+      if (settled.length === 0) {
+        if (id) this.#sink.settled?.(id, false, clock.nowUs());
+        return;
+      }
       acked = new Set(settled);
     }
     const ackedUs = clock.nowUs();
+    const done: number[] = [];
     for (let k = 0; k < batch.length; k++) {
-      const index = hand[2 * k]!;
-      if (index >= 0 && (!outcomes || outcomes[k]) && (!acked || acked.has(batch[k]!))) this.#sink.completed(index, sentTimes[k]!, ackedUs);
+      if (hand[2 * k]! >= 0 && (!outcomes || outcomes[k]) && (!acked || acked.has(batch[k]!))) done.push(k);
     }
+    if (id) this.#sink.settled?.(id, true, ackedUs, acked ? done.map((k) => hand[2 * k]!) : undefined);
+    for (const k of done) this.#sink.completed(hand[2 * k]!, sentTimes[k]!, ackedUs);
+  }
+
+  /** Tells a sink that keeps intents what is about to be settled; 0 when it keeps none. */
+  #announce(kind: 'ack' | 'nack', indices: readonly number[], count: number): number {
+    return this.#sink.settling?.(kind, indices, count) ?? 0;
   }
 
   /** A broker call, counted so freeze() can wait for it; refused with FROZEN once frozen. */

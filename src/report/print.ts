@@ -62,7 +62,11 @@ export function printSummary(result: ResultFile, file?: string): string {
     { 'publish errors': formatCount(counters.publishErrors) },
     { 'receive / ack errors': `${formatCount(counters.receiveErrors)} / ${formatCount(counters.ackErrors)}` },
     {
-      'harness cost': `${harness.cpuCores.toFixed(2)} cores, peak RSS ${formatBytes(harness.peakRssBytes)}, event-loop p99 ${harness.eventLoopDelayP99Ms.toFixed(1)} ms`,
+      'harness cost':
+        `${harness.cpuCores.toFixed(2)} cores, peak RSS ${formatBytes(harness.peakRssBytes)}, event-loop p99 ${harness.eventLoopDelayP99Ms.toFixed(1)} ms` +
+        (harness.consumerProcesses
+          ? ` (with ${harness.consumerProcesses.processes} consumer processes: CPU summed, peak RSS the sum of each process's peak)`
+          : ''),
     },
   );
   if (result.requests) {

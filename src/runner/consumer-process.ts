@@ -1,18 +1,20 @@
 // A consumer child process: opens the adapter with the parent's connection settings and namespace,
-// runs its share of the consumers (src/pipeline/subscriber.ts) and reports every delivery and
-// completion to the parent over IPC, in small batches. The parent (src/runner/process-consumers.ts)
-// books them, so its ledger stays the only one. Started with `node --import tsx`; it exits when the
-// parent says stop, or on its own when the IPC channel closes (the parent died).
+// runs its share of the consumers (src/pipeline/subscriber.ts) and writes every delivery, ack intent
+// and outcome to its journal (src/runner/journal.ts), which the parent (src/runner/process-consumers.ts)
+// reads and books, so its ledger stays the only one and a SIGKILL at any instant takes no booking with
+// it. IPC carries control only. Started with `node --import tsx`; it exits when the parent says stop,
+// or on its own when the IPC channel closes (the parent died).
 //
-// LIMITATION: reports travel in batches every REPORT_INTERVAL_MS, so the parent sees deliveries a
-// few ms late (the times inside are the child's own, so latencies are not affected). A SIGKILL loses
-// what was not yet sent; `freeze` exists so a planned kill loses nothing the parent needs to know.
+// LIMITATION: the parent tails the journal every FLUSH_INTERVAL_MS, so it sees deliveries a few ms
+// late (the times inside are the child's own, so latencies are not affected). `freeze` stops the
+// consumers between broker calls, for a staged kill whose victim is caught holding messages.
 
 import { pathToFileURL } from 'node:url';
-import type { Broker, BrokerOptions, QueueSpec } from '../broker.ts';
+import { isRequestCounting, type Broker, type BrokerOptions, type QueueSpec } from '../broker.ts';
 import { systemClock } from '../clock.ts';
 import { Executor, seededRandom, type TaskSpec } from '../pipeline/executor.ts';
-import { stopSubscribers, Subscriber, type SubscriberSink } from '../pipeline/subscriber.ts';
+import { stopSubscribers, Subscriber } from '../pipeline/subscriber.ts';
+import { FLUSH_INTERVAL_MS, JournalWriter } from './journal.ts';
 
 /** The parent's first message: everything the child needs to consume like an in-process consumer. */
 export interface ConsumerProcessInit {
@@ -35,126 +37,23 @@ export interface ConsumerProcessInit {
   readonly task: TaskSpec;
   /** Seed for this process's task durations and failures. */
   readonly seed: number;
+  /** The journal file (made by the parent) this process appends its bookings to. */
+  readonly journalPath: string;
 }
 
 /** What the parent sends. */
 export type ParentMessage = ConsumerProcessInit | { readonly type: 'go' | 'freeze' | 'stop' };
 
-/** Reports gathered since the last flush; times are monotonic µs (src/clock.ts), the child's own. */
-export interface ConsumerReport {
-  /** Flat quadruples: index, sentUs, receivedUs, receiveCount. */
-  readonly delivered: number[];
-  /** Flat triples: index, sentUs, ackedUs. */
-  readonly completed: number[];
-  /** Flat pairs: index, executionUs. */
-  readonly executed: number[];
-  /** Flat pairs: count, atUs. */
-  readonly failed: number[];
-  readonly malformed: number;
-  /** Well-formed bodies without the run's token. */
-  readonly foreign: number;
-  readonly receiveCalls: number;
-  readonly emptyReceives: number;
-  /** The first few errors since the last flush: [operation, message]. */
-  readonly errors: [string, string][];
-  /** Messages in this process's hands right now. */
-  readonly inHand: number;
-}
-
-/** What the child sends. */
+/** What the child sends: control only; every booking goes through the journal. */
 export type ChildMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'fatal'; readonly message: string }
-  | { readonly type: 'report'; readonly report: ConsumerReport }
-  /** Answer to `freeze`: no broker call in flight any more; the messages held, flat [index, receivedUs] pairs. */
-  | { readonly type: 'frozen'; readonly held: number[] }
+  /** Answer to `freeze`: no broker call in flight any more, and the journal says what is held. */
+  | { readonly type: 'frozen' }
   | { readonly type: 'stopped' };
 
-const REPORT_INTERVAL_MS = 20;
 /** On `freeze`, how long to wait for the consumers to hold something before freezing empty-handed. */
 export const HOLD_WAIT_MS = 5_000;
-/** Flush at once past this many buffered deliveries, so a report never grows large. */
-const REPORT_MAX_DELIVERIES = 2000;
-const MAX_ERRORS_PER_REPORT = 5;
-
-/** Buffers a subscriber's reports and sends them to the parent in batches. */
-class ReportBuffer implements SubscriberSink {
-  #delivered: number[] = [];
-  #completed: number[] = [];
-  #executed: number[] = [];
-  #failed: number[] = [];
-  #malformed = 0;
-  #foreign = 0;
-  #receiveCalls = 0;
-  #emptyReceives = 0;
-  #errors: [string, string][] = [];
-  readonly #send: (message: ChildMessage) => void;
-  readonly #inHand: () => number;
-
-  constructor(send: (message: ChildMessage) => void, inHand: () => number) {
-    this.#send = send;
-    this.#inHand = inHand;
-  }
-
-  delivered(index: number, sentUs: number, receivedUs: number, receiveCount: number): void {
-    this.#delivered.push(index, sentUs, receivedUs, receiveCount);
-    if (this.#delivered.length >= REPORT_MAX_DELIVERIES * 4) this.flush();
-  }
-  malformed(): void {
-    this.#malformed++;
-  }
-  foreign(): void {
-    this.#foreign++;
-  }
-  executed(index: number, executionUs: number): void {
-    this.#executed.push(index, executionUs);
-  }
-  completed(index: number, sentUs: number, ackedUs: number): void {
-    this.#completed.push(index, sentUs, ackedUs);
-  }
-  failed(count: number, atUs: number): void {
-    this.#failed.push(count, atUs);
-  }
-  receiveCall(empty: boolean): void {
-    this.#receiveCalls++;
-    if (empty) this.#emptyReceives++;
-  }
-  error(operation: string, message: string): void {
-    if (this.#errors.length < MAX_ERRORS_PER_REPORT) this.#errors.push([operation, message]);
-  }
-
-  /** Sends what was gathered (and the in-hand count, which the parent's drain watches), if anything changed. */
-  flush(force = false): void {
-    const empty =
-      this.#delivered.length + this.#completed.length + this.#executed.length + this.#failed.length + this.#errors.length === 0 &&
-      this.#malformed + this.#foreign + this.#receiveCalls === 0;
-    if (empty && !force) return;
-    this.#send({
-      type: 'report',
-      report: {
-        delivered: this.#delivered,
-        completed: this.#completed,
-        executed: this.#executed,
-        failed: this.#failed,
-        malformed: this.#malformed,
-        foreign: this.#foreign,
-        receiveCalls: this.#receiveCalls,
-        emptyReceives: this.#emptyReceives,
-        errors: this.#errors,
-        inHand: this.#inHand(),
-      },
-    });
-    this.#delivered = [];
-    this.#completed = [];
-    this.#executed = [];
-    this.#failed = [];
-    this.#malformed = 0;
-    this.#foreign = 0;
-    this.#receiveCalls = 0;
-    this.#emptyReceives = 0;
-    this.#errors = [];
-  }
-}
 
 /** The child's whole life: init, go, then freeze or stop. */
 class ConsumerProcess {
@@ -163,7 +62,9 @@ class ConsumerProcess {
   #subscribers: Subscriber[] = [];
   #runs: Promise<void>[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #buffer: ReportBuffer | undefined;
+  #journal: JournalWriter | undefined;
+  /** CPU when consuming began, so the journal's figures cover the run, not the start-up. */
+  #cpuAtGo: NodeJS.CpuUsage | undefined;
   #init: ConsumerProcessInit | undefined;
   /** Set while a freeze waits for the consumers to hold something; called the moment one does. */
   #onHold: (() => void) | undefined;
@@ -190,14 +91,18 @@ class ConsumerProcess {
     this.#broker = await adapter.open(init.options);
     for (const spec of init.queues) await this.#broker.prepare(spec);
     for (let c = 0; c < init.consumerQueues.length; c++) this.#handles.push(await this.#broker.duplicate());
+    const broker = this.#broker;
+    // Counts are per connection and shared by every duplicate: the opening handle's are the process's.
+    const requests = isRequestCounting(broker) ? () => ({ byKind: broker.requestCounts(), billed: broker.billedRequests() }) : undefined;
+    this.#journal = new JournalWriter(init.journalPath, () => systemClock.nowUs(), requests);
     send({ type: 'ready' });
   }
 
   #go(): void {
     const init = this.#init;
-    if (!init || this.#buffer) return;
-    const buffer = new ReportBuffer(send, () => this.#subscribers.reduce((sum, s) => sum + s.inHand, 0));
-    this.#buffer = buffer;
+    const journal = this.#journal;
+    if (!init || !journal || this.#cpuAtGo) return;
+    this.#cpuAtGo = process.cpuUsage();
     const executor = new Executor(init.task, seededRandom(init.seed));
     this.#subscribers = this.#handles.map(
       (handle, c) =>
@@ -214,11 +119,17 @@ class ConsumerProcess {
             clock: systemClock,
             onHold: () => this.#onHold?.(),
           },
-          buffer,
+          journal.sink(c),
         ),
     );
     this.#runs = this.#subscribers.map((subscriber) => subscriber.run());
-    this.#timer = setInterval(() => buffer.flush(), REPORT_INTERVAL_MS);
+    this.#timer = setInterval(() => this.#flush(), FLUSH_INTERVAL_MS);
+  }
+
+  /** Writes what is pending in the journal, with this process's CPU and peak RSS so far. */
+  #flush(): void {
+    const cpu = process.cpuUsage(this.#cpuAtGo);
+    this.#journal?.flush({ userUs: cpu.user, systemUs: cpu.system, maxRssKiB: process.resourceUsage().maxRSS });
   }
 
   /**
@@ -249,15 +160,16 @@ class ConsumerProcess {
     }
     await Promise.all(this.#subscribers.map((subscriber) => subscriber.freeze()));
     clearInterval(this.#timer);
-    this.#buffer?.flush(true);
-    send({ type: 'frozen', held: this.#subscribers.flatMap((subscriber) => subscriber.held()) });
+    this.#flush();
+    send({ type: 'frozen' });
   }
 
   async #stop(): Promise<void> {
     await stopSubscribers(this.#subscribers, this.#runs, this.#handles);
     clearInterval(this.#timer);
-    this.#buffer?.flush(true);
     await this.#broker?.close().catch(() => undefined);
+    this.#flush();
+    this.#journal?.close();
     send({ type: 'stopped' }, () => process.exit(0));
   }
 }

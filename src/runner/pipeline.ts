@@ -22,7 +22,7 @@ import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
 import { TaskPool } from '../pipeline/task-pool.ts';
-import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import type { ConsumerSet, ConsumerSetUsage, SubscriberSink } from '../pipeline/subscriber.ts';
 
 /** How the run ended. */
 export type RunStatus = 'completed' | 'timeout' | 'failed' | 'interrupted';
@@ -96,6 +96,8 @@ export interface PipelineOutcome {
   readonly errors: readonly string[];
   /** The harness's own cost: CPU time and event-loop delay while it ran. */
   readonly harness: HarnessUsage;
+  /** API requests of consumers outside this process (consumer processes on SQS), by kind, and billed. */
+  readonly consumerRequests?: { readonly byKind: Readonly<Record<string, number>>; readonly billed: number };
 }
 
 export interface HarnessUsage {
@@ -103,7 +105,10 @@ export interface HarnessUsage {
   readonly cpuSystemMs: number;
   /** CPU time over wall time; 1.0 = one core busy all the time. */
   readonly cpuCores: number;
+  /** This process's peak RSS, plus each consumer process's own peak when there are some (their sum: an upper bound). */
   readonly peakRssBytes: number;
+  /** The consumer processes' share, already included in the figures above. */
+  readonly consumerProcesses?: ConsumerSetUsage;
   /** Event-loop delay percentiles, ms: a high p99 means the harness itself was the bottleneck. */
   readonly eventLoopDelayP50Ms: number;
   readonly eventLoopDelayP99Ms: number;
@@ -374,6 +379,11 @@ class PipelineRun {
     const finalDepth = (await withinMs(this.#sampleDepth().catch(() => undefined), FINAL_SAMPLE_LIMIT_MS)) ?? this.#depth ?? EMPTY_DEPTH;
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = (endUs - this.#startUs) / 1000;
+    // Consumer processes are the harness too: their CPU adds up, and so do their peaks (an upper bound).
+    const children = external?.usage?.();
+    const cpuUserMs = cpu.user / 1000 + (children?.cpuUserMs ?? 0);
+    const cpuSystemMs = cpu.system / 1000 + (children?.cpuSystemMs ?? 0);
+    const consumerRequests = external?.requestCounts?.();
     return {
       status: this.#status,
       reason: this.#reason,
@@ -389,13 +399,15 @@ class PipelineRun {
       finalDepth,
       errors: [...this.#errors.values()],
       harness: {
-        cpuUserMs: cpu.user / 1000,
-        cpuSystemMs: cpu.system / 1000,
-        cpuCores: wallMs > 0 ? (cpu.user + cpu.system) / 1000 / wallMs : 0,
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        cpuUserMs,
+        cpuSystemMs,
+        cpuCores: wallMs > 0 ? (cpuUserMs + cpuSystemMs) / wallMs : 0,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024 + (children?.peakRssBytes ?? 0),
         eventLoopDelayP50Ms: loopDelay.percentile(50) / 1e6,
         eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+        ...(children ? { consumerProcesses: children } : {}),
       },
+      ...(consumerRequests ? { consumerRequests } : {}),
     };
   }
 

@@ -1,20 +1,27 @@
 // Consumers in child processes (src/runner/consumer-process.ts) as a ConsumerSet the pipeline books:
 // spawn and connect them before the clock starts, start them, stop them, and for crash-recovery kill
-// one with SIGKILL and start another in its place. Every report goes to the pipeline's sink, so the
-// parent's ledger stays the one source of truth.
+// one with SIGKILL and start another in its place. Each child writes a journal (src/runner/journal.ts)
+// in a directory made per set and removed by stop(); this side tails it and books every record into
+// the pipeline's sink, and reads it to the end when the child exits, whatever the reason, so the
+// parent's ledger stays the one source of truth and loses nothing a dead child did.
 //
 // LIMITATION: each child is a Node process started through tsx: tens of MB and about half a second
-// of CPU to start (before the clock for the first set; inside the run for a replacement). Reports
-// arrive up to ~20 ms late, and the in-hand count the drain watches is as fresh as the last report.
+// of CPU to start (before the clock for the first set; inside the run for a replacement; the CPU the
+// set reports starts when a child starts consuming). Bookings arrive up to ~20 ms late (the tail
+// interval), and the in-hand count the drain watches is as fresh as the last read.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrokerOptions, QueueSpec } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
-import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ConsumerReport, type ParentMessage } from './consumer-process.ts';
+import type { ConsumerSet, ConsumerSetUsage, SubscriberSink } from '../pipeline/subscriber.ts';
+import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-process.ts';
+import { FLUSH_INTERVAL_MS, JournalReader, type ConsumerActivity } from './journal.ts';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./consumer-process.ts', import.meta.url));
 /** tsx's loader, so the child runs the same TypeScript sources as the parent. */
@@ -46,14 +53,24 @@ export interface ProcessConsumersOptions {
   readonly onCompleted?: (index: number, ackedUs: number, slot: number) => void;
 }
 
-/** What a SIGKILL took with it. */
+/** What a SIGKILL took with it, from the victim's journal read to its end. */
 export interface CrashRecord {
   readonly slot: number;
   readonly pid: number;
   /** When the kill was sent, monotonic µs. */
   readonly killedUs: number;
-  /** The messages it held, flat [index, receivedUs] pairs; undefined if it did not say in time. */
-  readonly held: number[] | undefined;
+  /** `staged`: frozen between broker calls first; `random`: killed wherever it was. */
+  readonly mode: 'staged' | 'random';
+  /** False when a staged victim did not answer `freeze` in time and was killed anyway. */
+  readonly frozen: boolean;
+  /** Delivered to it and not settled, in no ack or nack in flight: flat [index, receivedUs] pairs. */
+  readonly held: number[];
+  /** Messages in acks it had sent and not seen answered (booked as completed: duplicates if they come back). */
+  readonly acking: number[];
+  /** Messages in nacks it had sent and not seen answered. */
+  readonly nacking: number[];
+  /** Its consumers by what their last journal record says they were doing. */
+  readonly activity: Record<ConsumerActivity, number>;
 }
 
 interface Child {
@@ -61,8 +78,9 @@ interface Child {
   readonly generation: number;
   readonly process: ChildProcess;
   readonly exited: Promise<void>;
-  /** Messages in its hands, from its last report. */
-  inHand: number;
+  readonly journal: JournalReader;
+  /** What the journal said at its end; set once the process has exited. */
+  final: ReturnType<JournalReader['end']> | undefined;
   /** Set when this side ended it on purpose (kill or stop), so its exit is not an error. */
   ending: boolean;
   /** Resolvers waiting for one message type from it. */
@@ -79,6 +97,11 @@ export class ProcessConsumers implements ConsumerSet {
   #stopping = false;
   /** Replacements still starting, so stop() can wait for them. */
   readonly #starting = new Set<Promise<unknown>>();
+  /** Where the journals are, made by the first spawn. */
+  #dir: string | undefined;
+  /** Every child's journal, dead ones included: their requests and CPU count too. */
+  readonly #journals: JournalReader[] = [];
+  #tail: NodeJS.Timeout | undefined;
 
   constructor(options: ProcessConsumersOptions) {
     if (!Number.isSafeInteger(options.processes) || options.processes < 1) {
@@ -108,37 +131,84 @@ export class ProcessConsumers implements ConsumerSet {
 
   start(sink: SubscriberSink): void {
     this.#sink = sink;
-    for (const child of this.#children) if (child) post(child, { type: 'go' });
+    for (const child of this.#children) {
+      if (!child) continue;
+      child.journal.start(sink);
+      post(child, { type: 'go' });
+    }
+    this.#tail = setInterval(() => {
+      for (const child of this.#children) child?.journal.poll();
+    }, FLUSH_INTERVAL_MS);
+    this.#tail.unref();
   }
 
   inHand(): number {
     let count = 0;
-    for (const child of this.#children) if (child) count += child.inHand;
+    for (const child of this.#children) if (child) count += child.journal.inHand;
     return count;
   }
 
+  /** Summed over every child's last journal record of them; undefined when the adapter counts none. */
+  requestCounts(): { byKind: Record<string, number>; billed: number } | undefined {
+    let total: { byKind: Record<string, number>; billed: number } | undefined;
+    for (const journal of this.#journals) {
+      if (!journal.requests) continue;
+      total ??= { byKind: {}, billed: 0 };
+      total.billed += journal.requests.billed;
+      for (const [kind, n] of Object.entries(journal.requests.byKind)) total.byKind[kind] = (total.byKind[kind] ?? 0) + n;
+    }
+    return total;
+  }
+
+  /** CPU from each child's start of consuming to its last journal record, and the sum of their peak RSS. */
+  usage(): ConsumerSetUsage | undefined {
+    let processes = 0;
+    let userUs = 0;
+    let systemUs = 0;
+    let rssKiB = 0;
+    for (const journal of this.#journals) {
+      if (!journal.usage) continue;
+      processes++;
+      userUs += journal.usage.userUs;
+      systemUs += journal.usage.systemUs;
+      rssKiB += journal.usage.maxRssKiB;
+    }
+    if (processes === 0) return undefined;
+    return { processes, cpuUserMs: userUs / 1000, cpuSystemMs: systemUs / 1000, peakRssBytes: rssKiB * 1024 };
+  }
+
   /**
-   * Kills the process in `slot` with SIGKILL while it holds messages. First it is asked to stop making
-   * broker calls the moment it holds some (within HOLD_WAIT_MS) and to list them, so the books know
-   * exactly what died with it; if it does not answer within FREEZE_TIMEOUT_MS it is killed all the same
-   * and `held` is undefined.
+   * Kills the process in `slot` with SIGKILL while it holds messages, staged: first it is asked to stop
+   * making broker calls the moment it holds some (within HOLD_WAIT_MS), so no call is in flight when it
+   * dies; if it does not answer within FREEZE_TIMEOUT_MS it is killed all the same (`frozen` false).
+   * What it held comes from its journal either way.
    */
   async crash(slot: number): Promise<CrashRecord> {
     const child = this.#children[slot];
     if (!child) throw new Error(`no consumer process in slot ${slot}`);
     child.ending = true;
-    let held: number[] | undefined;
-    try {
-      const answer = await this.#expect(child, 'frozen', FREEZE_TIMEOUT_MS, { type: 'freeze' });
-      held = answer.type === 'frozen' ? answer.held : undefined;
-    } catch {
-      held = undefined;
-    }
+    const frozen = await this.#expect(child, 'frozen', FREEZE_TIMEOUT_MS, { type: 'freeze' }).then(
+      () => true,
+      () => false,
+    );
+    return this.#killNow(child, 'staged', frozen);
+  }
+
+  /** Kills the process in `slot` with SIGKILL at once, wherever it is (no handshake); what it held comes from its journal. */
+  kill(slot: number): Promise<CrashRecord> {
+    const child = this.#children[slot];
+    if (!child) return Promise.reject(new Error(`no consumer process in slot ${slot}`));
+    child.ending = true;
+    return this.#killNow(child, 'random', false);
+  }
+
+  async #killNow(child: Child, mode: CrashRecord['mode'], frozen: boolean): Promise<CrashRecord> {
     const killedUs = this.#options.clock.nowUs();
     child.process.kill('SIGKILL');
     await child.exited;
-    this.#children[slot] = undefined;
-    return { slot, pid: child.process.pid ?? 0, killedUs, held };
+    if (this.#children[child.slot] === child) this.#children[child.slot] = undefined;
+    const final = child.final!;
+    return { slot: child.slot, pid: child.process.pid ?? 0, killedUs, mode, frozen, ...final };
   }
 
   /** Starts a new process in an empty slot and sets it consuming; resolves when it does (monotonic µs). */
@@ -156,7 +226,10 @@ export class ProcessConsumers implements ConsumerSet {
         await child.exited;
         return this.#options.clock.nowUs();
       }
-      if (this.#sink) post(child, { type: 'go' });
+      if (this.#sink) {
+        child.journal.start(this.#sink);
+        post(child, { type: 'go' });
+      }
       return this.#options.clock.nowUs();
     } finally {
       this.#starting.delete(spawning);
@@ -177,11 +250,32 @@ export class ProcessConsumers implements ConsumerSet {
         this.#children[slot] = undefined;
       }),
     );
+    clearInterval(this.#tail);
+    if (this.#dir) {
+      rmSync(this.#dir, { recursive: true, force: true });
+      liveDirs.delete(this.#dir);
+      this.#dir = undefined;
+    }
   }
 
   /** Forks a child, sends it its share of the consumers and waits until it has connected. */
   async #spawn(slot: number, generation: number): Promise<Child> {
     const { options, queues, processes, consumers, config, adapter } = this.#options;
+    if (!this.#dir) {
+      this.#dir = mkdtempSync(path.join(tmpdir(), 'brokerbench-journal-'));
+      liveDirs.add(this.#dir);
+    }
+    // Consumer c (0-based over all processes) reads queues[c % queues.length], as in the pipeline.
+    const share = Math.floor(consumers / processes) + (slot < consumers % processes ? 1 : 0);
+    const first = slot * Math.floor(consumers / processes) + Math.min(slot, consumers % processes);
+    const consumerQueues = Array.from({ length: share }, (_, k) => queues[(first + k) % queues.length]!.name);
+    const journalPath = path.join(this.#dir, `slot-${slot}-generation-${generation}.journal`);
+    writeFileSync(journalPath, '');
+    const journal = new JournalReader(journalPath, consumerQueues.length, {
+      onDelivered: (index, receivedUs, receiveCount) => this.#options.onDelivered?.(index, receivedUs, receiveCount, slot),
+      onCompleted: (index, ackedUs) => this.#options.onCompleted?.(index, ackedUs, slot),
+    });
+    this.#journals.push(journal);
     const proc = fork(CHILD_SCRIPT, [], {
       execArgv: ['--import', TSX_LOADER],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -189,11 +283,18 @@ export class ProcessConsumers implements ConsumerSet {
     });
     liveChildren.add(proc);
     ensureExitHook();
+    let child: Child | undefined;
+    // The journal is read to its end before anyone waiting for the exit goes on: a dead child's
+    // bookings are in the sink by then.
     const exited = new Promise<void>((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.once('error', () => resolve());
+      const end = (): void => {
+        if (child && !child.final) child.final = journal.end();
+        resolve();
+      };
+      proc.once('exit', end);
+      proc.once('error', end);
     });
-    const child: Child = { slot, generation, process: proc, exited, inHand: 0, ending: false, waiting: new Map(), stderrTail: '' };
+    child = { slot, generation, process: proc, exited, journal, final: undefined, ending: false, waiting: new Map(), stderrTail: '' };
     proc.stderr?.on('data', (chunk: Buffer) => {
       child.stderrTail = (child.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
     });
@@ -201,10 +302,6 @@ export class ProcessConsumers implements ConsumerSet {
     void exited.then(() => this.#onExit(child));
     this.#children[slot] = child;
 
-    // Consumer c (0-based over all processes) reads queues[c % queues.length], as in the pipeline.
-    const share = Math.floor(consumers / processes) + (slot < consumers % processes ? 1 : 0);
-    const first = slot * Math.floor(consumers / processes) + Math.min(slot, consumers % processes);
-    const consumerQueues = Array.from({ length: share }, (_, k) => queues[(first + k) % queues.length]!.name);
     const init: ConsumerProcessInit = {
       type: 'init',
       adapter,
@@ -218,6 +315,7 @@ export class ProcessConsumers implements ConsumerSet {
       runToken: this.#runToken,
       task: config.task,
       seed: config.seed + 7919 * slot + 104_729 * generation,
+      journalPath,
     };
     try {
       await this.#expect(child, 'ready', START_TIMEOUT_MS, init);
@@ -249,41 +347,12 @@ export class ProcessConsumers implements ConsumerSet {
   }
 
   #onMessage(child: Child, message: ChildMessage): void {
-    if (message.type === 'report') {
-      this.#book(child, message.report);
-      return;
-    }
     if (message.type === 'fatal') {
       this.#sink?.error('process', `consumer process ${child.slot} (pid ${child.process.pid}): ${message.message}`);
       for (const waiter of [...child.waiting.values()]) waiter(message);
       return;
     }
     child.waiting.get(message.type)?.(message);
-  }
-
-  #book(child: Child, report: ConsumerReport): void {
-    child.inHand = report.inHand;
-    const sink = this.#sink;
-    if (!sink) return;
-    const { onDelivered, onCompleted } = this.#options;
-    const d = report.delivered;
-    for (let k = 0; k < d.length; k += 4) {
-      sink.delivered(d[k]!, d[k + 1]!, d[k + 2]!, d[k + 3]!);
-      onDelivered?.(d[k]!, d[k + 2]!, d[k + 3]!, child.slot);
-    }
-    for (let k = 0; k < report.malformed; k++) sink.malformed();
-    for (let k = 0; k < report.foreign; k++) sink.foreign();
-    const x = report.executed;
-    for (let k = 0; k < x.length; k += 2) sink.executed(x[k]!, x[k + 1]!);
-    const f = report.failed;
-    for (let k = 0; k < f.length; k += 2) sink.failed(f[k]!, f[k + 1]!);
-    for (let k = 0; k < report.receiveCalls; k++) sink.receiveCall(k < report.emptyReceives);
-    const c = report.completed;
-    for (let k = 0; k < c.length; k += 3) {
-      sink.completed(c[k]!, c[k + 1]!, c[k + 2]!);
-      onCompleted?.(c[k]!, c[k + 2]!, child.slot);
-    }
-    for (const [operation, text] of report.errors) sink.error(operation as 'receive' | 'ack' | 'nack', text);
   }
 
   #onExit(child: Child): void {
@@ -307,14 +376,21 @@ function tail(stderr: string): string {
   return line ? `: ${line}` : '';
 }
 
-// Children must not outlive this process, however it ends.
+// Children must not outlive this process, however it ends; nor their journals.
 const liveChildren = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
+
+/** Pids of the consumer processes alive right now, for tests that kill one from outside, unannounced. */
+export function consumerProcessIds(): number[] {
+  return [...liveChildren].flatMap((child) => (child.pid === undefined || child.exitCode !== null || child.signalCode !== null ? [] : [child.pid]));
+}
 
 function ensureExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
     for (const child of liveChildren) child.kill('SIGKILL');
+    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
   });
 }

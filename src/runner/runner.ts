@@ -13,7 +13,7 @@ import { UsageError } from '../errors.ts';
 import { requestTotals, type RequestTotals, type RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
 import { newRunToken } from '../pipeline/message.ts';
-import type { RunProgress } from './pipeline.ts';
+import type { PipelineOutcome, RunProgress } from './pipeline.ts';
 
 export type Phase = 'prepare' | 'run' | 'teardown';
 
@@ -77,7 +77,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
-    const requests = outcome.requests ?? requestCounts(broker);
+    const requests = outcome.requests ?? requestCounts(broker, outcome.consumerRequests);
     record = {
       runId,
       runToken,
@@ -94,8 +94,10 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
     const problem = await teardown(broker, queues, namespace);
     // Counted again after teardown, so its DeleteQueue requests are among the housekeeping; a scenario
     // that counts its own (fixed-rate: the headline rate's) keeps them.
-    const requests = requestCounts(broker);
-    if (requests !== undefined && record !== undefined && record.outcome.requests === undefined) record = { ...record, requests };
+    if (record !== undefined && record.outcome.requests === undefined) {
+      const requests = requestCounts(broker, record.outcome.consumerRequests);
+      if (requests !== undefined) record = { ...record, requests };
+    }
     // A run that measured something keeps it; the queues it could not remove are named among its errors.
     if (problem !== undefined && record !== undefined) {
       record = { ...record, outcome: { ...record.outcome, errors: [...record.outcome.errors, problem] } };
@@ -130,8 +132,13 @@ async function teardown(broker: Broker, queues: readonly string[], namespace: st
   return failed.length === 0 ? undefined : `teardown: could not remove ${failed.join('; ')}; they stay under ${namespace}`;
 }
 
-/** Adapters that count API requests (SQS) are asked for them; the others have none to give. */
-function requestCounts(broker: Broker): RequestTotals | undefined {
+/**
+ * Adapters that count API requests (SQS) are asked for them; the others have none to give. Requests
+ * of consumer processes (`children`, from their journals) are added: every process's requests count.
+ */
+function requestCounts(broker: Broker, children: PipelineOutcome['consumerRequests']): RequestTotals | undefined {
   if (!isRequestCounting(broker)) return undefined;
-  return requestTotals({ ...broker.requestCounts() }, broker.billedRequests());
+  const byKind: Record<string, number> = { ...broker.requestCounts() };
+  for (const [kind, n] of Object.entries(children?.byKind ?? {})) byKind[kind] = (byKind[kind] ?? 0) + n;
+  return requestTotals(byKind, broker.billedRequests() + (children?.billed ?? 0));
 }
