@@ -277,6 +277,7 @@ function checkLimits(config: RunConfig): void {
   }
   milliseconds('--visibility-timeout-ms', config.visibilityTimeoutMs);
   milliseconds('--retry-delay-ms', config.retryDelayMs);
+  milliseconds('--linger-ms', config.lingerMs);
   milliseconds('--task-ms', config.task.durationMs);
   milliseconds('--delay-ms', config.delayMs + config.delayWindowMs);
   for (const ms of config.retryIntervalsMs) milliseconds('--retry-intervals', ms);

@@ -65,8 +65,9 @@ describe('--timeout', () => {
 
   it('cuts a paced publish short: status timeout, the message says publishing, the result is written', async () => {
     const out = path.join(dir, 'publish');
-    // One message a second in batches of 100: the first batch would be due after 99 s.
-    const run = await runCli(['scenario', '300', '--rate', '1', '--batch', '100', '--timeout', '2', '--results-dir', out, '--quiet'], base);
+    // One message a second in batches of 100, each batch waiting to fill (a linger past the run): the
+    // first batch would leave after 99 s.
+    const run = await runCli(['scenario', '300', '--rate', '1', '--batch', '100', '--linger-ms', '200000', '--timeout', '2', '--results-dir', out, '--quiet'], base);
     expect(run.code, run.stderr).toBe(1);
     expect(run.elapsedMs).toBeLessThan(20_000);
     const result = await onlyResult(out);
