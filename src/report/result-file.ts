@@ -86,6 +86,8 @@ export interface ResultFile {
   readonly timeline: readonly TimelinePoint[];
   /** API requests, where the adapter counts them (SQS). */
   readonly requests?: RequestTotals;
+  /** The bounds every wait of the run had (absent in files written before it was recorded). */
+  readonly limits?: RunLimits;
   readonly harness: HarnessUsage;
   readonly verdicts: readonly string[];
   readonly errors: readonly string[];
@@ -112,6 +114,28 @@ export interface RunRecord {
   readonly environment: EnvironmentInfo;
   readonly outcome: ScenarioOutcome;
   readonly requests?: RequestTotals;
+  readonly limits?: RunLimits;
+}
+
+/**
+ * Every wait of a run has a bound, ms: connecting, publishing and draining share --timeout; what comes
+ * after the run (finishing work in hand, closing connections, stopping consumer processes, removing the
+ * queues) and a consumer process's start have bounds of their own, recorded here.
+ */
+export interface RunLimits {
+  /** --timeout: connecting the consumers, publishing and draining, together. */
+  readonly timeoutMs: number;
+  /** Connecting, and any single broker command that does not block by design. */
+  readonly commandMs: number;
+  /** Work in hand after an interrupt, a timeout or a failure: how long it may finish. */
+  readonly stopGraceMs: number;
+  /** Closing the consumers' connections, and the last depth sample. */
+  readonly closeMs: number;
+  /** A consumer process's start (connect, prepare), and its stop beyond the receive wait. */
+  readonly childStartMs: number;
+  readonly childStopGraceMs: number;
+  /** Removing the run's queues and closing the broker. */
+  readonly teardownMs: number;
 }
 
 export interface RequestTotals {
@@ -208,6 +232,7 @@ export function buildResult(record: RunRecord): ResultFile {
     finalDepth: outcome.finalDepth,
     timeline: outcome.timeline,
     ...(record.requests === undefined ? {} : { requests: record.requests }),
+    ...(record.limits === undefined ? {} : { limits: record.limits }),
     harness: outcome.harness,
     verdicts: outcome.verdicts,
     errors: outcome.errors,

@@ -191,33 +191,47 @@ const STOP_GRACE_MS = 2000;
 const FINAL_SAMPLE_LIMIT_MS = 3000;
 /** Receives that have all failed for this long end the drain as failed (the broker is gone), ms. */
 const RECEIVE_OUTAGE_LIMIT_MS = 15_000;
+/** The pipeline's own bounds after a run, for the result's `limits`. */
+export const PIPELINE_LIMITS = { stopGraceMs: STOP_GRACE_MS, closeMs: FINAL_SAMPLE_LIMIT_MS } as const;
 const EMPTY_DEPTH: QueueDepth = { ready: 0, inFlight: 0, delayed: 0, dead: 0 };
 
+/** Consumer handles opened at once while a run connects: a few round trips each, so many at a time. */
+const CONNECT_CONCURRENCY = 16;
+
 export async function runPipeline(context: PipelineContext): Promise<PipelineOutcome> {
-  // Consumers connect before the clock starts: connection set-up is not part of the measured run.
+  // Consumers connect before the clock starts: connection set-up is not part of the measured run, but
+  // it is part of --timeout, which bounds the whole run (what set-up took is taken from what is left).
+  const setupStartedMs = performance.now();
+  const deadlineMs = setupStartedMs + context.config.timeoutMs;
   // One token for the publishers and every consumer, wherever it runs.
   const runToken = context.runToken ?? newRunToken();
   if (context.consumers) {
     await context.consumers.prepare(runToken);
     await context.beforePublish?.();
-    return new PipelineRun({ ...context, runToken }, []).run();
+    return new PipelineRun({ ...context, runToken }, [], [], performance.now() - setupStartedMs).run();
   }
   // With a worker pool each consumer also gets a handle to ack on, so a finished task's ack never
   // queues behind that consumer's blocking receive (redis-stream reads and acks on one connection).
   const pooled = context.config.taskConcurrency > 0;
-  const handles: Broker[] = [];
-  const settleHandles: Broker[] = [];
+  const wanted = context.config.consumers * (pooled ? 2 : 1);
+  const opened: Broker[] = [];
   try {
-    for (let c = 0; c < context.config.consumers; c++) {
-      handles.push(await context.broker.duplicate());
-      if (pooled) settleHandles.push(await context.broker.duplicate());
+    // Opened side by side, in order (consumer c reads queue c % queues); none once --timeout has run out.
+    for (let first = 0; first < wanted && performance.now() < deadlineMs; first += CONNECT_CONCURRENCY) {
+      const count = Math.min(CONNECT_CONCURRENCY, wanted - first);
+      const batch = await Promise.allSettled(Array.from({ length: count }, () => context.broker.duplicate()));
+      for (const result of batch) if (result.status === 'fulfilled') opened.push(result.value);
+      const failed = batch.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
     }
     await context.beforePublish?.();
   } catch (error) {
-    await Promise.all([...handles, ...settleHandles].map((handle) => handle.close().catch(() => undefined)));
+    await Promise.all(opened.map((handle) => handle.close().catch(() => undefined)));
     throw error;
   }
-  return new PipelineRun({ ...context, runToken }, handles, settleHandles).run();
+  const handles = pooled ? opened.filter((_, k) => k % 2 === 0) : opened;
+  const settleHandles = pooled ? opened.filter((_, k) => k % 2 === 1) : [];
+  return new PipelineRun({ ...context, runToken }, handles, settleHandles, performance.now() - setupStartedMs).run();
 }
 
 class PipelineRun {
@@ -287,7 +301,11 @@ class PipelineRun {
   /** Set once the consumer handles are closed: late tasks then leave their messages to the broker. */
   #handlesClosed = false;
 
-  constructor(context: PipelineContext, consumerHandles: readonly Broker[], settleHandles: readonly Broker[] = []) {
+  /** What connecting took before this run's clock started, ms: it comes off --timeout. */
+  readonly #setupMs: number;
+
+  constructor(context: PipelineContext, consumerHandles: readonly Broker[], settleHandles: readonly Broker[], setupMs: number) {
+    this.#setupMs = setupMs;
     this.#ctx = context;
     this.#consumerHandles = consumerHandles;
     this.#settleHandles = settleHandles;
@@ -296,7 +314,7 @@ class PipelineRun {
     this.#config = context.config;
     this.#ledger = new Ledger(context.config.messages);
     this.#startUs = context.clock.nowUs();
-    this.#deadlineUs = this.#startUs + context.config.timeoutMs * 1000;
+    this.#deadlineUs = this.#startUs + (context.config.timeoutMs - setupMs) * 1000;
     this.#timeline = new Timeline(this.#startUs);
     this.#executor = new Executor(context.config.task, seededRandom(context.config.seed));
     this.#runToken = context.runToken ?? newRunToken();
@@ -323,7 +341,9 @@ class PipelineRun {
     else this.#ctx.signal?.addEventListener('abort', onAbort, { once: true });
     this.#lastReceiveOkUs = this.#startUs;
     // --timeout bounds publish and drain together; waits in progress (pacing, back-off) are cut short.
-    const deadlineTimer = setTimeout(() => this.#finish('timeout', this.#timeoutReason()), Math.max(0, config.timeoutMs));
+    // Connecting took the whole of --timeout: nothing is published.
+    if (this.#setupMs >= config.timeoutMs) this.#finish('timeout', this.#timeoutReason());
+    const deadlineTimer = setTimeout(() => this.#finish('timeout', this.#timeoutReason()), Math.max(0, config.timeoutMs - this.#setupMs));
 
     const consumerHandles = this.#consumerHandles;
     const external = this.#ctx.consumers;
@@ -893,6 +913,9 @@ class PipelineRun {
   /** Why --timeout ended the run, naming the phase it ran out in. */
   #timeoutReason(): string {
     const limit = `--timeout ${this.#config.timeoutMs / 1000} s ran out`;
+    if (this.#setupMs >= this.#config.timeoutMs) {
+      return `${limit} while connecting (${(this.#setupMs / 1000).toFixed(1)} s, ${this.#consumerHandles.length + this.#settleHandles.length} connections of consumers opened)`;
+    }
     if (!this.#publishEndUs) return `${limit} while publishing (${this.#published} of ${this.#config.messages} published)`;
     return `${limit} while draining, with ${this.#outstanding()} messages outstanding`;
   }

@@ -33,6 +33,8 @@ const FREEZE_TIMEOUT_MS = HOLD_WAIT_MS + 5_000;
 /** On stop, beyond the receive wait: how long a child gets to settle, close and say so before SIGKILL. */
 const STOP_GRACE_MS = 5_000;
 const STDERR_TAIL_CHARS = 1_000;
+/** Consumer processes' own bounds, for the result's `limits`. */
+export const PROCESS_LIMITS = { childStartMs: START_TIMEOUT_MS, childStopGraceMs: STOP_GRACE_MS } as const;
 
 export interface ProcessConsumersOptions {
   /** Canonical adapter name. */

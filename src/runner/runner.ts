@@ -13,7 +13,8 @@ import { UsageError } from '../errors.ts';
 import { requestTotals, type RequestTotals, type RunRecord } from '../report/result-file.ts';
 import type { Scenario } from '../../scenarios/scenario.ts';
 import { newRunToken } from '../pipeline/message.ts';
-import type { PipelineOutcome, RunProgress } from './pipeline.ts';
+import { PIPELINE_LIMITS, type PipelineOutcome, type RunProgress } from './pipeline.ts';
+import { PROCESS_LIMITS } from './process-consumers.ts';
 
 export type Phase = 'prepare' | 'run' | 'teardown';
 
@@ -88,6 +89,13 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       environment: describeEnvironment(),
       outcome,
       ...(requests ? { requests } : {}),
+      limits: {
+        timeoutMs: config.timeoutMs,
+        commandMs: options.connection.commandTimeoutMs,
+        ...PIPELINE_LIMITS,
+        ...PROCESS_LIMITS,
+        teardownMs: TEARDOWN_LIMIT_MS,
+      },
     };
   } finally {
     onEvent?.({ type: 'phase', phase: 'teardown', detail: `removing ${queues.length} queue(s)` });

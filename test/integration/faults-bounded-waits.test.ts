@@ -77,6 +77,18 @@ describe('--timeout', () => {
     expect(run.stdout).toMatch(/: timeout\n/);
   });
 
+  it('bounds connecting the consumers too: 1,000 of them against --timeout 1 end as a timeout while connecting', async () => {
+    const out = path.join(dir, 'connect');
+    const run = await runCli(['scenario', '100', '--consumers', '1000', '--timeout', '1', '--results-dir', out, '--quiet'], base);
+    expect(run.code, run.stderr).toBe(1);
+    const result = await onlyResult(out);
+    expect(result.status).toBe('timeout');
+    expect(result.reason).toMatch(/^--timeout 1 s ran out while connecting \(\d+\.\d s, \d+ connections of consumers opened\)$/);
+    expect(result.ledger).toMatchObject({ completed: 0, lost: 0, notSent: 100 });
+    // What comes after the run has bounds of its own, and the result says which.
+    expect(result.limits).toEqual({ timeoutMs: 1000, commandMs: 3000, stopGraceMs: 2000, closeMs: 3000, childStartMs: 30_000, childStopGraceMs: 5000, teardownMs: 15_000 });
+  });
+
   it('cuts a slow drain short: status timeout, the message says draining, the result is written', async () => {
     const out = path.join(dir, 'drain');
     const run = await runCli(
