@@ -180,6 +180,8 @@ async function scenarioCommand(argv: Options): Promise<number> {
       process.exit(130);
     }
     firstSignalAtMs = nowMs;
+    // The bar is cleared first, so the line below and the summary after it are not drawn over.
+    progress.stop();
     process.stderr.write(`\n${signal}: stopping; work in hand gets a moment, then the result is written; press Ctrl-C again to quit at once\n`);
     interrupt.abort();
   };

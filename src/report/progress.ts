@@ -26,8 +26,11 @@ function barProgress(stream: NodeJS.WriteStream): ProgressDisplay {
     cliProgress.Presets.shades_classic,
   );
   let started = false;
+  let stopped = false;
   return {
     onEvent(event) {
+      // Once stopped (a signal, the end of the run), nothing is drawn again over what follows.
+      if (stopped) return;
       if (event.type === 'phase') {
         if (!started) stream.write(`${event.phase}: ${event.detail}\n`);
         return;
@@ -48,7 +51,8 @@ function barProgress(stream: NodeJS.WriteStream): ProgressDisplay {
       }
     },
     stop() {
-      if (started) bar.stop();
+      if (started && !stopped) bar.stop();
+      stopped = true;
     },
   };
 }
