@@ -43,3 +43,14 @@ export async function keysWithPrefix(prefix: string, url: string = redisUrl()): 
     await client.quit();
   }
 }
+
+/** Pauses every client of the server at `url` for `ms` (CLIENT PAUSE ALL), from a connection of its own closed at once. */
+export async function pauseRedis(url: string, ms: number): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  await admin.connect();
+  try {
+    await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+  } finally {
+    admin.disconnect();
+  }
+}

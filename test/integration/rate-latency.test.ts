@@ -3,7 +3,6 @@
 // (CLIENT PAUSE on a throw-away redis-server) shows in end-to-end latency counted from the intended
 // send times. Bounds on the stall are lower bounds only: a slower machine can only raise them.
 
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { systemClock } from '../../src/clock.ts';
@@ -11,6 +10,7 @@ import { summarize } from '../../src/metrics/histogram.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
 import { runCli } from '../helpers/cli.ts';
+import { pauseRedis } from '../helpers/redis.ts';
 import { runConfig } from '../helpers/faults.ts';
 import { prepareQueueFixture, uniqueNamespace } from '../helpers/fixture.ts';
 
@@ -22,16 +22,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Pauses every client of the throw-away server for `ms`, from a connection of its own. */
-async function pauseServer(ms: number): Promise<void> {
-  const admin = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  await admin.connect();
-  try {
-    await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
-  } finally {
-    admin.disconnect();
-  }
-}
+/** Pauses every client of the throw-away server for `ms`. */
+const pauseServer = (ms: number): Promise<void> => pauseRedis(server.url, ms);
 
 describe('--rate with the default batch of 100', () => {
   it('a batch waits at most --linger-ms for its messages, and a 300 ms broker stall shows in end-to-end p99', async () => {

@@ -8,7 +8,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
@@ -21,6 +20,7 @@ import { runScenario } from '../../src/runner/runner.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
 import { findScenario } from '../../scenarios/index.ts';
 import { runCli } from '../helpers/cli.ts';
+import { pauseRedis } from '../helpers/redis.ts';
 import { scenarioRunner, type Target } from '../helpers/scenarios.ts';
 import { useSqsEndpoint } from '../helpers/sqs.ts';
 
@@ -35,16 +35,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Pauses every client of the throw-away server for `ms` (its own connection, closed at once). */
-async function pauseServer(ms: number): Promise<void> {
-  const admin = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  await admin.connect();
-  try {
-    await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
-  } finally {
-    admin.disconnect();
-  }
-}
+/** Pauses every client of the throw-away server for `ms`. */
+const pauseServer = (ms: number): Promise<void> => pauseRedis(server.url, ms);
 
 /**
  * `adapter` whose handles stall the server (CLIENT PAUSE for `pauseMs`) the moment a queue ending in
