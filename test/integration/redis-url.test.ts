@@ -1,9 +1,11 @@
 // REDIS_URL with a generated password: one with a character URLs reserve is refused in one line that
 // shows how to percent-encode it, never echoing it; percent-encoded, it works against a real server.
 
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer } from '../../src/services/redis-server.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -56,5 +58,24 @@ describe('REDIS_URL', () => {
     const everything = `${run.stdout}${run.stderr}`;
     expect(everything).not.toContain(PASSWORD);
     expect(everything).not.toContain(encodeURIComponent(PASSWORD));
+  });
+});
+
+describe("the runtime's own warnings", () => {
+  it('reach stderr with URLs redacted and known secrets scrubbed', async () => {
+    const secret = 'warning-secret-password-42';
+    const script = [
+      "const { main } = await import('./src/cli.ts');",
+      "await main(['compare', '/nonexistent-brokerbench-file.json']);",
+      `process.emitWarning('could not parse redis://:${secret}@127.0.0.1:6379/0 (token ${secret})');`,
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, REDIS_URL: `redis://:${secret}@127.0.0.1:6379` },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(child.stderr).toMatch(/^\(node\) Warning: could not parse redis:\/\/:\*\*\*@127\.0\.0\.1:6379\/0 \(token \*\*\*\)$/m);
+    expect(child.stderr).not.toContain(secret);
   });
 });
