@@ -1,9 +1,13 @@
 // Secrets never leave the process: every endpoint shown or stored passes through redactUrl first, and
 // scrubSecrets is the last pass over whatever the CLI prints or writes (results, summaries, errors).
 //
-// LIMITATION: scrubSecrets knows only the secrets in this process's environment (AWS keys, session
-// token, the REDIS_URL password) and skips values under 8 characters; a secret given any other way
-// relies on redactUrl alone.
+// LIMITATION: scrubSecrets knows only the secrets in this process's environment, in the variables the
+// adapter registry declares (AWS keys, session token, the REDIS_URL password), and skips values under
+// 8 characters; a secret given any other way relies on redactUrl alone.
+
+// The registry imports this file too (adapters redact URLs); secretVariables is only called, never
+// read while the modules load, so the cycle is harmless.
+import { secretVariables } from '../adapters/index.ts';
 
 /** The URL with any user name's password, and any credential-looking query parameter, replaced by `***`. */
 export function redactUrl(url: string): string {
@@ -29,37 +33,36 @@ export function redactUrls(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => redactUrl(url));
 }
 
-/** Variables whose values are secrets wherever they turn up. */
-const SECRET_VARIABLES = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'] as const;
 /** Shorter values are not scrubbed from free text: they would mangle ordinary words (LocalStack's `test`). */
 const MIN_SCRUB_CHARS = 8;
 
 /**
- * The secrets this process knows of, from `env`: the AWS keys and session token, and the password
- * (and URL-encoded password) in REDIS_URL. Only values of 8 characters or more.
+ * The secrets this process knows of, from `env`: the values of the variables the registry's adapters
+ * declare secret (the AWS keys and session token), and the password (and URL-encoded password) in
+ * those that hold a URL (REDIS_URL). Only values of 8 characters or more.
  */
 export function knownSecrets(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
   const found = new Set<string>();
-  for (const name of SECRET_VARIABLES) {
-    const value = env[name]?.trim();
-    if (value) found.add(value);
-  }
-  const redisUrl = env['REDIS_URL']?.trim();
-  if (redisUrl) {
-    try {
-      const { password } = new URL(redisUrl);
-      if (password) {
-        found.add(password);
-        found.add(decodeOrSame(password));
-      }
-    } catch {
-      // Not a URL (an unencoded reserved character): the password is what stands between the first ':' and the last '@'.
-      const userinfo = redisUrl.slice(redisUrl.indexOf('://') + 3, redisUrl.lastIndexOf('@'));
-      const colon = userinfo.indexOf(':');
-      if (redisUrl.includes('://') && colon >= 0) found.add(userinfo.slice(colon + 1));
-    }
+  for (const variable of secretVariables()) {
+    const value = env[variable.name]?.trim();
+    if (!value) continue;
+    if (variable.part === 'value') found.add(value);
+    else for (const secret of urlPasswords(value)) found.add(secret);
   }
   return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);
+}
+
+/** The password in `url`, as written and URL-decoded. */
+function urlPasswords(url: string): string[] {
+  try {
+    const { password } = new URL(url);
+    return password ? [password, decodeOrSame(password)] : [];
+  } catch {
+    // Not a URL (an unencoded reserved character): the password is what stands between the first ':' and the last '@'.
+    const userinfo = url.slice(url.indexOf('://') + 3, url.lastIndexOf('@'));
+    const colon = userinfo.indexOf(':');
+    return url.includes('://') && colon >= 0 ? [userinfo.slice(colon + 1)] : [];
+  }
 }
 
 /** The URL-decoded value; a `%` that starts no escape (`100%x`) makes decodeURIComponent throw: keep it as is. */
