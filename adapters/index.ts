@@ -11,6 +11,9 @@ import { sqsAdapter } from './sqs.ts';
 
 export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter];
 
+/** The QUEUE value used when none is given. */
+export const DEFAULT_QUEUE = 'REDIS';
+
 /** Finds an adapter by canonical name or alias, case-insensitively. */
 export function findAdapter(name: string): BrokerAdapter | undefined {
   const wanted = name.trim().toLowerCase();

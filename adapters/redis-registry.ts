@@ -27,7 +27,7 @@ export const redisServerFacts = {
   },
   testing: {
     leftovers: (endpoint, namespace) => keysWithPrefix(namespace, endpoint.url ?? 'redis://127.0.0.1:6379'),
-    unreachableUrl: 'redis://127.0.0.1:1',
+    unreachableUrl: (port: number) => `redis://127.0.0.1:${port}`,
   },
 } as const satisfies Partial<BrokerAdapter>;
 

@@ -46,7 +46,9 @@ export const sqsServerFacts = {
   },
   testing: {
     leftovers: (endpoint, namespace) => queuesWithPrefix(endpoint, namespace),
-    unreachableUrl: 'http://127.0.0.1:9',
+    unreachableUrl: (port: number) => `http://127.0.0.1:${port}`,
+    // The embedded fauxqs moves a few thousand messages a second; Redis many more.
+    bulkMessages: 1_000,
     // Several message groups, so a FIFO queue's consumers can work at once.
     settings: (mode: string) => (mode === 'fifo' ? { groups: 4 } : {}),
   },

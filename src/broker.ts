@@ -246,8 +246,10 @@ export interface RequestPricing {
 export interface AdapterTesting {
   /** Names of what the adapter left on the server whose name starts with `namespace` (keys, queues). */
   leftovers(endpoint: Pick<Endpoint, 'url' | 'settings'>, namespace: string): Promise<string[]>;
-  /** A URL where nothing answers (loopback, a closed port). */
-  readonly unreachableUrl: string;
+  /** A URL of this broker's kind on loopback port `port`, which the caller knows to be closed. */
+  unreachableUrl(port: number): string;
+  /** Messages a test may push through the test server in a few seconds; absent = 3,000 (the embedded SQS: 1,000). */
+  readonly bulkMessages?: number;
   /** Extra settings the contract suite opens `mode` with (FIFO: several message groups). */
   settings?(mode: string): Readonly<Record<string, string | number | boolean | undefined>>;
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, adapters, adaptersWithFlag, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
+import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from './config.ts';
@@ -34,7 +34,7 @@ function scenarioOptions(y: Argv): Argv {
   return y
     .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
     .options({
-      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: REDIS]` },
+      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: ${DEFAULT_QUEUE}]` },
       mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
       scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
@@ -88,7 +88,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
   }
   if (extras.length === 1) argv = { ...argv, messages: extras[0] };
-  const adapterName = str(argv.queue) ?? env.QUEUE ?? 'REDIS';
+  const adapterName = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
   const adapter = findAdapter(adapterName);
   if (!adapter) throw new UsageError(`unknown QUEUE "${adapterName}"; use one of: ${adapterNames()}`);
   const mode = argv.fifo === true ? 'fifo' : (str(argv.mode) ?? adapter.defaultMode);
