@@ -11,9 +11,6 @@ import { sqsAdapter } from './sqs.ts';
 
 export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter];
 
-/** The QUEUE value used when none is given. */
-export const DEFAULT_QUEUE = 'REDIS';
-
 /** Finds an adapter by canonical name or alias, case-insensitively. */
 export function findAdapter(name: string): BrokerAdapter | undefined {
   const wanted = name.trim().toLowerCase();
@@ -26,6 +23,9 @@ export function findAdapter(name: string): BrokerAdapter | undefined {
 export function adapterNames(): string {
   return adapters.map((adapter) => [adapter.name, ...adapter.aliases].join('|')).join(', ');
 }
+
+/** The QUEUE value used when none is given. */
+export const DEFAULT_QUEUE = 'REDIS';
 
 /** Where an adapter connects, and the throw-away server to stop afterwards, if one was started. */
 export type { Endpoint } from '../src/broker.ts';
