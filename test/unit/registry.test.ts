@@ -9,7 +9,7 @@ import { adapters, resolveEndpoint } from '../../adapters/index.ts';
 import type { BrokerAdapter } from '../../src/broker.ts';
 import { DEFAULTS, type RunConfig } from '../../src/config.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
-import { scrubSecrets } from '../../src/redact.ts';
+import { scrubSecrets } from '../../src/secrets.ts';
 import { findScenario } from '../../scenarios/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
