@@ -2,6 +2,7 @@
 // name to learn one, and what the entries declare (secrets, servers, nack limits, test facts) is what
 // redact, the scenarios and the test helpers act on.
 
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -66,6 +67,16 @@ describe('the registry owns the broker-specific facts', () => {
       expect(adapter.testing!.unreachableUrl(1), adapter.name).toMatch(/^[a-z]+:\/\/127\.0\.0\.1:1$/);
     }
   });
+});
+
+describe('each adapter module loads first, on its own', () => {
+  // The registry imports every adapter and some callers import the registry: an adapter that reaches
+  // it back while loading (through redact, say) finds the adapter list half-built (a ReferenceError).
+  const modules = readdirSync(path.join(ROOT, 'adapters')).filter((name) => name.endsWith('.ts'));
+  it.each(modules)('adapters/%s', (name) => {
+    const load = `await import(${JSON.stringify(path.join(ROOT, 'adapters', name))})`;
+    expect(() => execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', load], { cwd: ROOT, stdio: 'pipe', timeout: 30_000 })).not.toThrow();
+  }, 40_000);
 });
 
 describe('retry-dlq checks retry intervals against the longest nack delay the entry declares', () => {
