@@ -1,9 +1,10 @@
-// The adapter registry: `QUEUE=…` finds an adapter here, and each adapter family says where its
-// server comes from (the user's URL, the local default port, or an embedded throw-away server).
+// The adapter registry: `QUEUE=…` finds an adapter here. Every broker-specific fact (where its server
+// comes from, its secrets, a memory-capped server, its flags, its price, what the tests need) is in its
+// entry (src/broker.ts, BrokerAdapter); callers ask these functions instead of naming an adapter.
+//
+// LIMITATION: an adapter is found by name only; two entries sharing an alias would shadow each other.
 
-import type { BrokerAdapter } from '../src/broker.ts';
-import { resolveRedis } from '../src/services/redis-server.ts';
-import { resolveSqs } from '../src/services/sqs-endpoint.ts';
+import type { BrokerAdapter, Endpoint, Environment, FlagSetting, SecretVariable } from '../src/broker.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
@@ -23,35 +24,30 @@ export function adapterNames(): string {
   return adapters.map((adapter) => [adapter.name, ...adapter.aliases].join('|')).join(', ');
 }
 
+/** The QUEUE value used when none is given. */
+export const DEFAULT_QUEUE = 'REDIS';
+
 /** Where an adapter connects, and the throw-away server to stop afterwards, if one was started. */
-export interface Endpoint {
-  readonly url: string | undefined;
-  readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
-  stop(): Promise<void>;
+export type { Endpoint } from '../src/broker.ts';
+
+/**
+ * Resolves the server for an adapter, as its registry entry says (its environment variable, the local
+ * default, or an embedded throw-away server); an adapter that declares none needs no server.
+ */
+export async function resolveEndpoint(adapter: BrokerAdapter, env: Environment): Promise<Endpoint> {
+  if (adapter.resolve) return adapter.resolve(env);
+  return { url: undefined, settings: {}, stop: async () => {} };
 }
 
-export interface EndpointEnv {
-  readonly REDIS_URL?: string | undefined;
-  readonly SQS_ENDPOINT?: string | undefined;
-  readonly AWS_REGION?: string | undefined;
+/** Every environment variable an adapter of the registry declares a secret. */
+export function secretVariables(): SecretVariable[] {
+  return adapters.flatMap((adapter) => adapter.secretVariables ?? []);
 }
 
-/** Resolves the server for an adapter, starting an embedded one when nothing is configured or answering. */
-export async function resolveEndpoint(adapter: BrokerAdapter, env: EndpointEnv): Promise<Endpoint> {
-  if (adapter.name === 'sqs') {
-    const sqs = await resolveSqs(definedOnly({ SQS_ENDPOINT: env.SQS_ENDPOINT, AWS_REGION: env.AWS_REGION }));
-    return {
-      url: sqs.endpoint,
-      settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version },
-      stop: () => sqs.stop(),
-    };
-  }
-  const redis = await resolveRedis({ REDIS_URL: env.REDIS_URL });
-  return { url: redis.url, settings: { endpointKind: redis.kind }, stop: () => redis.stop() };
-}
-
-function definedOnly<T extends Record<string, string | undefined>>(record: T): { [K in keyof T]?: string } {
-  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as {
-    [K in keyof T]?: string;
-  };
+/** The adapters that accept `--<flag>`, with what the flag does. */
+export function adaptersWithFlag(flag: string): { adapter: BrokerAdapter; setting: FlagSetting }[] {
+  return adapters.flatMap((adapter) => {
+    const setting = adapter.flagSettings?.[flag];
+    return setting === undefined ? [] : [{ adapter, setting }];
+  });
 }

@@ -23,6 +23,7 @@ import {
   type ServerMemory,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
+import { redisServerFacts } from './redis-registry.ts';
 import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
 import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
 
@@ -236,6 +237,7 @@ export const redisListAdapter: BrokerAdapter = {
     return CAPABILITIES[parseMode(mode, 'capabilities')];
   },
   open: openRedisList,
+  ...redisServerFacts,
 };
 
 /** Connects to `options.url` and returns a handle; rejects with a `BrokerError` saying what to do. */

@@ -41,6 +41,7 @@ import type {
   ServerMemory,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
+import { redisServerFacts } from './redis-registry.ts';
 import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
 import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
 
@@ -674,4 +675,6 @@ export const redisStreamAdapter: BrokerAdapter = {
     };
     return new RedisStreamBroker(shared, await connect(shared));
   },
+  ...redisServerFacts,
+  flagSettings: { maxlen: { setting: 'maxLength', purpose: 'trims a Redis stream' } },
 };

@@ -54,6 +54,7 @@ import {
   type ReceiveOptions,
 } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
+import { sqsServerFacts } from './sqs-registry.ts';
 import type { RequestCounting } from '../src/broker.ts';
 export { isRequestCounting, type RequestCounting } from '../src/broker.ts';
 
@@ -94,6 +95,10 @@ const STANDARD: BrokerCapabilities = {
   ordering: 'none',
   maxBatchSize: MAX_BATCH_ENTRIES,
   maxPayloadBytes: MAX_PAYLOAD_BYTES,
+  // A nack sets the visibility timeout (ChangeMessageVisibility), whose limit is 12 h, not DelaySeconds' 15 min.
+  maxNackDelayMs: MAX_VISIBILITY_S * 1000,
+  delayGranularity: { ms: 1000, says: 'SQS takes DelaySeconds in whole seconds' },
+  nackDelayGranularity: { ms: 1000, says: 'SQS takes retry delays (ChangeMessageVisibility) in whole seconds' },
 };
 
 /** FIFO queues keep order within a message group and take no per-message delay (only a queue-level one). */
@@ -121,6 +126,7 @@ export const sqsAdapter: BrokerAdapter = {
     }
     return broker;
   },
+  ...sqsServerFacts,
 };
 
 interface SqsConfig {

@@ -17,7 +17,7 @@ import { UsageError } from '../src/errors.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
-import { BucketCounts, percent } from './kit.ts';
+import { BucketCounts, percent, unitName } from './kit.ts';
 import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 
@@ -93,8 +93,9 @@ export const delayed: Scenario = {
         : `${formatCount(early)} DELIVERED EARLY, up to ${formatLatency(earliestUs)} before their time ` +
             '(the adapter schedules on the wall clock, the harness measures on the monotonic one: a clock step shows here)',
     );
-    if (config.adapter === 'sqs') {
-      verdicts.push('SQS takes DelaySeconds in whole seconds: each delay was rounded up to the next second, which counts as lateness here');
+    const granularity = context.broker.capabilities.delayGranularity;
+    if (granularity !== undefined) {
+      verdicts.push(`${granularity.says}: each delay was rounded up to the next ${unitName(granularity.ms)}, which counts as lateness here`);
     }
     verdicts.push(...ledgerVerdicts(outcome));
 

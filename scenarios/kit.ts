@@ -87,3 +87,8 @@ export function percent(part: number, whole: number): string {
 export function seconds(us: number): string {
   return `${(us / 1e6).toFixed(2)} s`;
 }
+
+/** A broker's delay granularity as a unit in words: 1000 ms is `second`, 60,000 `minute`, anything else `N ms`. */
+export function unitName(ms: number): string {
+  return ms === 1000 ? 'second' : ms === 60_000 ? 'minute' : `${ms} ms`;
+}

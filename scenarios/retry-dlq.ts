@@ -22,7 +22,7 @@ import { Executor, seededRandom } from '../src/pipeline/executor.ts';
 import { formatCount, formatLatency } from '../src/report/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import type { Histogram } from 'hdr-histogram-js';
-import { drawUnit } from './kit.ts';
+import { drawUnit, unitName } from './kit.ts';
 import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';
@@ -45,8 +45,10 @@ export const retryDlq: Scenario = {
     const retries = config.retryIntervalsMs.length;
     if (retries === 0) throw new UsageError('scenario retry-dlq needs --retry-intervals, e.g. 0.2,0.4,0.8 (seconds)');
     const longest = Math.max(...config.retryIntervalsMs);
-    if (capabilities.maxDelayMs > 0 && longest > capabilities.maxDelayMs && config.adapter !== 'sqs') {
-      throw new UsageError(`--retry-intervals ${longest / 1000} s is over ${config.adapter}'s longest delay of ${capabilities.maxDelayMs / 1000} s`);
+    // A retry is a nack's delay, whose limit may differ from a publish delay's (SQS: 12 h, not 15 min).
+    const longestNackMs = capabilities.maxNackDelayMs ?? capabilities.maxDelayMs;
+    if (longestNackMs > 0 && longest > longestNackMs) {
+      throw new UsageError(`--retry-intervals ${longest / 1000} s is over ${config.adapter}'s longest delay of ${longestNackMs / 1000} s`);
     }
     if (config.maxReceives !== 0 && config.maxReceives !== retries + 1) {
       throw new UsageError(
@@ -128,8 +130,9 @@ export const retryDlq: Scenario = {
       return `retry ${k + 1}: set ${formatLatency(ms * 1000)}, waited p50 ${formatLatency(waited.p50)}`;
     });
     verdicts.push(`back-off observed: ${schedule.join('; ')}`);
-    if (config.adapter === 'sqs' && intervals.some((ms) => ms % 1000 !== 0)) {
-      verdicts.push('SQS takes retry delays (ChangeMessageVisibility) in whole seconds: each was rounded up to the next second');
+    const granularity = context.broker.capabilities.nackDelayGranularity;
+    if (granularity !== undefined && intervals.some((ms) => ms % granularity.ms !== 0)) {
+      verdicts.push(`${granularity.says}: each was rounded up to the next ${unitName(granularity.ms)}`);
     }
     // Retries are redeliveries by design: the ledger's loss and duplicate lines do not apply as they are.
     const retriesCalled = stats.slice(1, attempts).reduce((sum, s) => sum + s.failures, 0);

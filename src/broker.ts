@@ -20,6 +20,19 @@ export interface BrokerCapabilities {
   readonly maxBatchSize: number;
   /** Largest message body accepted, in bytes (UTF-8). */
   readonly maxPayloadBytes: number;
+  /** Longest `nack` retry delay honoured, in ms; absent = `maxDelayMs` (SQS: 12 h of visibility timeout). */
+  readonly maxNackDelayMs?: number;
+  /** Publish delays are taken in whole multiples of this, rounded up, in ms; absent = 1 ms. */
+  readonly delayGranularity?: Granularity;
+  /** `nack` retry delays are taken in whole multiples of this, rounded up, in ms; absent = 1 ms. */
+  readonly nackDelayGranularity?: Granularity;
+}
+
+/** A unit a broker rounds delays up to, and the sentence saying so in a scenario's verdicts. */
+export interface Granularity {
+  readonly ms: number;
+  /** E.g. `SQS takes DelaySeconds in whole seconds`. */
+  readonly says: string;
 }
 
 /** Who the broker is, for result files and reports. Never contains a password or key. */
@@ -189,7 +202,59 @@ export interface BrokerOptions {
   readonly settings?: Readonly<Record<string, string | number | boolean | undefined>>;
 }
 
-/** A registry entry: how the CLI finds and opens an adapter. */
+/** Where an adapter connects, and the throw-away server to stop afterwards, if one was started. */
+export interface Endpoint {
+  readonly url: string | undefined;
+  /** Settings to open the adapter with (`endpointKind`, a region, …). */
+  readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
+  /** Stops what `resolve` started; a no-op for a server the user gave. Calling it twice is harmless. */
+  stop(): Promise<void>;
+}
+
+/** The process environment, or the part of it a caller passes. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** An environment variable holding a secret: the whole value, or the password in a URL. */
+export interface SecretVariable {
+  readonly name: string;
+  readonly part: 'value' | 'url-password';
+}
+
+/** A throw-away server started with a memory limit (for `--maxmemory`). */
+export interface CappedServer {
+  /** What is started, for messages: `redis-server`. */
+  readonly program: string;
+  /** Starts one that refuses writes past `maxMemoryBytes` (never evicts). */
+  start(maxMemoryBytes: number): Promise<Endpoint>;
+}
+
+/** A flag that sets one adapter setting, accepted only by adapters that declare it. */
+export interface FlagSetting {
+  /** The setting the flag's value goes to, e.g. `maxLength`. */
+  readonly setting: string;
+  /** What the flag does, for the error on another adapter: `trims a Redis stream`. */
+  readonly purpose: string;
+}
+
+/** Price of a broker billed per request. */
+export interface RequestPricing {
+  /** USD per million billed requests for a queue in `mode`. */
+  usdPerMillionRequests(mode: string): number;
+}
+
+/** What the test suites need to know of an adapter, without naming it. */
+export interface AdapterTesting {
+  /** Names of what the adapter left on the server whose name starts with `namespace` (keys, queues). */
+  leftovers(endpoint: Pick<Endpoint, 'url' | 'settings'>, namespace: string): Promise<string[]>;
+  /** A URL of this broker's kind on loopback port `port`, which the caller knows to be closed. */
+  unreachableUrl(port: number): string;
+  /** Messages a test may push through the test server in a few seconds; absent = 3,000 (the embedded SQS: 1,000). */
+  readonly bulkMessages?: number;
+  /** Extra settings the contract suite opens `mode` with (FIFO: several message groups). */
+  settings?(mode: string): Readonly<Record<string, string | number | boolean | undefined>>;
+}
+
+/** A registry entry: how the CLI finds and opens an adapter, and every fact about its broker. */
 export interface BrokerAdapter {
   /** Canonical name, e.g. `redis-list`. */
   readonly name: string;
@@ -202,6 +267,23 @@ export interface BrokerAdapter {
   capabilities(mode: string): BrokerCapabilities;
   /** Connects; rejects with a `BrokerError` whose message says what to do. */
   open(options: BrokerOptions): Promise<Broker>;
+  /**
+   * Where its server comes from: the environment variable `serverVariable` if set, else a local default,
+   * else an embedded throw-away server. Absent: the broker needs no server (url undefined, no settings).
+   */
+  resolve?(env: Environment): Promise<Endpoint>;
+  /** The environment variable naming its server (`REDIS_URL`), for messages and the tests. */
+  readonly serverVariable?: string;
+  /** Environment variables whose values are secrets, scrubbed from all output (src/redact.ts). */
+  readonly secretVariables?: readonly SecretVariable[];
+  /** A throw-away server with a memory cap, for `--maxmemory`; absent = not supported. */
+  readonly cappedServer?: CappedServer;
+  /** CLI flags (without `--`) that set one of its settings, e.g. `maxlen`. */
+  readonly flagSettings?: Readonly<Record<string, FlagSetting>>;
+  /** Per-request price; absent = not priced per request (cost "n/a", never zero). */
+  readonly pricing?: RequestPricing;
+  /** What the tests need. */
+  readonly testing?: AdapterTesting;
 }
 
 /** An error from a broker operation: names the adapter and the operation, never a secret. */

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
+import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from './config.ts';
 import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
-import { redactUrls, scrubSecrets } from './redact.ts';
+import { redactUrls } from './redact.ts';
+import { scrubSecrets } from './secrets.ts';
 import type { DurationDistribution, TaskWork } from './pipeline/executor.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
 import { stripControls } from './report/format.ts';
@@ -22,7 +23,6 @@ import { printSummary } from './report/print.ts';
 import { createProgress } from './report/progress.ts';
 import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { runScenario } from './runner/runner.ts';
-import { startRedisServer } from './services/redis-server.ts';
 
 /** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
 const COMMAND_TIMEOUT_MS = 3000;
@@ -35,8 +35,8 @@ function scenarioOptions(y: Argv): Argv {
   return y
     .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
     .options({
-      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: REDIS]` },
-      mode: { type: 'string', describe: 'delivery mode: redis-list reliable|simple, sqs standard|fifo' },
+      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: ${DEFAULT_QUEUE}]` },
+      mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
       scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
       channel: { type: 'string', describe: `queue name (env CHANNEL_NAME) [default: ${DEFAULTS.channel}]` },
@@ -89,7 +89,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
   }
   if (extras.length === 1) argv = { ...argv, messages: extras[0] };
-  const adapterName = str(argv.queue) ?? env.QUEUE ?? 'REDIS';
+  const adapterName = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
   const adapter = findAdapter(adapterName);
   if (!adapter) throw new UsageError(`unknown QUEUE "${adapterName}"; use one of: ${adapterNames()}`);
   const mode = argv.fifo === true ? 'fifo' : (str(argv.mode) ?? adapter.defaultMode);
@@ -156,14 +156,18 @@ async function scenarioCommand(argv: Options): Promise<number> {
   };
   // Checked with every other flag, before anything is written or started; 0 = no trimming.
   const maxlen = argv.maxlen === undefined ? undefined : int('--maxlen', argv.maxlen, 0);
-  if (maxlen !== undefined && adapter.name !== 'redis-stream') {
-    throw new UsageError(`--maxlen trims a Redis stream, so it applies to redis-stream, not ${adapter.name}`);
+  const maxlenSetting = adapter.flagSettings?.['maxlen']?.setting;
+  if (maxlen !== undefined && maxlenSetting === undefined) {
+    const owners = adaptersWithFlag('maxlen');
+    throw new UsageError(`--maxlen ${owners[0]?.setting.purpose ?? 'is not known'}, so it applies to ${owners.map((o) => o.adapter.name).join(' and ')}, not ${adapter.name}`);
   }
   validateConfig(given, capabilities);
   const config = scenario.configure ? scenario.configure(given, capabilities) : given;
   if (config !== given) validateConfig(config, capabilities);
-  if (config.maxMemoryBytes > 0 && adapter.name === 'sqs') {
-    throw new UsageError('--maxmemory starts a throw-away redis-server, so it applies to redis-list and redis-stream, not sqs');
+  if (config.maxMemoryBytes > 0 && adapter.cappedServer === undefined) {
+    const capped = adapters.filter((a) => a.cappedServer !== undefined);
+    const programs = [...new Set(capped.map((a) => a.cappedServer!.program))].join(' or ');
+    throw new UsageError(`--maxmemory starts a throw-away ${programs}, so it applies to ${capped.map((a) => a.name).join(' and ')}, not ${adapter.name}`);
   }
   await ensureWritable(config.resultsDir);
 
@@ -189,7 +193,9 @@ async function scenarioCommand(argv: Options): Promise<number> {
 
   let endpoint: Endpoint | undefined;
   try {
-    endpoint = config.maxMemoryBytes > 0 ? await cappedRedis(config.maxMemoryBytes) : await resolveEndpoint(adapter, env);
+    // --maxmemory: a throw-away server with that limit, never the one the environment names.
+    const capped = config.maxMemoryBytes > 0 ? adapter.cappedServer : undefined;
+    endpoint = capped ? await capped.start(config.maxMemoryBytes) : await resolveEndpoint(adapter, env);
     const record = await runScenario({
       adapter,
       connection: {
@@ -198,7 +204,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
         settings: {
           ...endpoint.settings,
           maxSockets: Math.max(64, config.publishConcurrency * 4 + Math.max(config.consumers * config.fanOutGroups, ...config.scaleSteps) * 2),
-          ...(maxlen === undefined ? {} : { maxLength: maxlen }),
+          ...(maxlen === undefined || maxlenSetting === undefined ? {} : { [maxlenSetting]: maxlen }),
         },
       },
       config,
@@ -288,10 +294,12 @@ function num(name: string, value: unknown, fallback: number): number {
   return parsed;
 }
 
-/** `--maxmemory`: a throw-away redis-server with that limit and noeviction, so a full server refuses writes rather than drop keys. */
-async function cappedRedis(maxMemoryBytes: number): Promise<Endpoint> {
-  const server = await startRedisServer({ args: ['--maxmemory', String(maxMemoryBytes), '--maxmemory-policy', 'noeviction'] });
-  return { url: server.url, settings: { endpointKind: 'embedded' }, stop: server.stop };
+/** `redis-list reliable|simple, sqs standard|fifo`: the modes of every adapter that has more than one. */
+function modeHelp(): string {
+  return adapters
+    .filter((adapter) => adapter.modes.length > 1)
+    .map((adapter) => `${adapter.name} ${adapter.modes.join('|')}`)
+    .join(', ');
 }
 
 /** A size in bytes: `1048576`, or with a unit as Redis takes it (`512kb`, `64mb`, `1gb`, powers of 1024). */

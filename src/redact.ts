@@ -1,9 +1,9 @@
 // Secrets never leave the process: every endpoint shown or stored passes through redactUrl first, and
-// scrubSecrets is the last pass over whatever the CLI prints or writes (results, summaries, errors).
+// scrubSecrets (src/secrets.ts) is the last pass over whatever the CLI prints or writes.
+// This file imports nothing, so adapters and services can use it without a cycle through the registry.
 //
-// LIMITATION: scrubSecrets knows only the secrets in this process's environment (AWS keys, session
-// token, the REDIS_URL password) and skips values under 8 characters; a secret given any other way
-// relies on redactUrl alone.
+// LIMITATION: redactUrl hides what looks like a secret in a URL (a password, a credential-looking
+// query parameter); a secret elsewhere in a URL (a token in its path) is left as it is.
 
 /** The URL with any user name's password, and any credential-looking query parameter, replaced by `***`. */
 export function redactUrl(url: string): string {
@@ -27,56 +27,4 @@ export function redactUrl(url: string): string {
 /** `text` with every URL in it passed through redactUrl. */
 export function redactUrls(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => redactUrl(url));
-}
-
-/** Variables whose values are secrets wherever they turn up. */
-const SECRET_VARIABLES = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'] as const;
-/** Shorter values are not scrubbed from free text: they would mangle ordinary words (LocalStack's `test`). */
-const MIN_SCRUB_CHARS = 8;
-
-/**
- * The secrets this process knows of, from `env`: the AWS keys and session token, and the password
- * (and URL-encoded password) in REDIS_URL. Only values of 8 characters or more.
- */
-export function knownSecrets(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
-  const found = new Set<string>();
-  for (const name of SECRET_VARIABLES) {
-    const value = env[name]?.trim();
-    if (value) found.add(value);
-  }
-  const redisUrl = env['REDIS_URL']?.trim();
-  if (redisUrl) {
-    try {
-      const { password } = new URL(redisUrl);
-      if (password) {
-        found.add(password);
-        found.add(decodeOrSame(password));
-      }
-    } catch {
-      // Not a URL (an unencoded reserved character): the password is what stands between the first ':' and the last '@'.
-      const userinfo = redisUrl.slice(redisUrl.indexOf('://') + 3, redisUrl.lastIndexOf('@'));
-      const colon = userinfo.indexOf(':');
-      if (redisUrl.includes('://') && colon >= 0) found.add(userinfo.slice(colon + 1));
-    }
-  }
-  return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);
-}
-
-/** The URL-decoded value; a `%` that starts no escape (`100%x`) makes decodeURIComponent throw: keep it as is. */
-function decodeOrSame(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
-}
-
-/**
- * `text` with every known secret replaced by `***`: the last line of defence for what the harness
- * prints and writes (results, summaries, error lines), behind redacting URLs where they are made.
- */
-export function scrubSecrets(text: string, env: Readonly<Record<string, string | undefined>> = process.env): string {
-  let out = text;
-  for (const secret of knownSecrets(env)) out = out.split(secret).join('***');
-  return out;
 }

@@ -1,4 +1,5 @@
-// What a run's API requests would cost on Amazon SQS, from the request counts the SQS adapter records.
+// What a run's API requests would cost on Amazon SQS, from the request counts the SQS adapter records
+// and the price its registry entry declares.
 // Cost per message is priced on the workload's billed requests; the harness's housekeeping (queues,
 // depth polls) is counted apart and left out of it (src/metrics/requests.ts).
 //
@@ -7,23 +8,12 @@
 // LocalStack endpoint's requests are priced as if AWS had answered them. Redis has no per-request
 // price, so its cost is "n/a", not zero. Prices change: PRICE_SOURCE says when they were checked.
 
+import { adapters } from '../../adapters/index.ts';
+import { SQS_PRICING } from '../../adapters/sqs-registry.ts';
 import type { ResultFile } from './result-file.ts';
 
-/** Where and when the prices below were taken; printed beside every cost. */
-export const SQS_PRICING = {
-  region: 'us-east-1',
-  /** USD per million requests to a standard queue (first tier, up to 100 billion a month). */
-  standardUsdPerMillion: 0.4,
-  /** USD per million requests to a FIFO queue. */
-  fifoUsdPerMillion: 0.5,
-  /** Each started chunk of this many payload bytes in one request is billed as one request. */
-  billedChunkBytes: 64 * 1024,
-  /** When the figures were checked. */
-  checkedOn: '2026-11-26',
-  source:
-    'aws.amazon.com/sqs/pricing as summarised by third-party guides dated March and June 2026 ' +
-    '(the AWS page itself was not reachable when checked)',
-} as const;
+/** Where and when the SQS prices were taken (with the sqs registry entry, adapters/sqs-registry.ts). */
+export { SQS_PRICING };
 
 /** One line for table footers and the HTML report. */
 export function pricingNote(): string {
@@ -37,6 +27,6 @@ export function pricingNote(): string {
 
 /** USD per million requests for this run's queue, or undefined when the broker is not priced per request. */
 export function usdPerMillionRequests(result: Pick<ResultFile, 'config'>): number | undefined {
-  if (result.config.adapter !== 'sqs') return undefined;
-  return result.config.mode === 'fifo' ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion;
+  // The canonical name as result files record it, never an alias: a file saying `SQS` was not written by a run.
+  return adapters.find((adapter) => adapter.name === result.config.adapter)?.pricing?.usdPerMillionRequests(result.config.mode);
 }

@@ -15,7 +15,7 @@ import type { RunConfig } from '../config.ts';
 import type { EnvironmentInfo } from '../environment.ts';
 import { resultShapeProblem } from './result-schema.ts';
 import { UsageError } from '../errors.ts';
-import { scrubSecrets } from '../redact.ts';
+import { scrubSecrets } from '../secrets.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { lostCount, publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';

@@ -11,11 +11,10 @@ import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { adapters } from '../../adapters/index.ts';
-import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, QueueSpec } from '../../src/broker.ts';
+import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, Endpoint, QueueSpec } from '../../src/broker.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
-import { keysWithPrefix, redisUrl } from './redis.ts';
-import { queuesWithPrefix } from './sqs.ts';
+import { redisUrl } from './redis.ts';
 
 /** One adapter in one mode, as the contract suite runs it. */
 export interface BrokerTarget {
@@ -24,8 +23,6 @@ export interface BrokerTarget {
   /** `redis-list simple`, `sqs fifo`, …: how test names and skip reasons name it. */
   readonly label: string;
   readonly capabilities: BrokerCapabilities;
-  /** `redis` or `sqs`: which server it needs. */
-  readonly family: 'redis' | 'sqs';
   /** Adapter settings the suite opens it with (FIFO: several message groups, so consumers can work at once). */
   readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
 }
@@ -34,14 +31,12 @@ export interface BrokerTarget {
 export function brokerTargets(): BrokerTarget[] {
   return adapters.flatMap((adapter) =>
     adapter.modes.map((mode) => {
-      const family = adapter.name === 'sqs' ? ('sqs' as const) : ('redis' as const);
       return {
         adapter,
         mode,
         label: `${adapter.name} ${mode}`,
         capabilities: adapter.capabilities(mode),
-        family,
-        settings: adapter.name === 'sqs' && mode === 'fifo' ? { groups: 4 } : {},
+        settings: adapter.testing?.settings?.(mode) ?? {},
       };
     }),
   );
@@ -51,11 +46,16 @@ export function brokerTargets(): BrokerTarget[] {
 export interface BrokerEndpoints {
   readonly redis: { readonly url: string; readonly kind: BrokerInfo['endpointKind'] };
   readonly sqs: SqsEndpoint;
+  /** Every server the registry's adapters need, by the variable that names it (`REDIS_URL`, `SQS_ENDPOINT`, …). */
+  readonly servers: Readonly<Record<string, ServerConnection>>;
   /** One line saying which servers these are, e.g. `Redis redis://127.0.0.1:6379 (local), SQS … (embedded, fauxqs 1.9.2)`. */
   readonly summary: string;
   /** Stops whatever was started for the suite. Calling it twice is harmless. */
   stop(): Promise<void>;
 }
+
+/** Where one server is reached, and the settings the CLI would open an adapter on it with. */
+export type ServerConnection = Pick<Endpoint, 'url' | 'settings'>;
 
 /** How long a Docker engine gets to answer before the suite uses the local servers. */
 const ENGINE_PROBE_MS = 3_000;
@@ -118,6 +118,18 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
     }
     const sqs = await resolveSqs({ SQS_ENDPOINT: sqsSetting, AWS_REGION: process.env['AWS_REGION'] });
     stops.push(() => sqs.stop());
+    const servers: Record<string, ServerConnection> = {
+      REDIS_URL: { url: redis.url, settings: { endpointKind: redis.kind } },
+      SQS_ENDPOINT: { url: sqs.endpoint, settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version } },
+    };
+    // Any other server an adapter names is found as its registry entry says, as the CLI would.
+    for (const adapter of adapters) {
+      const variable = adapter.serverVariable;
+      if (variable === undefined || servers[variable] !== undefined || adapter.resolve === undefined) continue;
+      const endpoint = await adapter.resolve(process.env);
+      stops.push(() => endpoint.stop());
+      servers[variable] = endpoint;
+    }
     const why = useContainers
       ? 'containers started with testcontainers for what was not given'
       : containersOff
@@ -128,7 +140,7 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
     const summary =
       `contract suite uses Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.kind}) and ` +
       `SQS ${sqs.endpoint ?? 'AWS default'} (${sqs.kind}, ${sqs.version}): ${why}`;
-    return { redis, sqs, summary, stop };
+    return { redis, sqs, servers, summary, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -195,14 +207,17 @@ export function connectionFor(
   endpoints: BrokerEndpoints,
   target: BrokerTarget,
 ): { url: string | undefined; settings: Record<string, string | number | boolean | undefined> } {
-  if (target.family === 'sqs') {
-    const { sqs } = endpoints;
-    return {
-      url: sqs.endpoint,
-      settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version, ...target.settings },
-    };
-  }
-  return { url: endpoints.redis.url, settings: { endpointKind: endpoints.redis.kind, ...target.settings } };
+  const server = serverFor(endpoints, target);
+  return { url: server.url, settings: { ...server.settings, ...target.settings } };
+}
+
+/** The server `target`'s adapter names (none for one that needs no server). */
+function serverFor(endpoints: BrokerEndpoints, target: BrokerTarget): ServerConnection {
+  const variable = target.adapter.serverVariable;
+  if (variable === undefined) return { url: undefined, settings: {} };
+  const server = endpoints.servers[variable];
+  if (server === undefined) throw new Error(`no test server for ${variable} (${target.label})`);
+  return server;
 }
 
 /** An open handle on a fresh namespace with one prepared queue, and everything needed to clean up after it. */
@@ -210,7 +225,7 @@ export interface BrokerFixture extends QueueFixture {
   readonly target: BrokerTarget;
   /** A new handle on its own connection, closed by cleanup(). */
   duplicate(): Promise<Broker>;
-  /** Redis keys or SQS queues whose name starts with this fixture's namespace, straight from the server. */
+  /** What the adapter left on its server (Redis keys, SQS queues) under this fixture's namespace, straight from the server. */
   leftovers(): Promise<string[]>;
 }
 
@@ -241,7 +256,6 @@ export async function openBrokerFixture(
       fixture.others.push(other);
       return other;
     },
-    leftovers: () =>
-      target.family === 'sqs' ? queuesWithPrefix(endpoints.sqs, namespace) : keysWithPrefix(namespace, endpoints.redis.url),
+    leftovers: async () => (await target.adapter.testing?.leftovers(serverFor(endpoints, target), namespace)) ?? [],
   };
 }

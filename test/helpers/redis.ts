@@ -1,9 +1,9 @@
 // Shared helpers for tests that talk to a real Redis: where it is, fresh key prefixes, and adapter
 // handles that are always torn down and closed.
 
-import { Redis } from 'ioredis';
 import type { QueueSpec } from '../../src/broker.ts';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
+import { keysWithPrefix as registryKeysWithPrefix } from '../../adapters/redis-registry.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
 
 export { uniqueNamespace };
@@ -27,21 +27,8 @@ export async function openRedisListFixture(
 }
 
 /** Every key whose name starts with `prefix` on `url` (default: redisUrl()), found with SCAN (never KEYS on a shared server). */
-export async function keysWithPrefix(prefix: string, url: string = redisUrl()): Promise<string[]> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  await client.connect();
-  try {
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      found.push(...keys);
-    } while (cursor !== '0');
-    return found;
-  } finally {
-    await client.quit();
-  }
+export function keysWithPrefix(prefix: string, url: string = redisUrl()): Promise<string[]> {
+  return registryKeysWithPrefix(prefix, url);
 }
 
 /** Pauses every client of the server at `url` for `ms` (CLIENT PAUSE ALL), from a connection of its own closed at once. */

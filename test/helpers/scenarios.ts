@@ -26,8 +26,10 @@ export const ADAPTERS: Record<Target, { adapter: BrokerAdapter; mode: string }> 
 
 /** Runs scenarios for one test file; `sqsEndpoint` is that file's useSqsEndpoint(). */
 export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
+  /** Where `target` connects: the test Redis (or `url`) or this file's SQS endpoint, by the server its adapter names. */
   function connection(target: Target, url = redisUrl()): Omit<BrokerOptions, 'namespace'> {
-    if (target !== 'sqs') return { url, commandTimeoutMs: 3_000 };
+    const variable = ADAPTERS[target].adapter.serverVariable;
+    if (variable !== 'SQS_ENDPOINT') return { url, commandTimeoutMs: 3_000 };
     const endpoint = sqsEndpoint();
     return {
       ...(endpoint.endpoint === undefined ? {} : { url: endpoint.endpoint }),

@@ -1,11 +1,11 @@
 // Shared helpers for tests that talk to a real SQS endpoint (the embedded fauxqs unless SQS_ENDPOINT
 // says otherwise): one endpoint per test file, fresh namespaces, and handles that are always cleaned up.
 
-import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll } from 'vitest';
 import type { QueueSpec } from '../../src/broker.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { sqsAdapter } from '../../adapters/sqs.ts';
+import { queuesWithPrefix as registryQueuesWithPrefix } from '../../adapters/sqs-registry.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
 
 export { uniqueNamespace };
@@ -51,17 +51,6 @@ export async function openSqs(
 }
 
 /** Names of the queues on `endpoint` whose name starts with `prefix`, straight from ListQueues. */
-export async function queuesWithPrefix(endpoint: SqsEndpoint, prefix: string): Promise<string[]> {
-  const client = new SQSClient({
-    region: endpoint.region,
-    ...(endpoint.endpoint !== undefined
-      ? { endpoint: endpoint.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }
-      : {}),
-  });
-  try {
-    const out = await client.send(new ListQueuesCommand({ QueueNamePrefix: prefix }));
-    return (out.QueueUrls ?? []).map((url) => url.slice(url.lastIndexOf('/') + 1));
-  } finally {
-    client.destroy();
-  }
+export function queuesWithPrefix(endpoint: SqsEndpoint, prefix: string): Promise<string[]> {
+  return registryQueuesWithPrefix({ url: endpoint.endpoint, settings: { region: endpoint.region } }, prefix);
 }

@@ -2,7 +2,8 @@
 // the harness prints or writes as a last line of defence.
 
 import { describe, expect, it } from 'vitest';
-import { knownSecrets, redactUrl, scrubSecrets } from '../../src/redact.ts';
+import { redactUrl } from '../../src/redact.ts';
+import { knownSecrets, scrubSecrets } from '../../src/secrets.ts';
 
 describe('redactUrl', () => {
   it.each([
