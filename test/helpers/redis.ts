@@ -1,6 +1,7 @@
 // Shared helpers for tests that talk to a real Redis: where it is, fresh key prefixes, and adapter
 // handles that are always torn down and closed.
 
+import { Redis } from 'ioredis';
 import type { QueueSpec } from '../../src/broker.ts';
 import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { keysWithPrefix as registryKeysWithPrefix } from '../../adapters/redis-registry.ts';
