@@ -4,11 +4,17 @@
 import type { BrokerAdapter } from '../src/broker.ts';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
+import { memoryAdapter } from './memory.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
 
-export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter];
+export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter];
+
+/** Which server an adapter talks to: `none` for one that keeps its queues in this process. */
+export function serverOf(adapter: BrokerAdapter): 'redis' | 'sqs' | 'none' {
+  return adapter.name === 'sqs' ? 'sqs' : adapter.name === memoryAdapter.name ? 'none' : 'redis';
+}
 
 /** Finds an adapter by canonical name or alias, case-insensitively. */
 export function findAdapter(name: string): BrokerAdapter | undefined {
@@ -38,6 +44,7 @@ export interface EndpointEnv {
 
 /** Resolves the server for an adapter, starting an embedded one when nothing is configured or answering. */
 export async function resolveEndpoint(adapter: BrokerAdapter, env: EndpointEnv): Promise<Endpoint> {
+  if (serverOf(adapter) === 'none') return { url: undefined, settings: {}, stop: async () => undefined };
   if (adapter.name === 'sqs') {
     const sqs = await resolveSqs(definedOnly({ SQS_ENDPOINT: env.SQS_ENDPOINT, AWS_REGION: env.AWS_REGION }));
     return {

@@ -54,6 +54,7 @@ const CAPABILITIES: Record<RedisListMode, BrokerCapabilities> = {
     ordering: 'fifo',
     maxBatchSize: MAX_BATCH,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
+    sharedAcrossProcesses: true,
   },
   reliable: {
     delivery: 'at-least-once',
@@ -66,6 +67,7 @@ const CAPABILITIES: Record<RedisListMode, BrokerCapabilities> = {
     ordering: 'none',
     maxBatchSize: MAX_BATCH,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
+    sharedAcrossProcesses: true,
   },
 };
 

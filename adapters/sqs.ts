@@ -94,6 +94,7 @@ const STANDARD: BrokerCapabilities = {
   ordering: 'none',
   maxBatchSize: MAX_BATCH_ENTRIES,
   maxPayloadBytes: MAX_PAYLOAD_BYTES,
+  sharedAcrossProcesses: true,
 };
 
 /** FIFO queues keep order within a message group and take no per-message delay (only a queue-level one). */

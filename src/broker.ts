@@ -20,6 +20,8 @@ export interface BrokerCapabilities {
   readonly maxBatchSize: number;
   /** Largest message body accepted, in bytes (UTF-8). */
   readonly maxPayloadBytes: number;
+  /** Handles opened with the same options in other processes reach the same queues (false: this process only). */
+  readonly sharedAcrossProcesses: boolean;
 }
 
 /** Who the broker is, for result files and reports. Never contains a password or key. */

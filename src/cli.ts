@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
+import { adapterNames, findAdapter, resolveEndpoint, serverOf, type Endpoint } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from './config.ts';
@@ -162,8 +162,8 @@ async function scenarioCommand(argv: Options): Promise<number> {
   validateConfig(given, capabilities);
   const config = scenario.configure ? scenario.configure(given, capabilities) : given;
   if (config !== given) validateConfig(config, capabilities);
-  if (config.maxMemoryBytes > 0 && adapter.name === 'sqs') {
-    throw new UsageError('--maxmemory starts a throw-away redis-server, so it applies to redis-list and redis-stream, not sqs');
+  if (config.maxMemoryBytes > 0 && serverOf(adapter) !== 'redis') {
+    throw new UsageError(`--maxmemory starts a throw-away redis-server, so it applies to redis-list and redis-stream, not ${adapter.name}`);
   }
   await ensureWritable(config.resultsDir);
 

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { adapters } from '../../adapters/index.ts';
+import { adapters, serverOf } from '../../adapters/index.ts';
+import { memoryQueueNames } from '../../adapters/memory.ts';
 import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, QueueSpec } from '../../src/broker.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
@@ -24,8 +25,8 @@ export interface BrokerTarget {
   /** `redis-list simple`, `sqs fifo`, …: how test names and skip reasons name it. */
   readonly label: string;
   readonly capabilities: BrokerCapabilities;
-  /** `redis` or `sqs`: which server it needs. */
-  readonly family: 'redis' | 'sqs';
+  /** `redis` or `sqs`: which server it needs; `none` when it keeps its queues in this process. */
+  readonly family: 'redis' | 'sqs' | 'none';
   /** Adapter settings the suite opens it with (FIFO: several message groups, so consumers can work at once). */
   readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
 }
@@ -34,7 +35,7 @@ export interface BrokerTarget {
 export function brokerTargets(): BrokerTarget[] {
   return adapters.flatMap((adapter) =>
     adapter.modes.map((mode) => {
-      const family = adapter.name === 'sqs' ? ('sqs' as const) : ('redis' as const);
+      const family = serverOf(adapter);
       return {
         adapter,
         mode,
@@ -195,6 +196,7 @@ export function connectionFor(
   endpoints: BrokerEndpoints,
   target: BrokerTarget,
 ): { url: string | undefined; settings: Record<string, string | number | boolean | undefined> } {
+  if (target.family === 'none') return { url: undefined, settings: { ...target.settings } };
   if (target.family === 'sqs') {
     const { sqs } = endpoints;
     return {
@@ -210,7 +212,7 @@ export interface BrokerFixture extends QueueFixture {
   readonly target: BrokerTarget;
   /** A new handle on its own connection, closed by cleanup(). */
   duplicate(): Promise<Broker>;
-  /** Redis keys or SQS queues whose name starts with this fixture's namespace, straight from the server. */
+  /** Redis keys, SQS queues or in-process queues whose name starts with this fixture's namespace, straight from the server. */
   leftovers(): Promise<string[]>;
 }
 
@@ -241,7 +243,11 @@ export async function openBrokerFixture(
       fixture.others.push(other);
       return other;
     },
-    leftovers: () =>
-      target.family === 'sqs' ? queuesWithPrefix(endpoints.sqs, namespace) : keysWithPrefix(namespace, endpoints.redis.url),
+    leftovers: async () =>
+      target.family === 'none'
+        ? memoryQueueNames(namespace)
+        : target.family === 'sqs'
+          ? queuesWithPrefix(endpoints.sqs, namespace)
+          : keysWithPrefix(namespace, endpoints.redis.url),
   };
 }
