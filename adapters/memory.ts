@@ -1,13 +1,13 @@
-// The in-memory adapter: a Broker kept in this process's memory, at-least-once with a visibility timeout,
-// delays, nack with a retry delay and dead letters. The worked example of an adapter (README: "Adding a
-// broker"), and the broker that unit tests run pipelines on without a server.
+// The in-memory adapter: a Broker kept in this process's memory, at-least-once with a visibility timeout, delays,
+// nack with a retry delay and dead letters. The worked example of an adapter (README: "Adding a broker"), and the
+// broker unit tests run pipelines on without a server.
 //
-// LIMITATION: one process only: consumer processes (crash-recovery, scale-out --scale-by processes) would
-// open an empty memory of their own, so it declares `sharedAcrossProcesses: false` and such runs are
-// refused. It measures the harness alone: no network, no persistence, no serialisation.
+// LIMITATION: one process only: consumer processes (crash-recovery, scale-out --scale-by processes) would open an
+// empty memory of their own, so it declares `sharedAcrossProcesses: false` and such runs are refused. It measures
+// the harness alone: no network, no persistence, no serialisation.
 
-import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, OutgoingMessage, QueueDepth } from '../src/broker.ts';
-import { BrokerError, type QueueSpec, type ReceiveOptions, type ReceivedMessage } from '../src/broker.ts';
+import { BrokerError, type Broker, type BrokerAdapter, type BrokerCapabilities, type BrokerInfo } from '../src/broker.ts';
+import type { OutgoingMessage, QueueDepth, QueueSpec, ReceiveOptions, ReceivedMessage } from '../src/broker.ts';
 
 const ADAPTER = 'memory';
 const CAPABILITIES: BrokerCapabilities = {
@@ -18,8 +18,6 @@ const CAPABILITIES: BrokerCapabilities = {
   maxBatchSize: 1_000, maxPayloadBytes: 1024 * 1024,
   sharedAcrossProcesses: false,
 };
-/** Used when a queue is published to before it was `prepare`d, as Redis would. */
-const DEFAULT_SPEC: Omit<QueueSpec, 'name'> = { visibilityTimeoutMs: 30_000, maxReceives: 0 };
 
 interface Stored { readonly id: number; readonly body: string; receiveCount: number; dueMs: number }
 
@@ -29,8 +27,8 @@ class Queue {
   /** In receive order, which is due order: a queue has one visibility timeout. */
   readonly inFlight = new Map<string, Stored>();
   /** Sorted by `dueMs`, latest first, so due ones pop off the end. */
-  readonly delayed: Stored[] = [];
-  readonly dead: Stored[] = [];
+  delayed: Stored[] = [];
+  dead: Stored[] = [];
   /** Blocked receives, woken when something may have become ready. */
   readonly waiters = new Set<() => void>();
   nextId = 0;
@@ -49,18 +47,14 @@ class Queue {
     else this.ready.push(message);
   }
 
-  /** Moves what fell due: expired deliveries, and delays run out. */
-  promote(nowMs: number): void {
+  /** Moves what fell due (expired deliveries, delays run out); returns when the next will, in ms since the epoch, or Infinity. */
+  promote(nowMs: number): number {
     for (const [receipt, message] of this.inFlight) {
       if (message.dueMs > nowMs) break;
       this.inFlight.delete(receipt);
       this.giveBack(message, nowMs, 0);
     }
     while (this.delayed.length > 0 && this.delayed.at(-1)!.dueMs <= nowMs) this.ready.push(this.delayed.pop()!);
-  }
-
-  /** When the next delivery expires or delay runs out (ms since the epoch); Infinity if none will. */
-  nextDueMs(): number {
     const first = this.inFlight.values().next();
     return Math.min(first.done ? Infinity : first.value.dueMs, this.delayed.at(-1)?.dueMs ?? Infinity);
   }
@@ -73,20 +67,14 @@ class Queue {
 /** Each namespace's queues, shared by every handle opened on it in this process; dropped with its last queue. */
 const namespaces = new Map<string, Map<string, Queue>>();
 
-function namespaceOf(name: string): Map<string, Queue> {
-  const queues = namespaces.get(name) ?? new Map<string, Queue>();
-  namespaces.set(name, queues);
-  return queues;
-}
-
 function refuse(operation: string, message: string): never {
   throw new BrokerError(ADAPTER, operation, message);
 }
 
 class MemoryBroker implements Broker {
   readonly capabilities = CAPABILITIES;
-  /** This handle's blocked receive, ended early by close(). */
-  readonly #waits = new Set<() => void>();
+  /** Wakes this handle's blocked receive (a handle serves one at a time): for close(). */
+  #wake: (() => void) | undefined;
   #closed = false;
 
   constructor(readonly namespace: string) {}
@@ -113,7 +101,8 @@ class MemoryBroker implements Broker {
       if (bytes > maxPayloadBytes) refuse('publish', `a body of ${bytes} bytes is over the limit of ${maxPayloadBytes}`);
       if (!(delayMs >= 0 && delayMs <= maxDelayMs)) refuse('publish', `delayMs must be from 0 to ${maxDelayMs}, got ${delayMs}`);
     }
-    const target = queues.get(queue) ?? new Queue(DEFAULT_SPEC);
+    // A queue published to before it was prepared is made with the harness's defaults, as Redis would.
+    const target = queues.get(queue) ?? new Queue({ visibilityTimeoutMs: 30_000, maxReceives: 0 });
     queues.set(queue, target);
     const nowMs = Date.now();
     for (const { body, delayMs = 0 } of messages) {
@@ -126,18 +115,22 @@ class MemoryBroker implements Broker {
 
   async receive(queue: string, { maxMessages, waitMs }: ReceiveOptions): Promise<ReceivedMessage[]> {
     this.#queues('receive');
-    if (!Number.isInteger(maxMessages) || maxMessages < 1 || maxMessages > CAPABILITIES.maxBatchSize) {
-      refuse('receive', `maxMessages must be an integer from 1 to ${CAPABILITIES.maxBatchSize}, got ${maxMessages}`);
-    }
+    const most = CAPABILITIES.maxBatchSize;
+    if (!(Number.isInteger(maxMessages) && maxMessages >= 1 && maxMessages <= most)) refuse('receive', `maxMessages must be from 1 to ${most}, got ${maxMessages}`);
     const deadlineMs = Date.now() + Math.max(0, waitMs);
     while (!this.#closed) {
-      const target = namespaceOf(this.namespace).get(queue);
+      const target = namespaces.get(this.namespace)?.get(queue);
       const nowMs = Date.now();
-      target?.promote(nowMs);
+      const nextDueMs = target?.promote(nowMs) ?? Infinity;
       if (target !== undefined && target.ready.length > 0) return take(target, maxMessages, nowMs);
       if (nowMs >= deadlineMs) break;
       // No spin: sleeps until a publish or nack wakes it, the next message falls due, the wait ends or close() is called.
-      await this.#wait(target, Math.min(deadlineMs, target?.nextDueMs() ?? Infinity) - nowMs);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, Math.min(deadlineMs, nextDueMs, nowMs + 2 ** 31 - 1) - nowMs));
+        this.#wake = () => resolve(clearTimeout(timer));
+        target?.waiters.add(this.#wake);
+      });
+      target?.waiters.delete(this.#wake!);
     }
     return [];
   }
@@ -149,14 +142,13 @@ class MemoryBroker implements Broker {
 
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {
     const target = this.#queues('nack').get(queue);
+    if (target === undefined) return;
     for (const { receipt } of messages) {
-      const message = target?.inFlight.get(receipt);
+      const message = target.inFlight.get(receipt);
       // An unknown receipt was settled already, or expired and is back in the queue: nothing to give back.
-      if (message === undefined) continue;
-      target!.inFlight.delete(receipt);
-      target!.giveBack(message, Date.now(), retryDelayMs);
+      if (message !== undefined && target.inFlight.delete(receipt)) target.giveBack(message, Date.now(), retryDelayMs);
     }
-    target?.wake();
+    target.wake();
   }
 
   async depth(queue: string): Promise<QueueDepth> {
@@ -168,9 +160,8 @@ class MemoryBroker implements Broker {
   async purge(queue: string): Promise<void> {
     const target = this.#queues('purge').get(queue);
     if (target === undefined) return;
-    target.ready = [];
     target.inFlight.clear();
-    target.delayed.length = target.dead.length = 0;
+    [target.ready, target.delayed, target.dead] = [[], [], []];
   }
 
   async teardown(queue: string): Promise<void> {
@@ -187,28 +178,15 @@ class MemoryBroker implements Broker {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const wake of this.#waits) wake();
-  }
-
-  /** Resolves after `ms`, or sooner when the queue wakes its waiters or this handle closes. */
-  #wait(target: Queue | undefined, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        target?.waiters.delete(done);
-        this.#waits.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, Math.min(ms, 2 ** 31 - 1)));
-      target?.waiters.add(done);
-      this.#waits.add(done);
-    });
+    this.#wake?.();
   }
 
   /** The namespace's queues; refuses `operation` once the handle is closed. */
   #queues(operation: string): Map<string, Queue> {
     if (this.#closed) refuse(operation, 'the handle is closed');
-    return namespaceOf(this.namespace);
+    const queues = namespaces.get(this.namespace) ?? new Map<string, Queue>();
+    namespaces.set(this.namespace, queues);
+    return queues;
   }
 }
 
@@ -229,10 +207,7 @@ export function memoryQueueNames(namespace: string): string[] {
 }
 
 export const memoryAdapter: BrokerAdapter = {
-  name: ADAPTER,
-  aliases: ['MEMORY'],
-  modes: ['default'],
-  defaultMode: 'default',
+  ...{ name: ADAPTER, aliases: ['MEMORY'], modes: ['default'], defaultMode: 'default' },
   capabilities: () => CAPABILITIES,
   open: async (options) => new MemoryBroker(options.namespace),
 };
