@@ -1,6 +1,6 @@
-// The in-memory adapter: a Broker kept in this process's memory, at-least-once with a visibility timeout, delays,
-// nack with a retry delay and dead letters. The worked example of an adapter (README: "Adding a broker"), and the
-// broker unit tests run pipelines on without a server.
+// The in-memory adapter: queues in this process's memory, at-least-once with a visibility timeout, delays, nack
+// with a retry delay and dead letters. The worked example of an adapter (README: "Adding a broker"), and the broker
+// unit tests run pipelines on without a server.
 //
 // LIMITATION: one process only: consumer processes (crash-recovery, scale-out --scale-by processes) would open an
 // empty memory of their own, so it declares `sharedAcrossProcesses: false` and such runs are refused. It measures
@@ -19,9 +19,11 @@ const CAPABILITIES: BrokerCapabilities = {
   sharedAcrossProcesses: false,
 };
 
-interface Stored { readonly id: number; readonly body: string; receiveCount: number; dueMs: number }
+interface Stored { readonly body: string; receiveCount: number; dueMs: number }
+/** Numbers every delivery in this process: its receipt, so the receipt of a delivery that expired settles nothing. */
+let deliveries = 0;
 
-/** One queue's messages by state. A receipt is `id:receiveCount`, so an expired delivery's receipt settles nothing. */
+/** One queue's messages by state. */
 class Queue {
   ready: Stored[] = [];
   /** In receive order, which is due order: a queue has one visibility timeout. */
@@ -31,7 +33,6 @@ class Queue {
   dead: Stored[] = [];
   /** Blocked receives, woken when something may have become ready. */
   readonly waiters = new Set<() => void>();
-  nextId = 0;
   constructor(public spec: Omit<QueueSpec, 'name'>) {}
 
   delay(message: Stored, dueMs: number): void {
@@ -106,7 +107,7 @@ class MemoryBroker implements Broker {
     queues.set(queue, target);
     const nowMs = Date.now();
     for (const { body, delayMs = 0 } of messages) {
-      const stored: Stored = { id: target.nextId++, body, receiveCount: 0, dueMs: nowMs };
+      const stored: Stored = { body, receiveCount: 0, dueMs: 0 };
       if (delayMs > 0) target.delay(stored, nowMs + delayMs);
       else target.ready.push(stored);
     }
@@ -195,7 +196,7 @@ function take(target: Queue, maxMessages: number, nowMs: number): ReceivedMessag
   return target.ready.splice(0, maxMessages).map((message) => {
     message.receiveCount++;
     message.dueMs = nowMs + target.spec.visibilityTimeoutMs;
-    const receipt = `${message.id}:${message.receiveCount}`;
+    const receipt = String(++deliveries);
     target.inFlight.set(receipt, message);
     return { body: message.body, receiveCount: message.receiveCount, receipt };
   });
@@ -207,7 +208,7 @@ export function memoryQueueNames(namespace: string): string[] {
 }
 
 export const memoryAdapter: BrokerAdapter = {
-  ...{ name: ADAPTER, aliases: ['MEMORY'], modes: ['default'], defaultMode: 'default' },
+  name: ADAPTER, aliases: ['MEMORY'], modes: ['default'], defaultMode: 'default',
   capabilities: () => CAPABILITIES,
   open: async (options) => new MemoryBroker(options.namespace),
 };
