@@ -55,6 +55,7 @@ const CAPABILITIES: Record<RedisListMode, BrokerCapabilities> = {
     ordering: 'fifo',
     maxBatchSize: MAX_BATCH,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
+    sharedAcrossProcesses: true,
   },
   reliable: {
     delivery: 'at-least-once',
@@ -67,6 +68,7 @@ const CAPABILITIES: Record<RedisListMode, BrokerCapabilities> = {
     ordering: 'none',
     maxBatchSize: MAX_BATCH,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
+    sharedAcrossProcesses: true,
   },
 };
 

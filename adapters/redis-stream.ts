@@ -64,6 +64,7 @@ const CAPABILITIES: BrokerCapabilities = {
   ordering: 'none',
   maxBatchSize: MAX_BATCH,
   maxPayloadBytes: 512 * 1024 * 1024,
+  sharedAcrossProcesses: true,
 };
 
 const ENDPOINT_KINDS = ['local', 'embedded', 'docker', 'localstack', 'aws', 'other'] as const;

@@ -99,6 +99,7 @@ const STANDARD: BrokerCapabilities = {
   maxNackDelayMs: MAX_VISIBILITY_S * 1000,
   delayGranularity: { ms: 1000, says: 'SQS takes DelaySeconds in whole seconds' },
   nackDelayGranularity: { ms: 1000, says: 'SQS takes retry delays (ChangeMessageVisibility) in whole seconds' },
+  sharedAcrossProcesses: true,
 };
 
 /** FIFO queues keep order within a message group and take no per-message delay (only a queue-level one). */

@@ -26,6 +26,8 @@ export interface BrokerCapabilities {
   readonly delayGranularity?: Granularity;
   /** `nack` retry delays are taken in whole multiples of this, rounded up, in ms; absent = 1 ms. */
   readonly nackDelayGranularity?: Granularity;
+  /** Handles opened with the same options in other processes reach the same queues (false: this process only). */
+  readonly sharedAcrossProcesses: boolean;
 }
 
 /** A unit a broker rounds delays up to, and the sentence saying so in a scenario's verdicts. */
@@ -246,8 +248,8 @@ export interface RequestPricing {
 export interface AdapterTesting {
   /** Names of what the adapter left on the server whose name starts with `namespace` (keys, queues). */
   leftovers(endpoint: Pick<Endpoint, 'url' | 'settings'>, namespace: string): Promise<string[]>;
-  /** A URL of this broker's kind on loopback port `port`, which the caller knows to be closed. */
-  unreachableUrl(port: number): string;
+  /** A URL of this broker's kind on loopback port `port`, which the caller knows to be closed; absent for a broker with no server. */
+  unreachableUrl?(port: number): string;
   /** Messages a test may push through the test server in a few seconds; absent = 3,000 (the embedded SQS: 1,000). */
   readonly bulkMessages?: number;
   /** Extra settings the contract suite opens `mode` with (FIFO: several message groups). */

@@ -255,6 +255,10 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   if (config.warmupMessages >= config.messages) {
     throw new UsageError(`--warmup ${config.warmupMessages} leaves no measured message out of ${config.messages}`);
   }
+  const usesProcesses = config.consumerProcesses > 0 || (config.scenario === 'scale-out' && config.scaleBy === 'processes');
+  if (usesProcesses && !capabilities.sharedAcrossProcesses) {
+    throw new UsageError(`${adapter} keeps its queues in this process, so consumer processes cannot reach them: use a broker with a server, or consumers in this process`);
+  }
   checkLimits(config);
   if (!/^[A-Za-z0-9_-]{1,40}$/.test(config.channel)) {
     throw new UsageError(`CHANNEL_NAME "${config.channel}" must be 1 to 40 letters, digits, '-' or '_'`);

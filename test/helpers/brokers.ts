@@ -1,6 +1,6 @@
 // Any adapter and mode as a test fixture: the matrix of every adapter x mode from adapters/index.ts, the
 // servers they talk to (the local Redis and the embedded SQS, or Redis and LocalStack in containers when a
-// Docker engine answers and no endpoint was given), and handles that are always torn down and closed.
+// Docker engine answers and no endpoint was given; none for memory), and handles that are always torn down and closed.
 //
 // LIMITATION: the container path (testcontainers) only runs where a Docker engine answers; on machines
 // without one it is detected as absent in a few ms and never exercised. Set BROKERBENCH_TEST_CONTAINERS=off

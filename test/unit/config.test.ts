@@ -14,6 +14,7 @@ const capabilities: BrokerCapabilities = {
   ordering: 'none',
   maxBatchSize: 10,
   maxPayloadBytes: 262_144,
+  sharedAcrossProcesses: true,
 };
 
 const base: RunConfig = {
