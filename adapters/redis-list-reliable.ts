@@ -119,16 +119,14 @@ function receipts(messages: readonly ReceivedMessage[]): string[] {
   return out;
 }
 
-/** The script's envelopes "id:receiveCount:body" as messages whose receipt is "id:receiveCount". */
+/** The script's pairs of receipt "id:receiveCount" and body as messages. */
 function toMessages(reply: string[]): ReceivedMessage[] {
-  const messages = new Array<ReceivedMessage>(reply.length - 1);
-  for (let i = 1; i < reply.length; i++) {
-    const envelope = reply[i]!;
-    const a = envelope.indexOf(':');
-    const b = envelope.indexOf(':', a + 1);
+  const messages = new Array<ReceivedMessage>((reply.length - 1) / 2);
+  for (let i = 1, m = 0; i < reply.length; i += 2, m++) {
+    const receipt = reply[i]!;
     let receiveCount = 0;
-    for (let j = a + 1; j < b; j++) receiveCount = receiveCount * 10 + envelope.charCodeAt(j) - 48;
-    messages[i - 1] = { body: envelope.slice(b + 1), receiveCount, receipt: envelope.slice(0, b) };
+    for (let j = receipt.lastIndexOf(':') + 1; j < receipt.length; j++) receiveCount = receiveCount * 10 + receipt.charCodeAt(j) - 48;
+    messages[m] = { body: reply[i + 1]!, receiveCount, receipt };
   }
   return messages;
 }

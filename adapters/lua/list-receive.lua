@@ -11,9 +11,9 @@
 -- ARGV[4] maxReceives (0 = never dead-letter)
 -- ARGV[5] most delayed entries and most expired in-flight entries to move in this call
 -- ARGV[6] an id prefix unique to this call (no ':'), for ready entries that are not envelopes
--- Returns { nextDue, envelope... }: each envelope carries the raised count, and its part before the
--- second ':' is the receipt. nextDue is '' unless nothing was returned; then it is the earliest delayed
--- due time or in-flight deadline (epoch ms), or '' if there is none, to bound the client's wait.
+-- Returns { nextDue, receipt, body, receipt, body ... }: each receipt carries the raised count. nextDue
+-- is '' unless nothing was returned; then it is the earliest delayed due time or in-flight deadline
+-- (epoch ms), or '' if there is none, to bound the client's wait.
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local deadline = now + tonumber(ARGV[3])
@@ -76,7 +76,8 @@ if #popped > 0 then
       zargs[#zargs + 1] = receipt
       hargs[#hargs + 1] = receipt
       hargs[#hargs + 1] = e
-      out[#out + 1] = receipt .. ':' .. e
+      out[#out + 1] = receipt
+      out[#out + 1] = e
     elseif maxReceives > 0 and count >= maxReceives then
       dead[#dead + 1] = e
     else
@@ -84,8 +85,10 @@ if #popped > 0 then
       zargs[#zargs + 1] = deadline
       zargs[#zargs + 1] = receipt
       hargs[#hargs + 1] = receipt
-      hargs[#hargs + 1] = string.sub(e, b + 1)
-      out[#out + 1] = receipt .. string.sub(e, b)
+      local body = string.sub(e, b + 1)
+      hargs[#hargs + 1] = body
+      out[#out + 1] = receipt
+      out[#out + 1] = body
     end
   end
   if #zargs > 0 then
