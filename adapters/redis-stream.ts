@@ -21,8 +21,12 @@
 //
 // Fan-out (ConsumerGroups): openGroup(name) gives a handle reading as group `${ns}-${name}`, created on
 // prepare; such handles ack without XDEL, since other groups may not have read the entry yet.
+// The Lua is in adapters/lua/stream-*.lua, loaded through redis-kit.ts as redis-list's is.
+//
+// LIMITATION: one connection per handle carries the blocking XREADGROUP and the acks alike, so an ack
+// sent on a handle that is waiting in a read is answered when that read returns.
 
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Redis, Command } from 'ioredis';
 import { BrokerError, PartialSettleError } from '../src/broker.ts';
 import type {
@@ -43,7 +47,8 @@ import type {
 import { redactUrl } from '../src/redact.ts';
 import { redisServerFacts } from './redis-registry.ts';
 import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
-import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
+import { describeRedisError } from './redis-connect-error.ts';
+import { connectRedis, createRedisClient, endpointKindSetting, loadLua, runScript } from './redis-kit.ts';
 
 const NAME = 'redis-stream';
 const MODE = 'group';
@@ -67,114 +72,13 @@ const CAPABILITIES: BrokerCapabilities = {
   sharedAcrossProcesses: true,
 };
 
-const ENDPOINT_KINDS = ['local', 'embedded', 'docker', 'localstack', 'aws', 'other'] as const;
 type EndpointKind = BrokerInfo['endpointKind'];
 
 // ---------------------------------------------------------------------------------------------- Lua
 
-interface LuaScript {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(lua: string): LuaScript {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
-
-/** Shared Lua: XADD with optional approximate trimming and the receive-count field only when non-zero. */
-const ADD_FN = `
-local function add(key, maxLen, body, n)
-  local args = {'XADD', key}
-  if maxLen > 0 then
-    args[3] = 'MAXLEN'; args[4] = '~'; args[5] = maxLen
-  end
-  args[#args + 1] = '*'; args[#args + 1] = 'b'; args[#args + 1] = body
-  if n ~= '0' and n ~= 0 then
-    args[#args + 1] = 'n'; args[#args + 1] = n
-  end
-  return redis.call(unpack(args))
-end
-`;
-
-const HOUSEKEEP = script(`
--- Start of receive: promote due delayed entries, then claim entries idle longer than the visibility timeout.
--- KEYS[1] stream, KEYS[2] delayed ZSET (member "uid:n:body", score due epoch ms), KEYS[3] dead stream
--- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] claim count, ARGV[5] XAUTOCLAIM cursor,
--- ARGV[6] now epoch ms, ARGV[7] most entries to promote, ARGV[8] maxReceives (0 = never dead-letter),
--- ARGV[9] MAXLEN ~ for the stream (0 = none)
--- Returns {next cursor, next due score or '', {id, body, receiveCount, id, body, receiveCount, ...}}
-${ADD_FN}
-local maxLen = tonumber(ARGV[9])
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[6], 'LIMIT', 0, ARGV[7])
-for _, m in ipairs(due) do
-  local p1 = string.find(m, ':', 1, true)
-  local p2 = string.find(m, ':', p1 + 1, true)
-  add(KEYS[1], maxLen, string.sub(m, p2 + 1), string.sub(m, p1 + 1, p2 - 1))
-end
-if #due > 0 then redis.call('ZREM', KEYS[2], unpack(due)) end
-local nextDue = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2] or ''
-
-local maxReceives = tonumber(ARGV[8])
-local claim = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5], 'COUNT', ARGV[4])
-local out = {}
-for _, e in ipairs(claim[2]) do
-  local id, fields = e[1], e[2]
-  if not fields then
-    -- Deleted while pending (Redis 6.2 reports these as nil entries): nothing left to deliver.
-    redis.call('XACK', KEYS[1], ARGV[1], id)
-  else
-    local body, prior = '', 0
-    for i = 1, #fields, 2 do
-      if fields[i] == 'b' then body = fields[i + 1] elseif fields[i] == 'n' then prior = tonumber(fields[i + 1]) end
-    end
-    local times = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1][4]
-    local count = times + prior
-    if maxReceives > 0 and count > maxReceives then
-      add(KEYS[3], 0, body, count - 1)
-      redis.call('XACK', KEYS[1], ARGV[1], id)
-      redis.call('XDEL', KEYS[1], id)
-    else
-      out[#out + 1] = id; out[#out + 1] = body; out[#out + 1] = count
-    end
-  end
-end
-return {claim[1], nextDue, out}
-`);
-
-const NACK = script(`
--- Gives messages back: removes each entry and writes its body again with its receive count so far.
--- KEYS[1] stream, KEYS[2] delayed ZSET, KEYS[3] dead stream
--- ARGV[1] group, ARGV[2] due epoch ms (0 = at once), ARGV[3] maxReceives (0 = never dead-letter),
--- ARGV[4] MAXLEN ~ for the stream (0 = none), then per message ARGV[i] id, ARGV[i+1] receiveCount, ARGV[i+2] body
--- An entry no longer pending for the group (acked, or claimed and acked elsewhere) is skipped, never duplicated.
-${ADD_FN}
-local due = tonumber(ARGV[2])
-local maxReceives = tonumber(ARGV[3])
-local maxLen = tonumber(ARGV[4])
-for i = 5, #ARGV, 3 do
-  local id, n, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
-    redis.call('XDEL', KEYS[1], id)
-    if maxReceives > 0 and tonumber(n) >= maxReceives then
-      add(KEYS[3], 0, body, n)
-    elseif due == 0 then
-      add(KEYS[1], maxLen, body, n)
-    else
-      redis.call('ZADD', KEYS[2], due, id .. ':' .. n .. ':' .. body)
-    end
-  end
-end
-return 0
-`);
-
-async function evalScript(redis: Redis, s: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return redis.eval(s.lua, keys.length, ...keys, ...args);
-  }
-}
+const HOUSEKEEP = loadLua('bbStreamHousekeep', 'stream-housekeep.lua');
+const NACK = loadLua('bbStreamNack', 'stream-nack.lua');
+const SCRIPTS = [HOUSEKEEP, NACK] as const;
 
 // ------------------------------------------------------------------------------------------ settings
 
@@ -204,14 +108,10 @@ function readSettings(raw: BrokerOptions['settings']): Settings {
   else if (!(del === undefined || del === true || del === 'true' || del === '1' || del === 1)) {
     throw fail('open', `setting deleteOnAck must be true or false, got ${String(del)}`);
   }
-  const kind = raw?.['endpointKind'] ?? 'local';
-  if (!(ENDPOINT_KINDS as readonly unknown[]).includes(kind)) {
-    throw fail('open', `setting endpointKind must be one of ${ENDPOINT_KINDS.join(', ')}, got ${String(kind)}`);
-  }
   return {
     maxLength: Math.floor(numberSetting(raw, 'maxLength') ?? 0),
     deleteOnAck,
-    endpointKind: kind as EndpointKind,
+    endpointKind: endpointKindSetting(NAME, raw),
     claimIntervalMs: numberSetting(raw, 'claimIntervalMs'),
   };
 }
@@ -252,39 +152,11 @@ function errorText(error: unknown): string {
   return describeRedisError(error);
 }
 
-async function connect(shared: Shared): Promise<Redis> {
-  const timeoutMs = shared.options.commandTimeoutMs;
-  let ready = false;
-  let lastError: (Error & { code?: string }) | undefined;
-  const redis = new Redis(shared.url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    maxRetriesPerRequest: 2,
-    // Fail fast on the first connect; after that, reconnect with back-off (0.1, 0.2, 0.4 … 1 s) while the
-    // handle is open: the run's own limits decide when to give up.
-    retryStrategy: (times) => (ready ? Math.min(100 * 2 ** (times - 1), 1000) : null),
-  });
-  redis.on('error', (error: Error) => {
-    lastError = error;
-  });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    // A server that accepts and never answers is cut off here, not left to hang.
-    await Promise.race([
-      redis.connect(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${timeoutMs} ms`)), timeoutMs + 250);
-      }),
-    ]);
-    ready = true;
-    return redis;
-  } catch (error) {
-    redis.disconnect();
-    throw fail('connect', explainRedisConnectError(shared.url, lastError ?? error, timeoutMs), error);
-  } finally {
-    clearTimeout(timer);
-  }
+/** One connection per handle: XREADGROUP BLOCK runs on it too, with a per-command timeout (see #readGroup). */
+function connect(shared: Shared): Promise<Redis> {
+  const { url } = shared;
+  const { commandTimeoutMs } = shared.options;
+  return connectRedis(NAME, createRedisClient({ url, commandTimeoutMs, scripts: SCRIPTS }), url, commandTimeoutMs);
 }
 
 // ------------------------------------------------------------------------------------------ broker
@@ -444,7 +316,7 @@ class RedisStreamBroker implements Broker, MemoryReporting, ConsumerGroups {
     ];
     for (const m of messages) args.push(m.receipt, m.receiveCount, m.body);
     try {
-      await evalScript(this.#redis, NACK, [state.stream, state.delayed, state.dead], args);
+      await runScript(this.#redis, NACK, [state.stream, state.delayed, state.dead], args);
     } catch (error) {
       throw fail('nack', errorText(error), error);
     }
@@ -572,7 +444,7 @@ class RedisStreamBroker implements Broker, MemoryReporting, ConsumerGroups {
   }
 
   async #housekeep(state: QueueState, handle: HandleQueueState, count: number, now: number): Promise<ReceivedMessage[]> {
-    const reply = (await evalScript(
+    const reply = await runScript<[string, string, (string | number)[]]>(
       this.#redis,
       HOUSEKEEP,
       [state.stream, state.delayed, state.dead],
@@ -587,7 +459,7 @@ class RedisStreamBroker implements Broker, MemoryReporting, ConsumerGroups {
         state.spec.maxReceives,
         this.#shared.settings.maxLength,
       ],
-    )) as [string, string, (string | number)[]];
+    );
     handle.cursor = reply[0];
     handle.housekeepAtMs = Date.now() + state.claimIntervalMs;
     state.nextDueAtMs = reply[1] === '' ? Infinity : Number(reply[1]);

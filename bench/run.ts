@@ -19,6 +19,7 @@ import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { UsageError } from '../src/errors.ts';
 import { formatBytes, formatRate } from '../src/report/format.ts';
 import { formatMicroBench, runMicroBench } from './micro.ts';
+import { formatRedisCost, measureRedisCost } from './redis-cost.ts';
 
 const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -27,6 +28,10 @@ const SQS_MESSAGES = quick ? 5_000 : 20_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
+/** Reliable list and stream against the harness's simple mode: the issue's floor for both. */
+const SIMPLE_TARGET = 0.4;
+/** Messages per case when measuring what a message costs Redis (on a server of its own). */
+const COST_MESSAGES = quick ? 20_000 : 100_000;
 
 /** One case of a group: its name in case.ts, how the summary labels it, and whether it has the target. */
 interface GroupCase {
@@ -131,6 +136,24 @@ function formatGroup(group: Group, rates: ReadonlyMap<string, readonly number[]>
   return lines.join('\n');
 }
 
+/** The reliable list, the stream and the raw stream loop against harness simple mode, per round as above. */
+function formatAgainstSimple(rates: ReadonlyMap<string, readonly number[]>): string {
+  const simple = rates.get('harness-simple')!;
+  const lines = [`ratio to (b), the harness in simple mode (median of ${ROUNDS} round(s), range in brackets):`];
+  const cases = [
+    { name: 'harness-reliable', label: '(c) harness, reliable', targeted: true },
+    { name: 'harness-stream', label: '(b") harness, redis-stream', targeted: true },
+    { name: 'raw-stream', label: '(a") raw stream loop', targeted: false },
+  ];
+  for (const { name, label, targeted } of cases) {
+    const ratios = rates.get(name)!.map((rate, round) => rate / simple[round]!);
+    const spread = ratios.length > 1 ? ` [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]` : '';
+    const target = targeted ? `  (target >= ${SIMPLE_TARGET.toFixed(2)})` : '';
+    lines.push(`  ${label.padEnd(27)} ${median(ratios).toFixed(2)}x${spread}${target}`);
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
   const sqs = await resolveSqs({ SQS_ENDPOINT: process.env.SQS_ENDPOINT }).catch(async (error: unknown) => {
@@ -148,6 +171,11 @@ async function main(): Promise<void> {
     const groups = groupsFor(redis.url, sqs.endpoint);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
+    console.log(`\n${formatAgainstSimple(rates)}`);
+
+    console.log(`\nwhat one message costs Redis (${COST_MESSAGES.toLocaleString('en-US')} messages per case, each on a throw-away redis-server of its own, from INFO):`);
+    const names = ['raw-list', 'harness-simple', 'harness-reliable', 'raw-stream', 'harness-stream'];
+    console.log(formatRedisCost(await measureRedisCost(names, COST_MESSAGES, (name, url) => runCase(name, COST_MESSAGES, url))));
 
     console.log(`\npeak memory, harness simple mode (target: ${MEMORY_LARGE.toLocaleString('en-US')} no more than 100 MB above ${MESSAGES.toLocaleString('en-US')}):`);
     const small = await runCase('harness-simple', MESSAGES, redis.url);

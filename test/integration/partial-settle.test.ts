@@ -211,15 +211,17 @@ describe('redis: an ack that fails part-way', () => {
     const fixture = await prepareQueueFixture(broker, namespace, { visibilityTimeoutMs: 60_000 });
     cleanups.push(() => fixture.cleanup());
     const { queue } = fixture;
-    // 1000 small messages (the first ZREM chunk) and one over 1 MiB (in the second).
+    // 1000 small messages (the first ack chunk) and one over 1 MiB (in the second).
     await broker.publish(queue, Array.from({ length: 1000 }, (_, i) => ({ body: `small-${i}` })));
     await broker.publish(queue, [{ body: 'x'.repeat(1_100_000) }]);
     const received = await receiveAll(broker, queue, 1001, 1001);
     expect(received).toHaveLength(1001);
     expect(received[1000]!.body.length).toBe(1_100_000);
-    // From now on the server refuses any argument over 1 MiB: the second chunk's receipt is one.
+    // From now on the server refuses any argument over 1 MiB. A receipt is a few bytes whatever the
+    // body (an ack never sends the body back), so the second chunk is made to carry a damaged one.
     await admin.config('SET', 'proto-max-bulk-len', '1mb');
-    const error = await rejection(broker.ack(queue, received));
+    const damaged = { ...received[1000]!, receipt: `${received[1000]!.receipt}${'x'.repeat(1_100_000)}` };
+    const error = await rejection(broker.ack(queue, [...received.slice(0, 1000), damaged]));
     expect(error).toBeInstanceOf(PartialSettleError);
     expect((error as PartialSettleError).settled).toEqual(received.slice(0, 1000));
     expect((error as Error).message).toMatch(/1 of 1001 failed .*the other 1000 succeeded/);

@@ -178,6 +178,19 @@ describe('redis-list reliable', () => {
     expect(await broker.depth(queue)).toMatchObject({ inFlight: 0, ready: 0 });
   });
 
+  it('acks by a receipt of a few bytes whatever the body, and keeps nothing of an acked message', async () => {
+    const { broker, namespace, queue } = await open('reliable');
+    const body = `big:${'y'.repeat(100_000)}`;
+    await broker.publish(queue, [{ body }]);
+    const [message] = await broker.receive(queue, { maxMessages: 1, waitMs: 100 });
+    expect(message?.body).toBe(body);
+    // The receipt is what every ack sends: the body must not travel back with it.
+    expect(message!.receipt.length).toBeLessThan(64);
+    await broker.ack(queue, [message!]);
+    expect(await broker.depth(queue)).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
+    expect(await keysWithPrefix(`${namespace}:${queue}:`)).toEqual([]);
+  });
+
   it('moves a message to the dead list after maxReceives deliveries', async () => {
     const { broker, queue } = await open('reliable', { visibilityTimeoutMs: 200, maxReceives: 2 });
     await broker.publish(queue, [{ body: 'poison' }]);

@@ -1,0 +1,149 @@
+// What both Redis adapters share: one way to open a client (options, first connect, the one-line error),
+// one way to load their Lua (files under adapters/lua/, defined on the client as ioredis commands, so
+// each call is an EVALSHA that falls back to EVAL once after a NOSCRIPT), and the settings they both read.
+//
+// LIMITATION: one `--- @include "file.lua"` level only (an included file includes nothing), and a
+// script's number of keys is read from its header, so a KEYS[n] not listed there is not passed.
+
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+import { BrokerError, type BrokerInfo } from '../src/broker.ts';
+import { explainRedisConnectError } from './redis-connect-error.ts';
+
+/** A Lua script from adapters/lua/, with the name of the client command that runs it. */
+export interface LuaScript {
+  /** The command ioredis defines on each client opened with this script, e.g. `bbListReceive`. */
+  readonly command: string;
+  readonly lua: string;
+  readonly numberOfKeys: number;
+}
+
+export type ScriptArg = string | number;
+
+const INCLUDE = /^--- @include "([\w.-]+\.lua)"$/m;
+
+/**
+ * Reads adapters/lua/`file` and checks its header: a script opens with comment lines naming every
+ * KEYS[n] and ARGV[n], and the highest KEYS[n] there is the number of keys each call passes.
+ */
+export function loadLua(command: string, file: string): LuaScript {
+  const read = (name: string): string => readFileSync(new URL(`./lua/${name}`, import.meta.url), 'utf8');
+  let lua = read(file);
+  const include = INCLUDE.exec(lua);
+  if (include) lua = lua.replace(INCLUDE, () => read(include[1]!));
+  const header = lua.slice(0, lua.search(/^(?!--)/m));
+  const keys = [...header.matchAll(/^-- KEYS\[(\d+)\]/gm)].map((match) => Number(match[1]));
+  if (keys.length === 0 || !/^-- ARGV\[\d+/m.test(header)) throw new Error(`adapters/lua/${file}: the opening comment must list its KEYS[n] and ARGV[n]`);
+  return { command, lua, numberOfKeys: Math.max(...keys) };
+}
+
+/** Runs `script` on a client opened with it (see `createRedisClient`). */
+export function runScript<T>(client: Redis, script: LuaScript, keys: readonly string[], args: readonly ScriptArg[]): Promise<T> {
+  const run = (client as unknown as Record<string, (...all: ScriptArg[]) => Promise<T>>)[script.command];
+  if (run === undefined) throw new Error(`script ${script.command} is not defined on this client`);
+  return run.call(client, ...keys, ...args);
+}
+
+export interface ClientOptions {
+  readonly url: string;
+  readonly commandTimeoutMs: number;
+  /** For BLPOP/BLMOVE only: no commandTimeout (a wait may last longer than any command). */
+  readonly blocking?: boolean;
+  readonly scripts?: readonly LuaScript[];
+}
+
+/** A client that is not connected yet; `connectRedis` connects it. */
+export function createRedisClient(options: ClientOptions): Redis {
+  const { url, commandTimeoutMs } = options;
+  let everReady = false;
+  const redisOptions: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: commandTimeoutMs,
+    // Without an offline queue and without retries a command on a dead connection fails at once, and
+    // is counted, instead of piling up or being sent twice after a reconnect (an XADD or RPUSH resent
+    // after its reply was lost would publish the message twice). Both adapters want that alike.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // Fail the first connect at once; after that, reconnect with back-off (0.1, 0.2, 0.4 … 1 s) for as
+    // long as the handle is open: the run's own limits (--timeout, the publish outage limit) decide when
+    // to give up, and commands in the meantime fail at once and are counted.
+    retryStrategy: (times) => (everReady ? Math.min(100 * 2 ** (times - 1), 1_000) : null),
+    scripts: Object.fromEntries((options.scripts ?? []).map((s) => [s.command, { lua: s.lua, numberOfKeys: s.numberOfKeys }])),
+  };
+  if (options.blocking) {
+    // The client-side bound of a wait is the command's own timeout plus the grace.
+    redisOptions.blockingTimeout = commandTimeoutMs;
+    redisOptions.blockingTimeoutGrace = commandTimeoutMs;
+  } else {
+    redisOptions.commandTimeout = commandTimeoutMs;
+  }
+  const client = new Redis(url, redisOptions);
+  client.on('ready', () => {
+    everReady = true;
+  });
+  return client;
+}
+
+/** Connects within commandTimeoutMs or rejects with the one-line BrokerError users see. */
+export async function connectRedis(adapter: string, client: Redis, url: string, commandTimeoutMs: number): Promise<Redis> {
+  let lastError: unknown;
+  client.on('error', (error: unknown) => {
+    lastError = error;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // A server that accepts and never answers is cut off here, not left to hang.
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs + 250);
+      }),
+    ]);
+    return client;
+  } catch (error) {
+    client.disconnect();
+    // An error the server or the socket gave says more than our own timer running out.
+    const cause = lastError ?? error;
+    throw new BrokerError(adapter, 'connect', explainRedisConnectError(url, cause, commandTimeoutMs), { cause });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function serverVersion(client: Redis): Promise<string> {
+  const info = await client.info('server');
+  return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+}
+
+/** QUIT, or cut the connection when QUIT cannot be sent. */
+export async function quitQuietly(client: Redis): Promise<void> {
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}
+
+const ENDPOINT_KINDS: readonly BrokerInfo['endpointKind'][] = ['local', 'embedded', 'docker', 'localstack', 'aws', 'other'];
+
+/** The `endpointKind` setting both adapters read (what describe() reports); default 'local'. */
+export function endpointKindSetting(adapter: string, settings: Readonly<Record<string, unknown>> | undefined): BrokerInfo['endpointKind'] {
+  const kind = settings?.['endpointKind'] ?? 'local';
+  const known = ENDPOINT_KINDS.find((candidate) => candidate === kind);
+  if (known === undefined) {
+    throw new BrokerError(adapter, 'open', `setting endpointKind must be one of ${ENDPOINT_KINDS.join(', ')}, got ${String(kind)}`);
+  }
+  return known;
+}
+
+/** Throws the first error of a pipeline; returns the replies. */
+export function checkPipeline(results: [Error | null, unknown][] | null): unknown[] {
+  if (results === null) throw new Error('pipeline aborted');
+  const replies = new Array<unknown>(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const [error, reply] = results[i]!;
+    if (error) throw error;
+    replies[i] = reply;
+  }
+  return replies;
+}
