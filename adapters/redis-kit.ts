@@ -81,8 +81,12 @@ export function createRedisClient(options: ClientOptions): Redis {
   client.on('ready', () => {
     everReady = true;
   });
+  if (options.scripts?.length) scriptsOf.set(client, options.scripts);
   return client;
 }
+
+/** The scripts a client was made with, loaded into the server as it connects. */
+const scriptsOf = new WeakMap<Redis, readonly LuaScript[]>();
 
 /** Connects within commandTimeoutMs or rejects with the one-line BrokerError users see. */
 export async function connectRedis(adapter: string, client: Redis, url: string, commandTimeoutMs: number): Promise<Redis> {
@@ -94,7 +98,10 @@ export async function connectRedis(adapter: string, client: Redis, url: string, 
   try {
     // A server that accepts and never answers is cut off here, not left to hang.
     await Promise.race([
-      client.connect(),
+      // Scripts loaded up front: a first call then needs no NOSCRIPT round trip, which a failure in the
+      // same pipeline (a connection the server drops) could otherwise turn into an error for all of it.
+      // Best effort: a user whose ACL allows EVAL but not SCRIPT still runs them, by the EVAL fallback.
+      client.connect().then(() => Promise.all((scriptsOf.get(client) ?? []).map((script) => client.script('LOAD', script.lua).catch(() => undefined)))),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs + 250);
       }),
