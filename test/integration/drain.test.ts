@@ -6,9 +6,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, QueueDepth } from '../../src/broker.ts';
 import { systemClock } from '../../src/clock.ts';
-import { DEFAULTS, type RunConfig } from '../../src/config.ts';
-import { NO_TASK } from '../../src/pipeline/executor.ts';
+import type { RunConfig } from '../../src/config.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
+import { runConfig } from '../helpers/faults.ts';
 import { openRedisListFixture, type RedisListFixture } from '../helpers/redis.ts';
 
 const EMPTY: QueueDepth = { ready: 0, inFlight: 0, delayed: 0, dead: 0 };
@@ -24,20 +24,8 @@ function withEmptyDepth(broker: Broker): Broker {
   });
 }
 
-function config(change: Partial<RunConfig>): RunConfig {
-  return {
-    ...DEFAULTS,
-    adapter: 'redis-list',
-    mode: 'reliable',
-    scenario: 'throughput',
-    messages: 500,
-    consumers: 2,
-    receiveWaitMs: 200,
-    timeoutMs: 30_000,
-    task: NO_TASK,
-    ...change,
-  };
-}
+/** A small throughput run of 500 messages on the reliable list. */
+const config = (change: Partial<RunConfig>): RunConfig => runConfig({ messages: 500, ...change });
 
 let fixture: RedisListFixture | undefined;
 afterEach(async () => {

@@ -7,31 +7,19 @@ import { findAdapter } from '../../adapters/index.ts';
 import { memoryAdapter, memoryQueueNames } from '../../adapters/memory.ts';
 import type { Broker } from '../../src/broker.ts';
 import { systemClock } from '../../src/clock.ts';
-import { DEFAULTS, validateConfig, type RunConfig } from '../../src/config.ts';
+import { validateConfig, type RunConfig } from '../../src/config.ts';
 import { UsageError } from '../../src/errors.ts';
-import { NO_TASK } from '../../src/pipeline/executor.ts';
 import { buildResult } from '../../src/report/result-file.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
 import { runScenario } from '../../src/runner/runner.ts';
 import { findScenario } from '../../scenarios/index.ts';
+import { runConfig } from '../helpers/faults.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from '../helpers/fixture.ts';
 
 const capabilities = memoryAdapter.capabilities('default');
 
-function config(change: Partial<RunConfig>): RunConfig {
-  return {
-    ...DEFAULTS,
-    adapter: 'memory',
-    mode: 'default',
-    scenario: 'throughput',
-    messages: 3000,
-    consumers: 3,
-    receiveWaitMs: 200,
-    timeoutMs: 30_000,
-    task: NO_TASK,
-    ...change,
-  };
-}
+/** A throughput run on the memory broker: 3,000 messages, 3 consumers. */
+const config = (change: Partial<RunConfig>): RunConfig => runConfig({ adapter: 'memory', mode: 'default', messages: 3000, consumers: 3, ...change });
 
 let fixture: QueueFixture | undefined;
 afterEach(async () => {
