@@ -124,7 +124,9 @@ export const crashRecovery: Scenario = {
     let completions = 0;
     // Drawn from the seed, so a run can be repeated kill for kill (as far as the timing allows).
     const killDelayMs = Math.floor(seededRandom(config.seed ^ 0x6b696c6c)() * MAX_KILL_DELAY_MS);
-    let crash: Promise<{ record: CrashRecord; replacedUs: number }> | undefined;
+    // Settles to the record or to what went wrong, handled from the start: the replacement can die while
+    // it starts (an outside kill), long before the run is over and anyone awaits this.
+    let crash: Promise<{ record: CrashRecord; replacedUs: number } | Error> | undefined;
     const consumers: ProcessConsumers = new ProcessConsumers({
       adapter: connection.adapter,
       options: connection.options,
@@ -148,12 +150,12 @@ export const crashRecovery: Scenario = {
             tracker.arm(record.held);
             const replacedUs = await consumers.replace(VICTIM_SLOT, 1);
             return { record, replacedUs };
-          })();
+          })().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
         }
       },
     });
     const outcome = await runPipeline({ ...context, consumers });
-    const crashed = crash ? await crash.catch((error: unknown) => error as Error) : undefined;
+    const crashed = crash ? await crash : undefined;
 
     const verdicts: string[] = [];
     const atMostOnce = context.broker.capabilities.delivery === 'at-most-once';

@@ -160,6 +160,44 @@ describe('an unplanned death of a consumer process', () => {
     expect(result.ledger.completed).toBe(result.ledger.expected);
   });
 
+  it('crash-recovery on redis-list: the replacement killed while it starts is a verdict, not an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    // Every process there is once the run has completions is an original; the first pid after those is
+    // the victim's replacement, killed the moment it appears, long before it can be ready.
+    let originals: Set<number> | undefined;
+    let replacement: number | undefined;
+    const watcher = setInterval(() => {
+      const pids = consumerProcessIds();
+      if (!originals || replacement !== undefined) return;
+      replacement = pids.find((pid) => !originals!.has(pid));
+      if (replacement !== undefined) process.kill(replacement, 'SIGKILL');
+    }, 2);
+    try {
+      const scenario = findScenario('crash-recovery')!;
+      const record = await runScenario({
+        adapter: ADAPTERS['redis-list'].adapter,
+        connection: connection('redis-list'),
+        config: configFor(scenario, 'redis-list', { ...small, messages: 400, seed: 71 }),
+        scenario,
+        onEvent: (event) => {
+          if (event.type === 'tick' && !originals && event.progress.completed > 0) originals = new Set(consumerProcessIds());
+        },
+      });
+      const result = buildResult(record);
+      expect(replacement).toBeDefined();
+      expect(unhandled).toEqual([]);
+      expect(result.verdicts.join('\n')).toMatch(/the kill went wrong: consumer process 0.*exited \(SIGKILL\)/);
+      // The victim's messages still came back, to the process that lived.
+      expect(result.ledger.lost).toBe(0);
+      expect(result.ledger.completed).toBe(400);
+    } finally {
+      clearInterval(watcher);
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it.each([61, 62, 63])('scale-out --scale-by processes on redis-list, seed %i: kill -9 of three of four processes, nothing lost', async (seed) => {
     const { result, killed } = await runWithOutsideKills(
       'scale-out',
