@@ -169,7 +169,8 @@ export function leaks(texts: Record<string, string>, secrets: readonly string[])
   return found;
 }
 
-function listen(server: Server): Promise<number> {
+/** Listens on a free loopback port; resolves with the port. */
+export function listen(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {

@@ -8,7 +8,8 @@
 // LIMITATION: speaks the SDK's JSON protocol only (AmazonSQS.* targets), which is all the adapter uses.
 // fauxqs itself never fails a delete entry (it accepts any receipt handle), hence the gateway.
 
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listen } from './faults.ts';
 
 export interface SqsGateway {
   /** `http://127.0.0.1:port`: use it as the SQS endpoint URL. */
@@ -102,14 +103,4 @@ export async function startSqsGateway(target: string, refuse: (entries: readonly
 function reply(response: ServerResponse, status: number, headers: Record<string, string>, body: Buffer): void {
   response.writeHead(status, { ...headers, 'content-length': String(body.length) });
   response.end(body);
-}
-
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve(typeof address === 'object' && address !== null ? address.port : 0);
-    });
-  });
 }
