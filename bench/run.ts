@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { UsageError } from '../src/errors.ts';
-import { formatBytes, formatRate } from '../src/report/format.ts';
+import { formatBytes, formatRate } from '../src/format.ts';
 import { formatMicroBench, runMicroBench } from './micro.ts';
 import { formatRedisCost, measureRedisCost } from './redis-cost.ts';
 

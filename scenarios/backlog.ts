@@ -17,12 +17,13 @@
 // --timeout and the receive errors say why: this scenario shows that rather than working around it.
 
 import { isMemoryReporting, type QueueDepth, type ServerMemory } from '../src/broker.ts';
-import { formatBytes, formatCount, formatRate } from '../src/report/format.ts';
+import { formatBytes, formatCount, formatRate } from '../src/format.ts';
 import { runPipeline, sumDepths } from '../src/runner/pipeline.ts';
 import { percent, seconds } from './kit.ts';
-import type { Scenario, ScenarioOutcome, ScenarioTable, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome, ScenarioTable, ScenarioValue } from '../src/outcome.ts';
 
 /** What the broker held once every message had been offered. */
 interface Standing {

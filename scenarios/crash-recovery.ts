@@ -22,12 +22,13 @@
 import { UsageError } from '../src/errors.ts';
 import { seededRandom } from '../src/pipeline/executor.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
-import { formatCount, formatLatency } from '../src/report/format.ts';
+import { formatCount, formatLatency } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers, type CrashRecord } from '../src/runner/process-consumers.ts';
 import { seconds } from './kit.ts';
-import type { Scenario, ScenarioOutcome, ScenarioTable } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome, ScenarioTable } from '../src/outcome.ts';
 
 /** The process killed: always the first slot. */
 const VICTIM_SLOT = 0;

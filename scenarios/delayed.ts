@@ -15,11 +15,12 @@
 
 import { UsageError } from '../src/errors.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
-import { formatCount, formatLatency } from '../src/report/format.ts';
+import { formatCount, formatLatency } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { BucketCounts, percent, unitName } from './kit.ts';
-import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome } from '../src/outcome.ts';
 
 /**
  * The Redis adapters keep due times in whole ms of Date.now(), which truncates: a message can come up

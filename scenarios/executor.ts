@@ -15,11 +15,12 @@
 
 import { UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
-import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
+import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { backlogSeries, backlogTable, percent, seconds } from './kit.ts';
-import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome } from '../src/outcome.ts';
 
 export const executor: Scenario = {
   name: 'executor',

@@ -12,12 +12,13 @@
 // so the stream grows for the run's length and is removed at the end.
 
 import { summarize } from '../src/metrics/histogram.ts';
-import { formatCount, formatLatency } from '../src/report/format.ts';
+import { formatCount, formatLatency } from '../src/format.ts';
 import { FanOut } from '../src/runner/fan-out.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
-import type { Scenario, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';
 
 export const fanOut: Scenario = {
   name: 'fan-out',

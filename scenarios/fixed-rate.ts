@@ -27,16 +27,16 @@
 
 import { isRequestCounting, type RequestCounting } from '../src/broker.ts';
 import { publishedCount, type LedgerCounts } from '../src/metrics/ledger.ts';
-import { requestSplitOf, requestTotals, type RequestTotals } from '../src/report/result-file.ts';
-import type { PipelineOutcome } from '../src/runner/pipeline.ts';
 import { describeError, runPipeline } from '../src/runner/pipeline.ts';
 import { UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
-import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
+import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import type { RunConfig } from '../src/config.ts';
 import { backlogSeries } from './kit.ts';
-import type { Scenario, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import { requestSplitOf, type RequestTotals, requestTotals } from '../src/metrics/requests.ts';
+import type { PipelineOutcome, ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';
+import type { Scenario } from '../src/scenario.ts';
 
 const DEFAULT_RATES = [1000, 5000, 20000];
 /** Time each publish call is allowed before publishers run short, seconds (an SQS call takes tens of ms). */

@@ -5,8 +5,8 @@
 // process's run; the broker's own depth is shown beside it where it was sampled (once per tick).
 
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
-import { formatCount } from '../src/report/format.ts';
-import type { ScenarioTable } from './scenario.ts';
+import { formatCount } from '../src/format.ts';
+import type { ScenarioTable } from '../src/outcome.ts';
 
 /**
  * A number in [0, 1) that depends only on (seed, a, b): the same message draws the same value on every

@@ -19,13 +19,14 @@
 import { UsageError } from '../src/errors.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { Executor, seededRandom } from '../src/pipeline/executor.ts';
-import { formatCount, formatLatency } from '../src/report/format.ts';
+import { formatCount, formatLatency } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import type { Histogram } from 'hdr-histogram-js';
 import { drawUnit, unitName } from './kit.ts';
-import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome } from '../src/outcome.ts';
 
 /** Per attempt number: what happened, and how long the wait before it really was. */
 interface AttemptStats {

@@ -19,11 +19,12 @@ import { UsageError } from '../src/errors.ts';
 import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
-import { formatCount, formatLatency, formatRate } from '../src/report/format.ts';
-import { describeError, runPipeline, type PipelineHistograms, type PipelineOutcome, type RunCounters } from '../src/runner/pipeline.ts';
+import { formatCount, formatLatency, formatRate } from '../src/format.ts';
+import { describeError, runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
-import type { Scenario, ScenarioContext, ScenarioOutcome, ScenarioValue } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { PipelineHistograms, PipelineOutcome, RunCounters, ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';
+import type { Scenario, ScenarioContext } from '../src/scenario.ts';
 
 /** A step gaining less than this over the one before means throughput stopped growing. */
 const GROWTH_THRESHOLD = 0.1;

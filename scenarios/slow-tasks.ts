@@ -15,11 +15,12 @@ import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
 import { sleep } from '../src/pipeline/executor.ts';
-import { formatCount, formatLatency } from '../src/report/format.ts';
+import { formatCount, formatLatency } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { drawUnit, percent, seconds } from './kit.ts';
-import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome } from '../src/outcome.ts';
 
 export interface TaskType {
   readonly name: string;

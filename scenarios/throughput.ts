@@ -7,8 +7,9 @@
 // is set, so this is the queue's cost alone, not a worker pool's.
 
 import { runPipeline } from '../src/runner/pipeline.ts';
-import type { Scenario, ScenarioOutcome } from './scenario.ts';
 import { ledgerVerdicts } from './verdicts.ts';
+import type { Scenario } from '../src/scenario.ts';
+import type { ScenarioOutcome } from '../src/outcome.ts';
 
 export const throughput: Scenario = {
   name: 'throughput',

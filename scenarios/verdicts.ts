@@ -3,8 +3,8 @@
 // LIMITATION: a run cut short cannot tell lost from not yet delivered; its line says what the broker
 // still held instead of "LOST".
 
-import type { PipelineOutcome } from '../src/runner/pipeline.ts';
 import { lostCount, publishedCount } from '../src/metrics/ledger.ts';
+import type { PipelineOutcome } from '../src/outcome.ts';
 
 export function ledgerVerdicts(outcome: PipelineOutcome): string[] {
   const { ledger, counters } = outcome;

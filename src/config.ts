@@ -4,7 +4,20 @@
 import { getHeapStatistics } from 'node:v8';
 import type { BrokerCapabilities } from './broker.ts';
 import { UsageError } from './errors.ts';
-import type { TaskSpec } from './pipeline/executor.ts';
+
+export type DurationDistribution = 'fixed' | 'uniform' | 'exponential';
+export type TaskWork = 'sleep' | 'cpu';
+
+export interface TaskSpec {
+  /** Mean task duration in ms; 0 = no task (the message is acked as soon as it is received). */
+  readonly durationMs: number;
+  /** `fixed`: always durationMs; `uniform`: 0 to 2×durationMs; `exponential`: mean durationMs. */
+  readonly distribution: DurationDistribution;
+  /** `sleep` waits without using the CPU; `cpu` keeps a core busy (and blocks its consumer's event loop). */
+  readonly work: TaskWork;
+  /** Probability in [0, 1] that a task fails and its message is nacked for a retry. */
+  readonly failureRate: number;
+}
 
 export interface RunConfig {
   /** Canonical adapter name, e.g. `redis-list`. */

@@ -50,3 +50,44 @@ export function splitRequestCounts(byKind: Readonly<Record<string, number>>): Re
 export function billedWorkloadRequests(byKind: Readonly<Record<string, number>>, billed: number): number {
   return Math.max(0, billed - splitRequestCounts(byKind).housekeepingTotal);
 }
+
+export interface RequestTotals {
+  /** Requests sent by API action, every attempt counted. */
+  readonly byKind: Readonly<Record<string, number>>;
+  /** Every request: workload and housekeeping together. */
+  readonly total: number;
+  /** Requests as billed: each started 64 KiB of payload counts as one (housekeeping included). */
+  readonly billed: number;
+  /**
+   * Requests that moved messages: sends, receives, deletes, visibility changes (src/metrics/requests.ts).
+   * Absent in files written before it was recorded; readers derive it from `byKind` then.
+   */
+  readonly workload?: number;
+  /** The harness's own requests: creating, looking up, configuring and deleting queues, purges, depth polls. */
+  readonly housekeeping?: number;
+  /** The workload's requests as billed: what cost per message is priced on. */
+  readonly billedWorkload?: number;
+}
+
+/** Request totals from counts by API action and the billed count, with the workload and housekeeping apart. */
+export function requestTotals(byKind: Readonly<Record<string, number>>, billed: number): RequestTotals {
+  const { workloadTotal, housekeepingTotal } = splitRequestCounts(byKind);
+  return {
+    byKind,
+    total: workloadTotal + housekeepingTotal,
+    billed,
+    workload: workloadTotal,
+    housekeeping: housekeepingTotal,
+    billedWorkload: billedWorkloadRequests(byKind, billed),
+  };
+}
+
+/** Workload, housekeeping and billed workload of `requests`, as recorded or, in older files, derived from `byKind`. */
+export function requestSplitOf(requests: RequestTotals): { workload: number; housekeeping: number; billedWorkload: number } {
+  const split = splitRequestCounts(requests.byKind);
+  return {
+    workload: requests.workload ?? split.workloadTotal,
+    housekeeping: requests.housekeeping ?? split.housekeepingTotal,
+    billedWorkload: requests.billedWorkload ?? billedWorkloadRequests(requests.byKind, requests.billed),
+  };
+}

@@ -4,19 +4,7 @@
 // LIMITATION: a `sleep` task is a timer, so it lasts at least its duration plus the event loop's
 // lateness; a `cpu` task blocks the whole process it runs in, consumers and publishers included.
 
-export type DurationDistribution = 'fixed' | 'uniform' | 'exponential';
-export type TaskWork = 'sleep' | 'cpu';
-
-export interface TaskSpec {
-  /** Mean task duration in ms; 0 = no task (the message is acked as soon as it is received). */
-  readonly durationMs: number;
-  /** `fixed`: always durationMs; `uniform`: 0 to 2×durationMs; `exponential`: mean durationMs. */
-  readonly distribution: DurationDistribution;
-  /** `sleep` waits without using the CPU; `cpu` keeps a core busy (and blocks its consumer's event loop). */
-  readonly work: TaskWork;
-  /** Probability in [0, 1] that a task fails and its message is nacked for a retry. */
-  readonly failureRate: number;
-}
+import type { TaskSpec } from '../config.ts';
 
 export const NO_TASK: TaskSpec = { durationMs: 0, distribution: 'fixed', work: 'sleep', failureRate: 0 };
 

@@ -16,6 +16,7 @@ import { settledDespite, type Broker, type ReceivedMessage } from '../broker.ts'
 import type { Clock } from '../clock.ts';
 import { Executor, sleep } from './executor.ts';
 import { FOREIGN, MessageDecoder } from './message.ts';
+import type { ConsumerSetUsage } from '../outcome.ts';
 
 /** Where a subscriber's reports go. Every time is monotonic µs (src/clock.ts), comparable across processes. */
 export interface SubscriberSink {
@@ -74,15 +75,6 @@ export interface ConsumerSet {
   requestCounts?(): { readonly byKind: Readonly<Record<string, number>>; readonly billed: number } | undefined;
   /** CPU and peak RSS of the set's own processes (every one it ran, dead ones included); undefined if it runs in this process. */
   usage?(): ConsumerSetUsage | undefined;
-}
-
-/** The cost of consumer processes, summed over all of them. */
-export interface ConsumerSetUsage {
-  readonly processes: number;
-  readonly cpuUserMs: number;
-  readonly cpuSystemMs: number;
-  /** The sum of each process's own peak RSS: an upper bound, as the peaks need not coincide. */
-  readonly peakRssBytes: number;
 }
 
 export interface SubscriberOptions {

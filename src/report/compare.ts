@@ -6,7 +6,7 @@
 // column merging several runs shows totals over all of them for counts (lost, duplicates ...).
 
 import Table from 'cli-table3';
-import { formatCount, formatLatency, formatRate } from './format.ts';
+import { formatCount, formatLatency, formatRate } from '../format.ts';
 import { groupRuns, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';

@@ -17,11 +17,11 @@ import { createHash } from 'node:crypto';
 import type { Histogram } from 'hdr-histogram-js';
 import { DEFAULTS, type RunConfig } from '../config.ts';
 import { mergeHistograms, summarize, type LatencySummary } from '../metrics/histogram.ts';
-import { formatCount, formatRate } from './format.ts';
+import { formatCount, formatRate } from '../format.ts';
 import { LATENCY_KINDS, type LatencyKind, type LoadedRun } from './load.ts';
 import { lostOf } from './result-file.ts';
 import { usdPerMillionRequests } from './pricing.ts';
-import { requestSplitOf } from './result-file.ts';
+import { requestSplitOf } from '../metrics/requests.ts';
 
 /** Config fields that do not describe the workload, so runs differing only in them still compare. */
 const NOT_WORKLOAD: readonly (keyof RunConfig)[] = ['adapter', 'mode', 'channel', 'resultsDir', 'seed', 'timeoutMs'];

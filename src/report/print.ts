@@ -1,9 +1,10 @@
 // The summary a run prints on stdout. Returns a string, so tests read it without a terminal.
 
 import Table from 'cli-table3';
-import { lostOf, requestSplitOf, type LatencyRecord, type ResultFile } from './result-file.ts';
-import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from './format.ts';
+import { lostOf, type LatencyRecord, type ResultFile } from './result-file.ts';
+import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from '../format.ts';
 import { publishedCount } from '../metrics/ledger.ts';
+import { requestSplitOf } from '../metrics/requests.ts';
 
 export function printSummary(result: ResultFile, file?: string): string {
   const { broker, config, throughput, ledger, counters, harness } = result;

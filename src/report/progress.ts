@@ -3,7 +3,7 @@
 
 import cliProgress from 'cli-progress';
 import type { RunnerEvent } from '../runner/runner.ts';
-import { formatCount, formatRate } from './format.ts';
+import { formatCount, formatRate } from '../format.ts';
 
 export interface ProgressDisplay {
   onEvent(event: RunnerEvent): void;

@@ -18,10 +18,9 @@ import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { lostCount, publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
-import { billedWorkloadRequests, splitRequestCounts } from '../metrics/requests.ts';
+import type { RequestTotals } from '../metrics/requests.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
-import type { HarnessUsage, RunCounters, RunStatus } from '../runner/pipeline.ts';
-import type { ScenarioData, ScenarioOutcome, ScenarioTable } from '../../scenarios/scenario.ts';
+import type { HarnessUsage, RunCounters, RunLimits, RunRecord, RunStatus, ScenarioData, ScenarioTable } from '../outcome.ts';
 
 export const RESULT_SCHEMA = 'brokerbench/result';
 export const RESULT_SCHEMA_VERSION = 1;
@@ -102,81 +101,6 @@ export interface ScenarioDataRecord {
   readonly histograms: Readonly<Record<string, LatencyRecord>>;
   readonly records: ScenarioData['records'];
   readonly values: ScenarioData['values'];
-}
-
-export interface RunRecord {
-  readonly runId: string;
-  readonly runToken?: string;
-  readonly startedAt: Date;
-  readonly finishedAt: Date;
-  readonly config: RunConfig;
-  readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
-  readonly environment: EnvironmentInfo;
-  readonly outcome: ScenarioOutcome;
-  readonly requests?: RequestTotals;
-  readonly limits?: RunLimits;
-}
-
-/**
- * Every wait of a run has a bound, ms: connecting, publishing and draining share --timeout; what comes
- * after the run (finishing work in hand, closing connections, stopping consumer processes, removing the
- * queues) and a consumer process's start have bounds of their own, recorded here.
- */
-export interface RunLimits {
-  /** --timeout: connecting the consumers, publishing and draining, together. */
-  readonly timeoutMs: number;
-  /** Connecting, and any single broker command that does not block by design. */
-  readonly commandMs: number;
-  /** Work in hand after an interrupt, a timeout or a failure: how long it may finish. */
-  readonly stopGraceMs: number;
-  /** Closing the consumers' connections, and the last depth sample. */
-  readonly closeMs: number;
-  /** A consumer process's start (connect, prepare), and its stop beyond the receive wait. */
-  readonly childStartMs: number;
-  readonly childStopGraceMs: number;
-  /** Removing the run's queues and closing the broker. */
-  readonly teardownMs: number;
-}
-
-export interface RequestTotals {
-  /** Requests sent by API action, every attempt counted. */
-  readonly byKind: Readonly<Record<string, number>>;
-  /** Every request: workload and housekeeping together. */
-  readonly total: number;
-  /** Requests as billed: each started 64 KiB of payload counts as one (housekeeping included). */
-  readonly billed: number;
-  /**
-   * Requests that moved messages: sends, receives, deletes, visibility changes (src/metrics/requests.ts).
-   * Absent in files written before it was recorded; readers derive it from `byKind` then.
-   */
-  readonly workload?: number;
-  /** The harness's own requests: creating, looking up, configuring and deleting queues, purges, depth polls. */
-  readonly housekeeping?: number;
-  /** The workload's requests as billed: what cost per message is priced on. */
-  readonly billedWorkload?: number;
-}
-
-/** Request totals from counts by API action and the billed count, with the workload and housekeeping apart. */
-export function requestTotals(byKind: Readonly<Record<string, number>>, billed: number): RequestTotals {
-  const { workloadTotal, housekeepingTotal } = splitRequestCounts(byKind);
-  return {
-    byKind,
-    total: workloadTotal + housekeepingTotal,
-    billed,
-    workload: workloadTotal,
-    housekeeping: housekeepingTotal,
-    billedWorkload: billedWorkloadRequests(byKind, billed),
-  };
-}
-
-/** Workload, housekeeping and billed workload of `requests`, as recorded or, in older files, derived from `byKind`. */
-export function requestSplitOf(requests: RequestTotals): { workload: number; housekeeping: number; billedWorkload: number } {
-  const split = splitRequestCounts(requests.byKind);
-  return {
-    workload: requests.workload ?? split.workloadTotal,
-    housekeeping: requests.housekeeping ?? split.housekeepingTotal,
-    billedWorkload: requests.billedWorkload ?? billedWorkloadRequests(requests.byKind, requests.billed),
-  };
 }
 
 /**

@@ -10,50 +10,13 @@
 // consumers between broker calls, for a staged kill whose victim is caught holding messages.
 
 import { pathToFileURL } from 'node:url';
-import { isRequestCounting, type Broker, type BrokerOptions, type QueueSpec } from '../broker.ts';
+import { findAdapter } from '../../adapters/index.ts';
+import { isRequestCounting, type Broker } from '../broker.ts';
 import { systemClock } from '../clock.ts';
-import { Executor, seededRandom, type TaskSpec } from '../pipeline/executor.ts';
+import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { stopSubscribers, Subscriber } from '../pipeline/subscriber.ts';
 import { FLUSH_INTERVAL_MS, JournalWriter } from './journal.ts';
-
-/** The parent's first message: everything the child needs to consume like an in-process consumer. */
-export interface ConsumerProcessInit {
-  readonly type: 'init';
-  /** Canonical adapter name, e.g. `redis-list`. */
-  readonly adapter: string;
-  /** The parent's connection options, namespace and mode included (the URL may hold a password). */
-  readonly options: BrokerOptions;
-  /** Queues to prepare (idempotent: the parent prepared them already; adapters keep specs per handle). */
-  readonly queues: readonly QueueSpec[];
-  /** One consumer per entry, reading that queue. */
-  readonly consumerQueues: readonly string[];
-  readonly receiveBatch: number;
-  readonly receiveWaitMs: number;
-  readonly retryDelayMs: number;
-  /** Messages in the run: bodies with an index at or above this are not ours. */
-  readonly messages: number;
-  /** The run's token: bodies without it are foreign (src/pipeline/message.ts). */
-  readonly runToken: string;
-  readonly task: TaskSpec;
-  /** Seed for this process's task durations and failures. */
-  readonly seed: number;
-  /** The journal file (made by the parent) this process appends its bookings to. */
-  readonly journalPath: string;
-}
-
-/** What the parent sends. */
-export type ParentMessage = ConsumerProcessInit | { readonly type: 'go' | 'freeze' | 'stop' };
-
-/** What the child sends: control only; every booking goes through the journal. */
-export type ChildMessage =
-  | { readonly type: 'ready' }
-  | { readonly type: 'fatal'; readonly message: string }
-  /** Answer to `freeze`: no broker call in flight any more, and the journal says what is held. */
-  | { readonly type: 'frozen' }
-  | { readonly type: 'stopped' };
-
-/** On `freeze`, how long to wait for the consumers to hold something before freezing empty-handed. */
-export const HOLD_WAIT_MS = 5_000;
+import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-protocol.ts';
 
 /** The child's whole life: init, go, then freeze or stop. */
 class ConsumerProcess {
@@ -84,8 +47,6 @@ class ConsumerProcess {
 
   async #start(init: ConsumerProcessInit): Promise<void> {
     this.#init = init;
-    // Imported here, not at the top: the registry pulls in every adapter, which only this path needs.
-    const { findAdapter } = await import('../../adapters/index.ts');
     const adapter = findAdapter(init.adapter);
     if (!adapter) throw new Error(`unknown adapter ${init.adapter}`);
     this.#broker = await adapter.open(init.options);

@@ -11,108 +11,18 @@
 // never stand in for accepted ones still out.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Histogram } from 'hdr-histogram-js';
 import { settledDespite, type Broker, type QueueDepth, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { createLatencyHistogram, recordLatency, recordLatencyTimes, RunRecorder } from '../metrics/histogram.ts';
-import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
-import { Timeline, type TimelinePoint } from '../metrics/timeline.ts';
+import { Ledger } from '../metrics/ledger.ts';
+import { Timeline } from '../metrics/timeline.ts';
 import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
 import { TaskPool } from '../pipeline/task-pool.ts';
-import type { ConsumerSet, ConsumerSetUsage, SubscriberSink } from '../pipeline/subscriber.ts';
-
-/** How the run ended. */
-export type RunStatus = 'completed' | 'timeout' | 'failed' | 'interrupted';
-
-/** A live snapshot, emitted on every tick for progress displays. */
-export interface RunProgress {
-  readonly phase: 'run' | 'drain';
-  readonly elapsedMs: number;
-  readonly expected: number;
-  readonly published: number;
-  readonly completed: number;
-  readonly publishFailed: number;
-  /** Messages completed per second over the last tick. */
-  readonly completeRatePerSec: number;
-  /** ready + inFlight + delayed at the last sample; undefined before the first. */
-  readonly depth: number | undefined;
-}
-
-/** Counters the run keeps besides the ledger's. */
-export interface RunCounters {
-  readonly publishCalls: number;
-  readonly publishErrors: number;
-  readonly receiveCalls: number;
-  readonly emptyReceives: number;
-  readonly receiveErrors: number;
-  readonly ackErrors: number;
-  /** Deliveries with a receive count above 1 (the broker itself said it was a redelivery). */
-  readonly redeliveries: number;
-  /** Tasks that failed and were nacked for a retry. */
-  readonly taskFailures: number;
-  /** Bodies that were not messages at all (or named an index out of range); acked and counted. Well-formed bodies of another run are the ledger's `foreign`. */
-  readonly malformed: number;
-}
-
-export interface PipelineHistograms {
-  /** Send (or intended send) to the broker acknowledging the write, µs. */
-  readonly publish: Histogram;
-  /** Send to received by a consumer, µs. */
-  readonly endToEnd: Histogram;
-  /** Task execution time, µs (empty when there is no task). */
-  readonly execution: Histogram;
-  /** Send to acked after the task, µs. */
-  readonly completion: Histogram;
-  /**
-   * Under --rate: how long each message waited for its batch to leave, from when it was due (or, if
-   * the publishers were behind, when one took it up) to when the batch's last message was due, µs; at
-   * most --linger-ms. Absent without --rate (a batch is sent as soon as it is made).
-   */
-  readonly batchWait?: Histogram;
-}
-
-export interface PipelineOutcome {
-  readonly status: RunStatus;
-  /** Why the run did not complete, one line; undefined when it did. */
-  readonly reason: string | undefined;
-  /** Monotonic µs when publishing started and when the last message was published / the run ended. */
-  readonly startUs: number;
-  readonly publishEndUs: number;
-  readonly endUs: number;
-  /** Monotonic µs of the last delivery (0: none); absent where a scenario merges several runs' outcomes. */
-  readonly lastDeliveryUs?: number;
-  readonly ledger: LedgerCounts;
-  /** First few indices published but never completed. */
-  readonly missing: number[];
-  readonly counters: RunCounters;
-  readonly histograms: PipelineHistograms;
-  readonly timeline: TimelinePoint[];
-  /** Depth when the run ended. */
-  readonly finalDepth: QueueDepth;
-  /** First error of each kind, for the report; never contains secrets (adapters redact). */
-  readonly errors: readonly string[];
-  /** The harness's own cost: CPU time and event-loop delay while it ran. */
-  readonly harness: HarnessUsage;
-  /** API requests of consumers outside this process (consumer processes on SQS), by kind, and billed. */
-  readonly consumerRequests?: { readonly byKind: Readonly<Record<string, number>>; readonly billed: number };
-}
-
-export interface HarnessUsage {
-  readonly cpuUserMs: number;
-  readonly cpuSystemMs: number;
-  /** CPU time over wall time; 1.0 = one core busy all the time. */
-  readonly cpuCores: number;
-  /** This process's peak RSS, plus each consumer process's own peak when there are some (their sum: an upper bound). */
-  readonly peakRssBytes: number;
-  /** The consumer processes' share, already included in the figures above. */
-  readonly consumerProcesses?: ConsumerSetUsage;
-  /** Event-loop delay percentiles, ms: a high p99 means the harness itself was the bottleneck. */
-  readonly eventLoopDelayP50Ms: number;
-  readonly eventLoopDelayP99Ms: number;
-}
+import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import type { PipelineHistograms, PipelineOutcome, RunProgress, RunStatus } from '../outcome.ts';
 
 /**
  * Per-message behaviour a scenario can change; every hook is optional and runs on the hot path, so

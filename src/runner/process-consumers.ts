@@ -19,9 +19,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrokerOptions, QueueSpec } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import type { ConsumerSet, ConsumerSetUsage, SubscriberSink } from '../pipeline/subscriber.ts';
-import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-process.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-protocol.ts';
 import { FLUSH_INTERVAL_MS, JournalReader, type ConsumerActivity } from './journal.ts';
+import type { ConsumerSetUsage } from '../outcome.ts';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./consumer-process.ts', import.meta.url));
 /** tsx's loader, so the child runs the same TypeScript sources as the parent. */

@@ -10,11 +10,12 @@ import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
 import { UsageError } from '../errors.ts';
-import { requestTotals, type RequestTotals, type RunRecord } from '../report/result-file.ts';
-import type { Scenario } from '../../scenarios/scenario.ts';
 import { newRunToken } from '../pipeline/message.ts';
-import { PIPELINE_LIMITS, type PipelineOutcome, type RunProgress } from './pipeline.ts';
+import { PIPELINE_LIMITS } from './pipeline.ts';
 import { PROCESS_LIMITS } from './process-consumers.ts';
+import { requestTotals, type RequestTotals } from '../metrics/requests.ts';
+import type { PipelineOutcome, RunProgress, RunRecord } from '../outcome.ts';
+import type { Scenario } from '../scenario.ts';
 
 export type Phase = 'prepare' | 'run' | 'teardown';
 

@@ -17,12 +17,12 @@ import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
 import { sqsAdapter } from '../../adapters/sqs.ts';
 import { throughput } from '../../scenarios/throughput.ts';
-import type { RunRecord } from '../../src/report/result-file.ts';
 import { runScenario } from '../../src/runner/runner.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
 import { startFauxqs, type StartedFauxqs } from '../../src/services/sqs-endpoint.ts';
 import { runConfig, sleep, waitFor } from '../helpers/faults.ts';
 import { uniqueNamespace } from '../helpers/redis.ts';
+import type { RunRecord } from '../../src/outcome.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

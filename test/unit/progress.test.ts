@@ -4,7 +4,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createProgress } from '../../src/report/progress.ts';
-import type { RunProgress } from '../../src/runner/pipeline.ts';
+import type { RunProgress } from '../../src/outcome.ts';
 
 /** A stream that says it is a terminal and keeps what was written. */
 function terminal(): { stream: NodeJS.WriteStream; written: () => string } {

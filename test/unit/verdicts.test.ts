@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LedgerCounts } from '../../src/metrics/ledger.ts';
-import type { PipelineOutcome } from '../../src/runner/pipeline.ts';
 import { ledgerVerdicts } from '../../scenarios/verdicts.ts';
+import type { PipelineOutcome } from '../../src/outcome.ts';
 
 /** Just what ledgerVerdicts reads: a run of 100 messages, `completed` of them done, `dead` dead-lettered. */
 function outcome(completed: number, dead: number, status: PipelineOutcome['status'] = 'completed'): PipelineOutcome {
