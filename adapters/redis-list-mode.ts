@@ -1,6 +1,6 @@
 // What a redis-list mode is: the operations that differ between `simple` and `reliable`, behind one
-// small interface, so the broker (redis-list.ts) does the checks once and each mode's file reads
-// straight through. Also the helpers both modes use.
+// small interface, so each mode's file reads straight through (the kit has checked every call, the
+// driver in redis-list.ts found the keys and the spec). Also the helpers both modes use.
 //
 // LIMITATION: a mode gets the handle's connections as they are; reconnecting and closing stay with the broker.
 
@@ -37,7 +37,7 @@ export interface ListContext {
   closing(): boolean;
 }
 
-/** The operations that differ by mode; the broker has checked the handle, the queue and the batch size. */
+/** The operations that differ by mode; the kit has checked the handle, the batch, its bodies and delays. */
 export interface ListMode {
   publish(keys: QueueKeys, messages: readonly OutgoingMessage[]): Promise<void>;
   receive(keys: QueueKeys, spec: Omit<QueueSpec, 'name'>, maxMessages: number, waitMs: number): Promise<ReceivedMessage[]>;
