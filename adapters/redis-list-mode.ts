@@ -76,7 +76,12 @@ export function checkChunks(operation: string, messages: readonly ReceivedMessag
   );
 }
 
-/** Runs one call per CHUNK of `messages` at once and settles them with `checkChunks`. */
+/**
+ * Runs one call per CHUNK of `messages`, each once the one before it answered, and settles them with
+ * `checkChunks`. Not all at once: a chunk the server refuses by dropping the connection (an argument
+ * over proto-max-bulk-len) takes the replies of the chunks still in flight with it, and those chunks
+ * would count as failed whether they ran or not.
+ */
 export async function settleInChunks(
   operation: string,
   messages: readonly ReceivedMessage[],
@@ -86,12 +91,13 @@ export async function settleInChunks(
     await call(messages);
     return;
   }
-  const calls: Promise<unknown>[] = [];
-  for (let i = 0; i < messages.length; i += CHUNK) calls.push(call(messages.slice(i, i + CHUNK)));
-  const results = await Promise.allSettled(calls);
-  checkChunks(operation, messages, results.map((r) => (r.status === 'fulfilled' ? [null, r.value] : [toError(r.reason), null])));
-}
-
-function toError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
+  const results: [Error | null, unknown][] = [];
+  for (let i = 0; i < messages.length; i += CHUNK) {
+    try {
+      results.push([null, await call(messages.slice(i, i + CHUNK))]);
+    } catch (error) {
+      results.push([error instanceof Error ? error : new Error(String(error)), null]);
+    }
+  }
+  checkChunks(operation, messages, results);
 }
