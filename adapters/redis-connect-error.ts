@@ -6,6 +6,7 @@
 // DEPTH_ZERO_SELF_SIGNED_CERT, replies like WRONGPASS/NOAUTH); anything else is shown as it is.
 
 import { redactUrl } from '../src/redact.ts';
+import { firstLine } from './kit/index.ts';
 
 const TLS_TRUST_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -45,9 +46,4 @@ export function describeRedisError(error: unknown): string {
     return 'the connection dropped with the command in flight: it may or may not have run (reconnecting with back-off)';
   }
   return text;
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n')[0] ?? text;
 }

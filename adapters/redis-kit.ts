@@ -1,13 +1,16 @@
-// What both Redis adapters share: one way to open a client (options, first connect, the one-line error),
-// one way to load their Lua (files under adapters/lua/, defined on the client as ioredis commands, so
-// each call is an EVALSHA that falls back to EVAL once after a NOSCRIPT), and the settings they both read.
+// What both Redis adapters share: one way to open a client (options, first connect within the command
+// timeout, the one-line error), one way to load their Lua (files under adapters/lua/, defined on the
+// client as ioredis commands, so each call is an EVALSHA that falls back to EVAL once after a NOSCRIPT),
+// one reading of the options they both take, and the describe() they both give.
 //
 // LIMITATION: one `--- @include "file.lua"` level only (an included file includes nothing), and a
 // script's number of keys is read from its header, so a KEYS[n] not listed there is not passed.
 
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
-import { BrokerError, type BrokerInfo } from '../src/broker.ts';
+import { BrokerError, type BrokerOptions } from '../src/broker.ts';
+import { redactUrl } from '../src/redact.ts';
+import { backoffMs, withTimeout, type EndpointKind, type ServerInfo, type SettingsReader } from './kit/index.ts';
 import { explainRedisConnectError } from './redis-connect-error.ts';
 
 /** A Lua script from adapters/lua/, with the name of the client command that runs it. */
@@ -67,7 +70,7 @@ export function createRedisClient(options: ClientOptions): Redis {
     // Fail the first connect at once; after that, reconnect with back-off (0.1, 0.2, 0.4 … 1 s) for as
     // long as the handle is open: the run's own limits (--timeout, the publish outage limit) decide when
     // to give up, and commands in the meantime fail at once and are counted.
-    retryStrategy: (times) => (everReady ? Math.min(100 * 2 ** (times - 1), 1_000) : null),
+    retryStrategy: (times) => (everReady ? backoffMs(times, 100, 1_000) : null),
     scripts: Object.fromEntries((options.scripts ?? []).map((s) => [s.command, { lua: s.lua, numberOfKeys: s.numberOfKeys }])),
   };
   if (options.blocking) {
@@ -94,27 +97,47 @@ export async function connectRedis(adapter: string, client: Redis, url: string, 
   client.on('error', (error: unknown) => {
     lastError = error;
   });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    // A server that accepts and never answers is cut off here, not left to hang.
-    await Promise.race([
+    // A server that accepts and never answers is cut off here, not left to hang; the grace lets the
+    // client's own connect timeout, which says more, come first.
+    await withTimeout(commandTimeoutMs + 250, 'connect', async () => {
+      await client.connect();
       // Scripts loaded up front: a first call then needs no NOSCRIPT round trip, which a failure in the
       // same pipeline (a connection the server drops) could otherwise turn into an error for all of it.
       // Best effort: a user whose ACL allows EVAL but not SCRIPT still runs them, by the EVAL fallback.
-      client.connect().then(() => Promise.all((scriptsOf.get(client) ?? []).map((script) => client.script('LOAD', script.lua).catch(() => undefined)))),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`connect timed out: no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs + 250);
-      }),
-    ]);
+      await Promise.all((scriptsOf.get(client) ?? []).map((script) => client.script('LOAD', script.lua).catch(() => undefined)));
+    });
     return client;
   } catch (error) {
     client.disconnect();
     // An error the server or the socket gave says more than our own timer running out.
     const cause = lastError ?? error;
     throw new BrokerError(adapter, 'connect', explainRedisConnectError(url, cause, commandTimeoutMs), { cause });
-  } finally {
-    clearTimeout(timer);
   }
+}
+
+/** A client made with `options` and connected (see `createRedisClient` and `connectRedis`). */
+export function openRedisClient(adapter: string, options: ClientOptions): Promise<Redis> {
+  return connectRedis(adapter, createRedisClient(options), options.url, options.commandTimeoutMs);
+}
+
+/** Where a Redis adapter connects, read once from its options. */
+export interface RedisTarget {
+  readonly url: string;
+  readonly commandTimeoutMs: number;
+  /** What describe() reports (the CLI passes `embedded` for a throw-away server); default `local`. */
+  readonly endpointKind: EndpointKind;
+}
+
+/** The options both Redis adapters read: the URL, which they cannot do without, and `endpointKind`. */
+export function redisTarget(adapter: string, options: BrokerOptions, settings: SettingsReader): RedisTarget {
+  if (!options.url) throw new BrokerError(adapter, 'connect', 'no Redis URL given; set REDIS_URL (e.g. redis://127.0.0.1:6379)');
+  return { url: options.url, commandTimeoutMs: options.commandTimeoutMs, endpointKind: settings.endpointKind('local') };
+}
+
+/** What describe() reports of a Redis server: its version, and where it is without the password. */
+export async function describeRedis(client: Redis, target: RedisTarget): Promise<ServerInfo> {
+  return { serverVersion: await serverVersion(client), endpoint: redactUrl(target.url), endpointKind: target.endpointKind };
 }
 
 export async function serverVersion(client: Redis): Promise<string> {
@@ -129,18 +152,6 @@ export async function quitQuietly(client: Redis): Promise<void> {
   } catch {
     client.disconnect();
   }
-}
-
-const ENDPOINT_KINDS: readonly BrokerInfo['endpointKind'][] = ['local', 'embedded', 'docker', 'localstack', 'aws', 'other'];
-
-/** The `endpointKind` setting both adapters read (what describe() reports); default 'local'. */
-export function endpointKindSetting(adapter: string, settings: Readonly<Record<string, unknown>> | undefined): BrokerInfo['endpointKind'] {
-  const kind = settings?.['endpointKind'] ?? 'local';
-  const known = ENDPOINT_KINDS.find((candidate) => candidate === kind);
-  if (known === undefined) {
-    throw new BrokerError(adapter, 'open', `setting endpointKind must be one of ${ENDPOINT_KINDS.join(', ')}, got ${String(kind)}`);
-  }
-  return known;
 }
 
 /** Throws the first error of a pipeline; returns the replies. */

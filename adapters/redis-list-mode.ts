@@ -1,6 +1,6 @@
 // What a redis-list mode is: the operations that differ between `simple` and `reliable`, behind one
-// small interface, so the broker (redis-list.ts) does the checks once and each mode's file reads
-// straight through. Also the helpers both modes use.
+// small interface, so each mode's file reads straight through (the kit has checked every call, the
+// driver in redis-list.ts found the keys and the spec). Also the helpers both modes use.
 //
 // LIMITATION: a mode gets the handle's connections as they are; reconnecting and closing stay with the broker.
 
@@ -37,7 +37,7 @@ export interface ListContext {
   closing(): boolean;
 }
 
-/** The operations that differ by mode; the broker has checked the handle, the queue and the batch size. */
+/** The operations that differ by mode; the kit has checked the handle, the batch, its bodies and delays. */
 export interface ListMode {
   publish(keys: QueueKeys, messages: readonly OutgoingMessage[]): Promise<void>;
   receive(keys: QueueKeys, spec: Omit<QueueSpec, 'name'>, maxMessages: number, waitMs: number): Promise<ReceivedMessage[]>;
@@ -76,7 +76,12 @@ export function checkChunks(operation: string, messages: readonly ReceivedMessag
   );
 }
 
-/** Runs one call per CHUNK of `messages` at once and settles them with `checkChunks`. */
+/**
+ * Runs one call per CHUNK of `messages`, each once the one before it answered, and settles them with
+ * `checkChunks`. Not all at once: a chunk the server refuses by dropping the connection (an argument
+ * over proto-max-bulk-len) takes the replies of the chunks still in flight with it, and those chunks
+ * would count as failed whether they ran or not.
+ */
 export async function settleInChunks(
   operation: string,
   messages: readonly ReceivedMessage[],
@@ -86,12 +91,13 @@ export async function settleInChunks(
     await call(messages);
     return;
   }
-  const calls: Promise<unknown>[] = [];
-  for (let i = 0; i < messages.length; i += CHUNK) calls.push(call(messages.slice(i, i + CHUNK)));
-  const results = await Promise.allSettled(calls);
-  checkChunks(operation, messages, results.map((r) => (r.status === 'fulfilled' ? [null, r.value] : [toError(r.reason), null])));
-}
-
-function toError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
+  const results: [Error | null, unknown][] = [];
+  for (let i = 0; i < messages.length; i += CHUNK) {
+    try {
+      results.push([null, await call(messages.slice(i, i + CHUNK))]);
+    } catch (error) {
+      results.push([error instanceof Error ? error : new Error(String(error)), null]);
+    }
+  }
+  checkChunks(operation, messages, results);
 }

@@ -3,9 +3,9 @@
 //
 // LIMITATION: no delay, no visibility timeout, no dead letters; a nack pushes the bodies back at once.
 
-import { BrokerError, type OutgoingMessage, type QueueDepth, type ReceivedMessage } from '../src/broker.ts';
+import type { OutgoingMessage, QueueDepth, ReceivedMessage } from '../src/broker.ts';
 import { checkPipeline } from './redis-kit.ts';
-import { ADAPTER, CHUNK, blockSeconds, settleInChunks, type ListContext, type ListMode, type QueueKeys } from './redis-list-mode.ts';
+import { CHUNK, blockSeconds, settleInChunks, type ListContext, type ListMode, type QueueKeys } from './redis-list-mode.ts';
 
 export function simpleMode(context: ListContext): ListMode {
   const { redis, blocking, legacy } = context;
@@ -19,14 +19,9 @@ export function simpleMode(context: ListContext): ListMode {
 
   return {
     async publish(keys: QueueKeys, messages: readonly OutgoingMessage[]): Promise<void> {
+      // No delays here: the kit refuses them, as capabilities.delay is false.
       const bodies = new Array<string>(messages.length);
-      for (let i = 0; i < messages.length; i++) {
-        const message = messages[i]!;
-        if (message.delayMs !== undefined && message.delayMs > 0) {
-          throw new BrokerError(ADAPTER, 'publish', 'simple mode cannot delay messages; use --mode reliable');
-        }
-        bodies[i] = message.body;
-      }
+      for (let i = 0; i < messages.length; i++) bodies[i] = messages[i]!.body;
       if (bodies.length <= CHUNK) {
         await redis.rpush(keys.ready, ...bodies);
         return;
