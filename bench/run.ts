@@ -1,8 +1,9 @@
 // `npm run bench`: is the harness ever the bottleneck it claims to measure? Each case runs in its own
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
-// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Three groups,
+// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Four groups,
 // each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
-// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run).
+// stream (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run) and
+// NATS JetStream (js.publish and consumer.fetch, on NATS_URL, the local 4222 or a throw-away nats-server).
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
@@ -16,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
+import { resolveNats } from '../src/services/nats-server.ts';
 import { UsageError } from '../src/errors.ts';
 import { formatBytes, formatRate } from '../src/format.ts';
 import { formatMicroBench, runMicroBench } from './micro.ts';
@@ -73,7 +75,7 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
+function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string): Group[] {
   const count = MESSAGES.toLocaleString('en-US');
   return [
     {
@@ -99,6 +101,13 @@ function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
       harness: [{ name: 'harness-stream', label: '(b") harness, redis-stream', targeted: true }],
       messages: MESSAGES,
       url: redisUrl,
+    },
+    {
+      title: `(a*), the hand-written JetStream publish/fetch loop (${count} messages, batch 100):`,
+      baseline: { name: 'raw-nats', label: '(a*) raw JetStream loop', targeted: false },
+      harness: [{ name: 'harness-nats', label: '(b*) harness, nats', targeted: true }],
+      messages: MESSAGES,
+      url: natsUrl,
     },
   ];
 }
@@ -160,6 +169,10 @@ async function main(): Promise<void> {
     await redis.stop();
     throw error;
   });
+  const nats = await resolveNats({ NATS_URL: process.env.NATS_URL }).catch(async (error: unknown) => {
+    await Promise.all([sqs.stop(), redis.stop()]);
+    throw error;
+  });
   try {
     if (sqs.endpoint === undefined) {
       throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
@@ -168,7 +181,7 @@ async function main(): Promise<void> {
       `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
         `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
     );
-    const groups = groupsFor(redis.url, sqs.endpoint);
+    const groups = groupsFor(redis.url, sqs.endpoint, nats.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
@@ -187,6 +200,7 @@ async function main(): Promise<void> {
     console.log('\nper-message hot path (tinybench):');
     console.log(formatMicroBench(await runMicroBench()));
   } finally {
+    await nats.stop();
     await sqs.stop();
     await redis.stop();
   }
