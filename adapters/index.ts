@@ -5,12 +5,13 @@
 // LIMITATION: an adapter is found by name only; two entries sharing an alias would shadow each other.
 
 import type { BrokerAdapter, Endpoint, Environment, FlagSetting, SecretVariable } from '../src/broker.ts';
+import { bullmqAdapter } from './bullmq.ts';
 import { memoryAdapter } from './memory.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
 
-export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter];
+export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, bullmqAdapter];
 
 
 /** Finds an adapter by canonical name or alias, case-insensitively. */
