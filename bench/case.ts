@@ -4,8 +4,10 @@
 // usage: node --import tsx bench/case.ts <case> <messages> <url>
 //   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
+//         raw-bullmq | harness-bullmq                                                 (url: Redis)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
+import { bullmqAdapter } from '../adapters/bullmq.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
 import { sqsAdapter } from '../adapters/sqs.ts';
@@ -14,6 +16,7 @@ import { throughput } from '../scenarios/throughput.ts';
 import { DEFAULTS, type RunConfig } from '../src/config.ts';
 import { NO_TASK } from '../src/pipeline/executor.ts';
 import { runScenario } from '../src/runner/runner.ts';
+import { rawBullmqLoop } from './baselines-bullmq.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
@@ -81,6 +84,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-sqs':
       ratePerSec = await harnessRate(sqsAdapter, 'standard', sqsShape, url);
+      break;
+    case 'raw-bullmq':
+      ratePerSec = await rawBullmqLoop(url, shape);
+      break;
+    case 'harness-bullmq':
+      ratePerSec = await harnessRate(bullmqAdapter, 'default', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

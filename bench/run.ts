@@ -1,15 +1,16 @@
 // `npm run bench`: is the harness ever the bottleneck it claims to measure? Each case runs in its own
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
-// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Three groups,
+// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Four groups,
 // each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
-// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run).
+// stream (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run) and
+// BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), the last also against the list loop.
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
 // fewer messages, since the emulator moves a few thousand per second. Not a test: nothing here fails
 // on a slow machine.
 //
-// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000), 1 round, memory 1,000,000 vs 100,000)
+// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, BullMQ 20,000), 1 round, memory 1,000,000 vs 100,000)
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,8 @@ const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
+/** BullMQ runs three Lua scripts per job: a few thousand jobs a second on this host. */
+const BULLMQ_MESSAGES = quick ? 20_000 : 50_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -100,6 +103,13 @@ function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
       messages: MESSAGES,
       url: redisUrl,
     },
+    {
+      title: `(a*), the hand-written BullMQ loop (${BULLMQ_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-bullmq', label: '(a*) raw BullMQ loop', targeted: false },
+      harness: [{ name: 'harness-bullmq', label: '(b*) harness, bullmq', targeted: true }],
+      messages: BULLMQ_MESSAGES,
+      url: redisUrl,
+    },
   ];
 }
 
@@ -154,6 +164,18 @@ function formatAgainstSimple(rates: ReadonlyMap<string, readonly number[]>): str
   return lines.join('\n');
 }
 
+/** BullMQ against the raw list loop on the same Redis, per round as above: what the framework costs over the list underneath. */
+function formatAgainstList(rates: ReadonlyMap<string, readonly number[]>): string {
+  const list = rates.get('raw-list')!;
+  const lines = [`ratio to (a), the raw ioredis list loop, on the same Redis (median of ${ROUNDS} round(s), range in brackets):`];
+  for (const { name, label } of [{ name: 'raw-bullmq', label: '(a*) raw BullMQ loop' }, { name: 'harness-bullmq', label: '(b*) harness, bullmq' }]) {
+    const ratios = rates.get(name)!.map((rate, round) => rate / list[round]!);
+    const spread = ratios.length > 1 ? ` [${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}]` : '';
+    lines.push(`  ${label.padEnd(27)} ${median(ratios).toFixed(3)}x${spread}`);
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
   const sqs = await resolveSqs({ SQS_ENDPOINT: process.env.SQS_ENDPOINT }).catch(async (error: unknown) => {
@@ -165,16 +187,17 @@ async function main(): Promise<void> {
       throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
     }
     console.log(
-      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
+      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, BullMQ ${BULLMQ_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
         `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
     );
     const groups = groupsFor(redis.url, sqs.endpoint);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
+    console.log(`\n${formatAgainstList(rates)}`);
 
     console.log(`\nwhat one message costs Redis (${COST_MESSAGES.toLocaleString('en-US')} messages per case, each on a throw-away redis-server of its own, from INFO):`);
-    const names = ['raw-list', 'harness-simple', 'harness-reliable', 'raw-stream', 'harness-stream'];
+    const names = ['raw-list', 'harness-simple', 'harness-reliable', 'raw-stream', 'harness-stream', 'raw-bullmq', 'harness-bullmq'];
     console.log(formatRedisCost(await measureRedisCost(names, COST_MESSAGES, (name, url) => runCase(name, COST_MESSAGES, url))));
 
     console.log(`\npeak memory, harness simple mode (target: ${MEMORY_LARGE.toLocaleString('en-US')} no more than 100 MB above ${MESSAGES.toLocaleString('en-US')}):`);
