@@ -346,7 +346,13 @@ export const bullmqAdapter = defineAdapter({
   aliases: ['BULLMQ'],
   modes: { default: CAPABILITIES },
   defaultMode: 'default',
-  ...redisServerFacts,
+  // The list adapters' server, but no memory-capped one for --maxmemory: at the limit Redis refuses the writes
+  // inside BullMQ's fetch and completion scripts too (a lock, an event, the job's fields), so a full server
+  // never drains and such a run could only time out.
+  serverVariable: redisServerFacts.serverVariable,
+  resolve: redisServerFacts.resolve,
+  secretVariables: redisServerFacts.secretVariables,
+  testing: redisServerFacts.testing,
   async connect(options) {
     if (!options.url) throw new BrokerError(ADAPTER, 'connect', 'no Redis URL given; set REDIS_URL (e.g. redis://127.0.0.1:6379)');
     const endpointKind = new SettingsReader(ADAPTER, options.settings).endpointKind('local');

@@ -1,7 +1,7 @@
 // The BullMQ adapter on the real Redis, through the scenarios as the CLI runs them (throughput, crash-recovery
 // with a seeded random kill, retry-dlq, delayed, fan-out), plus what is BullMQ's own: a receive bounded by its
-// wait even when BullMQ would sleep until a delayed job, completed jobs deleted as they go, and a dead server
-// told in one line by the adapter and by the command line.
+// wait even when BullMQ would sleep until a delayed job, completed jobs deleted as they go, a late ack
+// reported, a dead server told in one line by the adapter and by the command line, and --maxmemory refused.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmqAdapter } from '../../adapters/bullmq.ts';
@@ -158,7 +158,7 @@ describe('bullmq handle', () => {
   });
 });
 
-describe('bullmq on a dead server', () => {
+describe('bullmq refusals', () => {
   it('fails to open in one line naming the server and the fix, within the command timeout', async () => {
     const port = await freePort('127.0.0.1');
     const startedAt = Date.now();
@@ -178,5 +178,11 @@ describe('bullmq on a dead server', () => {
     expect(lines.filter((line) => line.startsWith('brokerbench:'))).toHaveLength(1);
     expect(lines.at(-1)).toMatch(/^brokerbench: bullmq (open|connect): cannot reach redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(ECONNREFUSED\); start Redis or set REDIS_URL$/);
     expect(cli.stderr).not.toMatch(/hunter2|^\s+at /m);
+  });
+
+  it("--maxmemory is refused up front: a full Redis refuses the writes of BullMQ's fetch too, so it could never drain", async () => {
+    const cli = await runCli(['scenario', '100', '--maxmemory', '8mb'], { QUEUE: 'BULLMQ' });
+    expect(cli.code).toBe(2);
+    expect(cli.stderr.trim()).toMatch(/^brokerbench: --maxmemory starts a throw-away redis-server, so it applies to .*, not bullmq$/);
   });
 });
