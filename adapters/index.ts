@@ -5,13 +5,14 @@
 // LIMITATION: an adapter is found by name only; two entries sharing an alias would shadow each other.
 
 import type { BrokerAdapter, Endpoint, Environment, FlagSetting, SecretVariable } from '../src/broker.ts';
+import { bullmqAdapter } from './bullmq.ts';
 import { memoryAdapter } from './memory.ts';
 import { natsAdapter } from './nats.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
 
-export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, natsAdapter];
+export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, natsAdapter, bullmqAdapter];
 
 
 /** Finds an adapter by canonical name or alias, case-insensitively. */

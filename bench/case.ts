@@ -5,8 +5,10 @@
 //   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
 //         raw-nats | harness-nats                                                     (url: NATS)
+//         raw-bullmq | harness-bullmq                                                 (url: Redis)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
+import { bullmqAdapter } from '../adapters/bullmq.ts';
 import { natsAdapter } from '../adapters/nats.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
@@ -16,6 +18,7 @@ import { throughput } from '../scenarios/throughput.ts';
 import { DEFAULTS, type RunConfig } from '../src/config.ts';
 import { NO_TASK } from '../src/pipeline/executor.ts';
 import { runScenario } from '../src/runner/runner.ts';
+import { rawBullmqLoop } from './baselines-bullmq.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
 import { rawNatsLoop } from './baselines-nats.ts';
 
@@ -90,6 +93,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-nats':
       ratePerSec = await harnessRate(natsAdapter, 'jetstream', shape, url);
+      break;
+    case 'raw-bullmq':
+      ratePerSec = await rawBullmqLoop(url, shape);
+      break;
+    case 'harness-bullmq':
+      ratePerSec = await harnessRate(bullmqAdapter, 'default', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

@@ -1,16 +1,17 @@
 // `npm run bench`: is the harness ever the bottleneck it claims to measure? Each case runs in its own
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
-// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Four groups,
-// each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
-// stream (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run) and
-// NATS JetStream (js.publish and consumer.fetch, on NATS_URL, the local 4222 or a throw-away nats-server).
+// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Each group is
+// a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis stream
+// (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run), NATS
+// JetStream (js.publish and consumer.fetch, on NATS_URL, the local 4222 or a throw-away nats-server),
+// and BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), BullMQ also against the list loop.
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
 // fewer messages, since the emulator moves a few thousand per second. Not a test: nothing here fails
 // on a slow machine.
 //
-// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000), 1 round, memory 1,000,000 vs 100,000)
+// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, NATS and BullMQ 20,000), 1 round, memory 1,000,000 vs 100,000)
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,8 @@ const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
+/** Brokers that move a few thousand messages a second on this host (NATS JetStream with file storage, BullMQ's three Lua scripts per job). */
+const BROKER_MESSAGES = quick ? 20_000 : 50_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -103,11 +106,18 @@ function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string): Group[] {
       url: redisUrl,
     },
     {
-      title: `(a*), the hand-written JetStream publish/fetch loop (${count} messages, batch 100):`,
-      baseline: { name: 'raw-nats', label: '(a*) raw JetStream loop', targeted: false },
-      harness: [{ name: 'harness-nats', label: '(b*) harness, nats', targeted: true }],
-      messages: MESSAGES,
+      title: `(aN), the hand-written JetStream publish/fetch loop (${BROKER_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-nats', label: '(aN) raw JetStream loop', targeted: false },
+      harness: [{ name: 'harness-nats', label: '(bN) harness, nats', targeted: true }],
+      messages: BROKER_MESSAGES,
       url: natsUrl,
+    },
+    {
+      title: `(a*), the hand-written BullMQ loop (${BROKER_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-bullmq', label: '(a*) raw BullMQ loop', targeted: false },
+      harness: [{ name: 'harness-bullmq', label: '(b*) harness, bullmq', targeted: true }],
+      messages: BROKER_MESSAGES,
+      url: redisUrl,
     },
   ];
 }
@@ -163,6 +173,18 @@ function formatAgainstSimple(rates: ReadonlyMap<string, readonly number[]>): str
   return lines.join('\n');
 }
 
+/** BullMQ against the raw list loop on the same Redis, per round as above: what the framework costs over the list underneath. */
+function formatAgainstList(rates: ReadonlyMap<string, readonly number[]>): string {
+  const list = rates.get('raw-list')!;
+  const lines = [`ratio to (a), the raw ioredis list loop, on the same Redis (median of ${ROUNDS} round(s), range in brackets):`];
+  for (const { name, label } of [{ name: 'raw-bullmq', label: '(a*) raw BullMQ loop' }, { name: 'harness-bullmq', label: '(b*) harness, bullmq' }]) {
+    const ratios = rates.get(name)!.map((rate, round) => rate / list[round]!);
+    const spread = ratios.length > 1 ? ` [${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}]` : '';
+    lines.push(`  ${label.padEnd(27)} ${median(ratios).toFixed(3)}x${spread}`);
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const redis = await resolveRedis({ REDIS_URL: process.env.REDIS_URL });
   const sqs = await resolveSqs({ SQS_ENDPOINT: process.env.SQS_ENDPOINT }).catch(async (error: unknown) => {
@@ -178,16 +200,17 @@ async function main(): Promise<void> {
       throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
     }
     console.log(
-      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
+      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, NATS and BullMQ ${BROKER_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
         `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
     );
     const groups = groupsFor(redis.url, sqs.endpoint, nats.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
+    console.log(`\n${formatAgainstList(rates)}`);
 
     console.log(`\nwhat one message costs Redis (${COST_MESSAGES.toLocaleString('en-US')} messages per case, each on a throw-away redis-server of its own, from INFO):`);
-    const names = ['raw-list', 'harness-simple', 'harness-reliable', 'raw-stream', 'harness-stream'];
+    const names = ['raw-list', 'harness-simple', 'harness-reliable', 'raw-stream', 'harness-stream', 'raw-bullmq', 'harness-bullmq'];
     console.log(formatRedisCost(await measureRedisCost(names, COST_MESSAGES, (name, url) => runCase(name, COST_MESSAGES, url))));
 
     console.log(`\npeak memory, harness simple mode (target: ${MEMORY_LARGE.toLocaleString('en-US')} no more than 100 MB above ${MESSAGES.toLocaleString('en-US')}):`);
