@@ -53,13 +53,13 @@ describe('sqs request counts', () => {
     const perMessage = requests.workload! / result.ledger.completed;
     expect(perMessage).toBeGreaterThanOrEqual(0.3);
     expect(perMessage).toBeLessThan(0.6);
-    // Housekeeping: opening, creating and deleting the queue, and one GetQueueAttributes per depth poll.
-    expect(ticks).toBeGreaterThan(0);
-    expect(byKind['GetQueueAttributes']).toBeGreaterThanOrEqual(ticks);
+    // Housekeeping: opening, creating and deleting the queue, and one GetQueueAttributes per depth poll:
+    // one per progress tick and the final sample, so at least one even when the run ends before its first tick.
+    expect(byKind['GetQueueAttributes']).toBeGreaterThanOrEqual(ticks + 1);
     expect(byKind['CreateQueue']).toBe(1);
     expect(byKind['DeleteQueue']).toBe(1);
     expect(requests.housekeeping).toBe(requests.total - requests.workload!);
-    expect(requests.housekeeping).toBeGreaterThanOrEqual(ticks + 2);
+    expect(requests.housekeeping).toBeGreaterThanOrEqual(ticks + 3);
     // Small bodies: every workload request is billed once; housekeeping is not priced per message.
     expect(requests.billedWorkload).toBe(requests.workload);
     expect(requests.billed).toBe(requests.total);
