@@ -87,7 +87,7 @@ const PERSISTENT: Options.Publish = { persistent: true, mandatory: true };
 
 async function open(url: string, timeoutMs: number): Promise<ChannelModel> {
   try {
-    return await withTimeout(timeoutMs, 'connect', () => connect(url, { timeout: timeoutMs, noDelay: true }));
+    return await withTimeout(timeoutMs, 'connect', () => connect(url, { timeout: timeoutMs }));
   } catch (error) {
     throw new Error(explainConnect(url, error));
   }
@@ -330,6 +330,17 @@ class RabbitDriver implements Driver {
 
   async ack(_queue: string, messages: readonly ReceivedMessage[]): Promise<void> {
     this.#check();
+    // The usual batch is the oldest deliveries this channel holds, in order: one basic.ack (multiple) for all of them.
+    let k = 0;
+    for (const tag of this.#unacked.keys()) {
+      if (k === messages.length || tag !== Number(messages[k]!.receipt)) break;
+      k++;
+    }
+    if (k === messages.length) {
+      this.#channel.ack(this.#unacked.get(Number(messages[k - 1]!.receipt))!.message, true);
+      for (const { receipt } of messages) this.#settle(Number(receipt), () => undefined);
+      return;
+    }
     for (const { receipt } of messages) this.#settle(Number(receipt), (message) => this.#channel.ack(message));
   }
 

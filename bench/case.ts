@@ -4,8 +4,10 @@
 // usage: node --import tsx bench/case.ts <case> <messages> <url>
 //   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
+//         raw-rabbitmq | harness-rabbitmq                                             (url: RabbitMQ, quorum queues)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
+import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
 import { sqsAdapter } from '../adapters/sqs.ts';
@@ -15,6 +17,7 @@ import { DEFAULTS, type RunConfig } from '../src/config.ts';
 import { NO_TASK } from '../src/pipeline/executor.ts';
 import { runScenario } from '../src/runner/runner.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
+import { rawRabbitmqLoop } from './baselines-rabbitmq.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
 /** SQS takes at most 10 messages per send, receive and delete. */
@@ -81,6 +84,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-sqs':
       ratePerSec = await harnessRate(sqsAdapter, 'standard', sqsShape, url);
+      break;
+    case 'raw-rabbitmq':
+      ratePerSec = await rawRabbitmqLoop(url, shape);
+      break;
+    case 'harness-rabbitmq':
+      ratePerSec = await harnessRate(rabbitmqAdapter, 'quorum', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

@@ -2,7 +2,8 @@
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
 // figure printed is a median of rounds or a ratio to a baseline measured in the same run. Three groups,
 // each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
-// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run).
+// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run);
+// a fourth, RabbitMQ (amqplib on a quorum queue), where a RabbitMQ answers.
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
@@ -14,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { UsageError } from '../src/errors.ts';
@@ -25,6 +27,8 @@ const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
+/** Quorum queues write every message to disk: a few times fewer than Redis moves in the same time. */
+const RABBITMQ_MESSAGES = quick ? 100_000 : 200_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -73,8 +77,20 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
+function groupsFor(redisUrl: string, sqsUrl: string, rabbitmqUrl: string | undefined): Group[] {
   const count = MESSAGES.toLocaleString('en-US');
+  const rabbitmq: Group[] =
+    rabbitmqUrl === undefined
+      ? []
+      : [
+          {
+            title: `(a*), the hand-written amqplib loop, quorum queue, confirms and acks per batch (${RABBITMQ_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+            baseline: { name: 'raw-rabbitmq', label: '(a*) raw amqplib loop', targeted: false },
+            harness: [{ name: 'harness-rabbitmq', label: '(b*) harness, rabbitmq quorum', targeted: true }],
+            messages: RABBITMQ_MESSAGES,
+            url: rabbitmqUrl,
+          },
+        ];
   return [
     {
       title: `(a), the hand-written ioredis RPUSH/LPOP loop (${count} messages, batch 100):`,
@@ -100,6 +116,7 @@ function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
       messages: MESSAGES,
       url: redisUrl,
     },
+    ...rabbitmq,
   ];
 }
 
@@ -168,7 +185,12 @@ async function main(): Promise<void> {
       `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
         `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
     );
-    const groups = groupsFor(redis.url, sqs.endpoint);
+    // The RabbitMQ group runs where one answers (RABBITMQ_URL, else 127.0.0.1:5672); none is started for it.
+    const rabbitmq = await rabbitmqAdapter.resolve!(process.env).catch((error: unknown) => {
+      console.log(`RabbitMQ group left out: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    });
+    const groups = groupsFor(redis.url, sqs.endpoint, rabbitmq?.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
