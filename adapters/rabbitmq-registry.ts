@@ -1,17 +1,36 @@
-// What the rabbitmq registry entry says about its server beyond opening it: where it comes from
-// (RABBITMQ_URL, else the RabbitMQ on 127.0.0.1:5672), which variable holds a secret, and what the tests
-// need (leftover queues and exchanges under a namespace).
+// What the rabbitmq registry entry says about its broker beyond the driver: its capabilities, where its
+// server comes from (RABBITMQ_URL, else the RabbitMQ on 127.0.0.1:5672), how a connection is opened and a
+// failure told in one line, what the adapter declares on the server (names in adapters/rabbitmq.ts) and
+// so what the tests find left over, and which variable holds a secret.
 //
 // LIMITATION: without the management plugin nothing lists a server's queues, so leftovers are the
 // names the adapter made in this process, each checked with a passive declare (a queue or exchange made
 // by a consumer process is not seen). No throw-away server: RabbitMQ needs an Erlang node and root-level
 // set-up to start, so an unreachable default ends in one line saying how to get one.
 
-import { connect, type Channel } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { createConnection } from 'node:net';
-import type { BrokerAdapter, Endpoint, Environment } from '../src/broker.ts';
+import type { BrokerAdapter, BrokerCapabilities, Endpoint, Environment } from '../src/broker.ts';
 import { UsageError } from '../src/errors.ts';
 import { redactUrl } from '../src/redact.ts';
+import { firstLine, withTimeout } from './kit/index.ts';
+
+/** Delays are rounded up to whole steps: one wait queue per distinct step. */
+export const STEP_MS = 100;
+
+/** Both modes alike: classic queues differ in how they count receives (see adapters/rabbitmq.ts), not in what they can do. */
+export const RABBITMQ_CAPABILITIES: BrokerCapabilities = {
+  delivery: 'at-least-once', delay: true, maxDelayMs: 24 * 3600 * 1000, deadLetter: true, visibilityTimeout: false, nackDelay: true,
+  // Requeued and delayed messages rejoin at the back.
+  ordering: 'none',
+  maxBatchSize: 1_000,
+  // The server's max_message_size default (128 MiB).
+  maxPayloadBytes: 128 * 1024 * 1024,
+  delayGranularity: { ms: STEP_MS, says: 'RabbitMQ delays go through one wait queue per delay, in steps of 100 ms' },
+  nackDelayGranularity: { ms: STEP_MS, says: 'RabbitMQ retry delays go through one wait queue per delay, in steps of 100 ms' },
+  sharedAcrossProcesses: true,
+};
+
 
 export const DEFAULT_RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
 /** How long the default server gets to accept a connection before it counts as absent. */
@@ -19,6 +38,89 @@ const PROBE_TIMEOUT_MS = 1_000;
 
 export const HOW_TO_START =
   'start one (Debian: apt-get install rabbitmq-server, which starts it; with Docker: docker compose up -d rabbitmq) or set RABBITMQ_URL';
+
+/** A connection to `url` within `timeoutMs`, or an Error whose message says in one line what to do. */
+export async function openConnection(url: string, timeoutMs: number): Promise<ChannelModel> {
+  try {
+    return await withTimeout(timeoutMs, 'connect', () => connect(url, { timeout: timeoutMs }));
+  } catch (error) {
+    throw new Error(explainConnect(url, error));
+  }
+}
+
+/** Why `url` could not be opened, and what to do, in one line without the password. */
+function explainConnect(url: string, error: unknown): string {
+  const where = redactUrl(url);
+  const text = firstLine(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (/ACCESS[-_]REFUSED|403/.test(text)) return `authentication failed at ${where} (ACCESS_REFUSED); check the user name and password in RABBITMQ_URL`;
+  if (/NOT_ALLOWED|530/.test(text)) return `the vhost of ${where} is refused (NOT_ALLOWED); check the vhost in RABBITMQ_URL`;
+  if (/timed out/i.test(text) || code === 'ETIMEDOUT') return `cannot reach ${where} (connect timed out); ${HOW_TO_START}`;
+  return `cannot reach ${where} (${typeof code === 'string' ? code : text}); ${HOW_TO_START}`;
+}
+
+export type Mode = 'quorum' | 'classic';
+/** Where a publish goes: an exchange ('' = the default one) and a routing key. */
+export interface Route { readonly exchange: string; readonly key: string }
+
+/** Declares run queue base B of `mode`: B (dead-lettering to B.dead, after maxReceives on quorum queues), B.dead, B.waits. */
+export async function declareFamily(channel: Channel, mode: Mode, base: string, maxReceives: number): Promise<void> {
+  await channel.assertQueue(`${base}.dead`, { durable: true, arguments: { 'x-queue-type': mode } });
+  await channel.assertQueue(`${base}.waits`, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+  // A quorum queue dead-letters a message returned more than x-delivery-limit times: received maxReceives times.
+  const limit = mode === 'quorum' && maxReceives > 0 ? { 'x-delivery-limit': maxReceives - 1 } : {};
+  await channel.assertQueue(base, { durable: true, arguments: { 'x-queue-type': mode, ...deadLetterTo(mode, { exchange: '', key: `${base}.dead` }), ...limit } });
+  for (const name of [base, `${base}.dead`, `${base}.waits`]) noteMade(name, 'queue');
+}
+
+/** Makes fanout exchange `exchange` and binds group queue `base` to it. */
+export async function bindGroup(channel: Channel, base: string, exchange: string): Promise<void> {
+  await channel.assertExchange(exchange, 'fanout', { durable: true });
+  noteMade(exchange, 'exchange');
+  await channel.bindQueue(base, exchange, '');
+}
+
+/** Declares wait queue `name`, holding each message `delayMs` and then dead-lettering it to `target`, and lists it in `list`. */
+export async function declareWaitQueue(channel: ConfirmChannel, mode: Mode, name: string, delayMs: number, target: Route, list: string): Promise<void> {
+  await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': mode, 'x-message-ttl': delayMs, ...deadLetterTo(mode, target) } });
+  noteMade(name, 'queue');
+  await new Promise<void>((resolve, reject) =>
+    channel.sendToQueue(list, Buffer.from(name), { persistent: true, mandatory: true }, (error) => (error ? reject(new Error(`listing ${name} in ${list} failed`)) : resolve())),
+  );
+}
+
+/** The names listed in queue `list` (none if it is gone), read and given back: closing the channel unacked returns them. */
+export async function readList(connection: ChannelModel, list: string): Promise<string[]> {
+  const names: string[] = [];
+  const channel = await connection.createChannel();
+  channel.on('error', () => undefined);
+  try {
+    for (let entry = await channel.get(list); entry !== false; entry = await channel.get(list)) names.push(entry.content.toString('utf8'));
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 404) throw error;
+  } finally {
+    await channel.close().catch(() => undefined);
+  }
+  return names;
+}
+
+/** Arguments that dead-letter to `target` (the key only on the default exchange); at least once on quorum queues. */
+function deadLetterTo(mode: Mode, target: Route): Record<string, string> {
+  const args: Record<string, string> = { 'x-dead-letter-exchange': target.exchange };
+  if (target.exchange === '') args['x-dead-letter-routing-key'] = target.key;
+  if (mode === 'quorum') Object.assign(args, { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' });
+  return args;
+}
+
+/** A channel error in one line, with what to do about a missing queue (404) or one declared otherwise (406). */
+export function explainRefusal(error: unknown): string {
+  const text = firstLine(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const said = /[A-Z_]+ - ([^"]*)/.exec(text)?.[1] ?? text;
+  if (code === 404) return `${said}; prepare the queue first`;
+  if (code === 406) return `${said}; tear the queue down or use a new namespace`;
+  return text;
+}
 
 /** Every queue and exchange the adapter made in this process, by name: what leftovers() checks. */
 const made = new Map<string, 'queue' | 'exchange'>();
@@ -79,7 +181,7 @@ async function leftoversOf(url: string, namespace: string): Promise<string[]> {
   return found.sort();
 }
 
-function isLoopback(url: string): boolean {
+export function isLoopback(url: string): boolean {
   return /^amqps?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/i.test(url);
 }
 

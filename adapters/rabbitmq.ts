@@ -3,7 +3,7 @@
 // letters to `<queue>.dead`, delays and nack delays through wait queues, fan-out through a fanout exchange.
 //
 // Names, all under the namespace on the default vhost `/`, for run queue q (base B = `<namespace>-q`):
-//   B              the queue; dead-letters to B.dead through the default exchange
+//   B              the queue; dead-letters to B.dead through the default exchange (no exchange to make or delete)
 //   B.dead         dead letters
 //   B.wait.<ms>    a wait queue per distinct delay, made on first use: x-message-ttl <ms>, dead-letters to B.
 //                  A queue expires messages only at its head, so one TTL queue serves one delay only.
@@ -25,39 +25,19 @@
 // messages only; other processes' are not seen), and what this process's consumers prefetched as ready. A
 // lost connection is not reopened: the handle fails every call after it (its unacked messages go back).
 
-import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import {
-  PartialSettleError,
-  type BrokerCapabilities,
-  type BrokerOptions,
-  type OutgoingMessage,
-  type QueueDepth,
-  type QueueSpec,
-  type ReceivedMessage,
-  type ReceiveOptions,
-} from '../src/broker.ts';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
+import { PartialSettleError, type OutgoingMessage, type QueueDepth, type QueueSpec, type ReceivedMessage, type ReceiveOptions } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
 import { defineAdapter, firstLine, SettingsReader, withTimeout, type Driver, type ServerInfo } from './kit/index.ts';
-import { DEFAULT_RABBITMQ_URL, HOW_TO_START, noteMade, rabbitmqServerFacts } from './rabbitmq-registry.ts';
+import {
+  bindGroup, declareFamily, declareWaitQueue, DEFAULT_RABBITMQ_URL, explainRefusal, isLoopback, openConnection, RABBITMQ_CAPABILITIES, rabbitmqServerFacts,
+  readList, STEP_MS, type Mode, type Route,
+} from './rabbitmq-registry.ts';
 
 const ADAPTER = 'rabbitmq';
-const STEP_MS = 100;
+/** A copy made by a nack carries the receives before it here. */
 const RECEIVES_HEADER = 'bb-receives';
-
-const QUORUM: BrokerCapabilities = {
-  delivery: 'at-least-once', delay: true, maxDelayMs: 24 * 3600 * 1000, deadLetter: true, visibilityTimeout: false, nackDelay: true,
-  // Requeued and delayed messages rejoin at the back.
-  ordering: 'none',
-  maxBatchSize: 1_000,
-  // The server's max_message_size default (128 MiB).
-  maxPayloadBytes: 128 * 1024 * 1024,
-  delayGranularity: { ms: STEP_MS, says: 'RabbitMQ delays go through one wait queue per delay, in steps of 100 ms' },
-  nackDelayGranularity: { ms: STEP_MS, says: 'RabbitMQ retry delays go through one wait queue per delay, in steps of 100 ms' },
-  sharedAcrossProcesses: true,
-};
-
-type Mode = 'quorum' | 'classic';
-interface Route { readonly exchange: string; readonly key: string }
+const PERSISTENT: Options.Publish = { persistent: true, mandatory: true };
 interface Batch { readonly messages: readonly OutgoingMessage[]; returned: number }
 
 /** What every handle opened from one open() shares in this process. */
@@ -68,6 +48,7 @@ interface Shared {
   readonly timeoutMs: number;
   readonly info: ServerInfo;
   readonly prefetch: number | undefined;
+  /** Specs of the run queues prepared here, by name: maxReceives for nack and receive. */
   readonly specs: Map<string, QueueSpec>;
   /** Wait queues known to exist, by name: declaring, then declared. */
   readonly waits: Map<string, Promise<void>>;
@@ -82,16 +63,6 @@ interface Shared {
 
 /** One queue's consumer on a handle: deliveries wait in `buffer` until a receive takes them. */
 interface Consumer { readonly base: string; tag: string; prefetch: number; buffer: ConsumeMessage[]; wake: (() => void) | undefined }
-
-const PERSISTENT: Options.Publish = { persistent: true, mandatory: true };
-
-async function open(url: string, timeoutMs: number): Promise<ChannelModel> {
-  try {
-    return await withTimeout(timeoutMs, 'connect', () => connect(url, { timeout: timeoutMs }));
-  } catch (error) {
-    throw new Error(explainConnect(url, error));
-  }
-}
 
 class RabbitDriver implements Driver {
   readonly #shared: Shared;
@@ -126,7 +97,7 @@ class RabbitDriver implements Driver {
   }
 
   static async connect(shared: Shared, group?: string, opened?: ChannelModel): Promise<RabbitDriver> {
-    const connection = opened ?? (await open(shared.url, shared.timeoutMs));
+    const connection = opened ?? (await openConnection(shared.url, shared.timeoutMs));
     try {
       return new RabbitDriver(shared, connection, await connection.createConfirmChannel(), group);
     } catch (error) {
@@ -144,46 +115,19 @@ class RabbitDriver implements Driver {
     return this.#base(queue);
   }
 
-  explain(error: unknown): string {
-    const text = firstLine(error);
-    const code = (error as { code?: unknown } | null)?.code;
-    const said = /[A-Z_]+ - ([^"]*)/.exec(text)?.[1] ?? text;
-    if (code === 404) return `${said}; prepare the queue first`;
-    if (code === 406) return `${said}; tear the queue down or use a new namespace`;
-    return text;
-  }
+  readonly explain = explainRefusal;
 
   async prepare(spec: QueueSpec): Promise<void> {
     this.#check();
     const side = await this.#sideChannel();
     const base = this.#base(spec.name);
-    await this.#declareFamily(side, base, spec.maxReceives);
+    await declareFamily(side, this.#shared.mode, base, spec.maxReceives);
     if (this.#group !== undefined) {
-      const exchange = `${this.#mainBase(spec.name)}.fanout`;
-      await side.assertExchange(exchange, 'fanout', { durable: true });
-      noteMade(exchange, 'exchange');
-      await side.bindQueue(base, exchange, '');
+      await bindGroup(side, base, `${this.#mainBase(spec.name)}.fanout`);
       const groups = this.#shared.groups.get(spec.name) ?? new Set();
       this.#shared.groups.set(spec.name, groups.add(base));
     }
     this.#shared.specs.set(spec.name, spec);
-  }
-
-  async #declareFamily(side: ConfirmChannel, base: string, maxReceives: number): Promise<void> {
-    const type = { 'x-queue-type': this.#shared.mode };
-    await side.assertQueue(`${base}.dead`, { durable: true, arguments: type });
-    await side.assertQueue(`${base}.waits`, { durable: true, arguments: { 'x-queue-type': 'classic' } });
-    const limit = this.#shared.mode === 'quorum' && maxReceives > 0 ? { 'x-delivery-limit': maxReceives - 1 } : {};
-    await side.assertQueue(base, { durable: true, arguments: { ...type, ...this.#deadLetterTo('', `${base}.dead`), ...limit } });
-    for (const name of [base, `${base}.dead`, `${base}.waits`]) noteMade(name, 'queue');
-  }
-
-  /** Arguments that dead-letter to `exchange` (with `key` on the default exchange): at least once on quorum queues. */
-  #deadLetterTo(exchange: string, key: string): Record<string, string> {
-    const args: Record<string, string> = { 'x-dead-letter-exchange': exchange };
-    if (exchange === '') args['x-dead-letter-routing-key'] = key;
-    if (this.#shared.mode === 'quorum') Object.assign(args, { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' });
-    return args;
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
@@ -236,15 +180,7 @@ class RabbitDriver implements Driver {
     const name = `${target.exchange || target.key}.wait.${delayMs}`;
     let declared = this.#shared.waits.get(name);
     if (declared === undefined) {
-      declared = (async () => {
-        const side = await this.#sideChannel();
-        const args = { 'x-queue-type': this.#shared.mode, 'x-message-ttl': delayMs, ...this.#deadLetterTo(target.exchange, target.key) };
-        await side.assertQueue(name, { durable: true, arguments: args });
-        noteMade(name, 'queue');
-        await new Promise<void>((resolve, reject) =>
-          side.sendToQueue(`${owner}.waits`, Buffer.from(name), PERSISTENT, (error) => (error ? reject(new Error(`listing ${name} failed`)) : resolve())),
-        );
-      })();
+      declared = this.#sideChannel().then((side) => declareWaitQueue(side, this.#shared.mode, name, delayMs, target, `${owner}.waits`));
       this.#shared.waits.set(name, declared);
       declared.catch(() => this.#shared.waits.delete(name));
     }
@@ -372,7 +308,7 @@ class RabbitDriver implements Driver {
       await this.#send(copies, () => route, (copy) => ({ ...PERSISTENT, headers: { [RECEIVES_HEADER]: counts.get(copy.body) } }));
     } catch (error) {
       if (settled.length === 0) throw error;
-      throw new PartialSettleError(ADAPTER, 'nack', `queue ${base}: ${this.explain(error)}`, settled, { cause: error });
+      throw new PartialSettleError(ADAPTER, 'nack', `queue ${base}: ${explainRefusal(error)}`, settled, { cause: error });
     }
     // The copy is confirmed: the original goes. A death in between delivers it twice, never not at all.
     for (const message of copies) this.#settle(Number(message.receipt), (held) => this.#channel.ack(held));
@@ -397,24 +333,10 @@ class RabbitDriver implements Driver {
     return { ready, inFlight: this.#shared.inFlight.get(base) ?? 0, delayed, dead };
   }
 
-  /** The wait queues made for `base`, by this process or any other (from `<base>.waits`, read and given back). */
+  /** The wait queues made for `base`, by this process or any other (listed in `<base>.waits`). */
   async #waitQueuesOf(base: string): Promise<string[]> {
-    const names = new Set<string>();
-    for (const name of this.#shared.waits.keys()) if (name.startsWith(`${base}.`)) names.add(name);
-    const listing = await this.#connection.createChannel();
-    listing.on('error', () => undefined);
-    try {
-      for (let entry = await listing.get(`${base}.waits`); entry !== false; entry = await listing.get(`${base}.waits`)) {
-        names.add(entry.content.toString('utf8'));
-      }
-    } catch (error) {
-      // No list (torn down already): only the names this process knows.
-      if ((error as { code?: unknown }).code !== 404) throw error;
-    } finally {
-      // Closing without acks puts every entry back.
-      await listing.close().catch(() => undefined);
-    }
-    return [...names];
+    const known = [...this.#shared.waits.keys()].filter((name) => name.startsWith(`${base}.`));
+    return [...new Set([...known, ...(await readList(this.#connection, `${base}.waits`))])];
   }
 
   async purge(queue: string): Promise<void> {
@@ -467,17 +389,20 @@ class RabbitDriver implements Driver {
     this.#shared.drivers.delete(this);
     for (const consumer of this.#consumers.values()) consumer.wake?.();
     // Unacked deliveries go back to their queues when the connection closes.
-    for (const [tag, held] of this.#unacked) {
-      if (held.out) this.#count(-1, held.base);
-      this.#unacked.delete(tag);
-    }
-    if (this.#broken === undefined) await this.#connection.close().catch(() => undefined);
+    for (const [tag] of this.#unacked) this.#settle(tag, () => undefined);
+    if (this.#broken !== undefined) return;
+    // A quorum queue applies acks asynchronously: closing right after them can lose them (the messages come back).
+    // A basic.cancel is a round trip behind them, so they have landed once it answers.
+    const cancels = [...this.#consumers.values()].map((consumer) => this.#channel.cancel(consumer.tag));
+    await withTimeout(this.#shared.timeoutMs, 'cancel', () => Promise.all(cancels)).catch(() => undefined);
+    await this.#connection.close().catch(() => undefined);
   }
 
   #mainBase(queue: string): string {
     return `${this.#shared.namespace}-${queue}`;
   }
 
+  /** The queue this handle reads for run queue `queue`: its own, or its group's. */
   #base(queue: string): string {
     return this.#group === undefined ? this.#mainBase(queue) : `${this.#mainBase(queue)}.group.${this.#group}`;
   }
@@ -497,43 +422,22 @@ class RabbitDriver implements Driver {
   }
 }
 
-/** Why `url` could not be opened, and what to do, in one line without the password. */
-function explainConnect(url: string, error: unknown): string {
-  const where = redactUrl(url);
-  const text = firstLine(error);
-  const code = (error as { code?: unknown } | null)?.code;
-  if (/ACCESS[-_]REFUSED|403/.test(text)) return `authentication failed at ${where} (ACCESS_REFUSED); check the user name and password in RABBITMQ_URL`;
-  if (/NOT_ALLOWED|530/.test(text)) return `the vhost of ${where} is refused (NOT_ALLOWED); check the vhost in RABBITMQ_URL`;
-  if (/timed out/i.test(text) || code === 'ETIMEDOUT') return `cannot reach ${where} (connect timed out); ${HOW_TO_START}`;
-  return `cannot reach ${where} (${typeof code === 'string' ? code : text}); ${HOW_TO_START}`;
-}
-
 export const rabbitmqAdapter = defineAdapter({
   name: ADAPTER,
   aliases: ['RABBITMQ', 'RABBIT', 'AMQP'],
-  modes: { quorum: QUORUM, classic: QUORUM },
+  modes: { quorum: RABBITMQ_CAPABILITIES, classic: RABBITMQ_CAPABILITIES },
   defaultMode: 'quorum',
   limits: { owner: "RabbitMQ's" },
-  async connect(options: BrokerOptions, mode: string): Promise<Driver> {
+  async connect(options, mode) {
     const settings = new SettingsReader(ADAPTER, options.settings);
     const url = options.url ?? DEFAULT_RABBITMQ_URL;
-    const loopback = /^amqps?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/i.test(url);
-    const connection = await open(url, options.commandTimeoutMs);
-    const version = String(connection.connection.serverProperties.version ?? 'unknown');
-    const shared: Shared = {
-      url,
-      mode: mode as Mode,
-      namespace: options.namespace,
-      timeoutMs: options.commandTimeoutMs,
-      info: { serverVersion: version, endpoint: redactUrl(url), endpointKind: settings.endpointKind(loopback ? 'local' : 'other') },
-      prefetch: settings.number('prefetch', { min: 1, integer: true }),
-      specs: new Map(),
-      waits: new Map(),
-      groups: new Map(),
-      inFlight: new Map(),
-      drivers: new Set(),
-      deliveries: 0,
-    };
+    const endpointKind = settings.endpointKind(isLoopback(url) ? 'local' : 'other');
+    const prefetch = settings.number('prefetch', { min: 1, integer: true });
+    const connection = await openConnection(url, options.commandTimeoutMs);
+    // describe() reports the version the server gave when this first connection opened.
+    const info = { serverVersion: String(connection.connection.serverProperties.version ?? 'unknown'), endpoint: redactUrl(url), endpointKind };
+    const maps = { specs: new Map(), waits: new Map(), groups: new Map(), inFlight: new Map(), drivers: new Set<RabbitDriver>() };
+    const shared: Shared = { url, mode: mode as Mode, namespace: options.namespace, timeoutMs: options.commandTimeoutMs, info, prefetch, ...maps, deliveries: 0 };
     return RabbitDriver.connect(shared, undefined, connection);
   },
   ...rabbitmqServerFacts,
