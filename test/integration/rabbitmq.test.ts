@@ -7,6 +7,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rabbitmqAdapter } from '../../adapters/rabbitmq.ts';
+import type { ReceivedMessage } from '../../src/broker.ts';
 import type { RunConfig } from '../../src/config.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
 import type { ResultFile } from '../../src/report/result-file.ts';
@@ -14,7 +16,7 @@ import { freePort } from '../../src/services/children.ts';
 import { runCli } from '../helpers/cli.ts';
 import { scenarioRunner } from '../helpers/scenarios.ts';
 
-const { run } = scenarioRunner(() => {
+const { connection, run } = scenarioRunner(() => {
   throw new Error('these tests use no SQS endpoint');
 });
 
@@ -102,6 +104,33 @@ describe('fan-out', () => {
       ['g1', 1_000, 0, 0],
     ]);
     expect(result.ledger).toMatchObject({ expected: 1_000, completed: 1_000, lost: 0, duplicateDeliveries: 0 });
+  });
+});
+
+describe('acks', () => {
+  it('acks exactly the messages given, in or out of delivery order; the rest come back once the consumer closes', async () => {
+    const namespace = `bb-test-acks-${process.pid}-${Date.now().toString(36)}`;
+    const broker = await rabbitmqAdapter.open({ namespace, ...connection('rabbitmq') });
+    try {
+      await broker.prepare({ name: 'q', visibilityTimeoutMs: 30_000, maxReceives: 0 });
+      await broker.publish('q', Array.from({ length: 12 }, (_, i) => ({ body: `m${i}` })));
+      const consumer = await broker.duplicate();
+      const got: ReceivedMessage[] = [];
+      while (got.length < 12) got.push(...(await consumer.receive('q', { maxMessages: 12, waitMs: 1_000 })));
+      expect(got.map((m) => m.body)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
+      // Not the oldest deliveries: acked one by one. Then the oldest three: one multiple ack, which must not reach m3.
+      await consumer.ack('q', got.slice(8));
+      await consumer.ack('q', got.slice(0, 3));
+      await consumer.close();
+      const back: ReceivedMessage[] = [];
+      for (let tries = 0; back.length < 5 && tries < 10; tries++) back.push(...(await broker.receive('q', { maxMessages: 12, waitMs: 500 })));
+      expect(back.map((m) => [m.body, m.receiveCount])).toEqual(['m3', 'm4', 'm5', 'm6', 'm7'].map((body) => [body, 2]));
+      await broker.ack('q', back);
+      expect(await broker.depth('q')).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
+    } finally {
+      await broker.teardown('q');
+      await broker.close();
+    }
   });
 });
 
