@@ -6,10 +6,12 @@
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
 //         raw-nats | harness-nats                                                     (url: NATS)
 //         raw-bullmq | harness-bullmq                                                 (url: Redis)
+//         raw-rabbitmq | harness-rabbitmq                                             (url: RabbitMQ, quorum queues)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
 import { bullmqAdapter } from '../adapters/bullmq.ts';
 import { natsAdapter } from '../adapters/nats.ts';
+import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
 import { sqsAdapter } from '../adapters/sqs.ts';
@@ -21,6 +23,7 @@ import { runScenario } from '../src/runner/runner.ts';
 import { rawBullmqLoop } from './baselines-bullmq.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
 import { rawNatsLoop } from './baselines-nats.ts';
+import { rawRabbitmqLoop } from './baselines-rabbitmq.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
 /** SQS takes at most 10 messages per send, receive and delete. */
@@ -99,6 +102,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-bullmq':
       ratePerSec = await harnessRate(bullmqAdapter, 'default', shape, url);
+      break;
+    case 'raw-rabbitmq':
+      ratePerSec = await rawRabbitmqLoop(url, shape);
+      break;
+    case 'harness-rabbitmq':
+      ratePerSec = await harnessRate(rabbitmqAdapter, 'quorum', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

@@ -4,18 +4,20 @@
 // a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis stream
 // (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run), NATS
 // JetStream (js.publish and consumer.fetch, on NATS_URL, the local 4222 or a throw-away nats-server),
-// and BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), BullMQ also against the list loop.
+// BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), BullMQ also against the list loop, and
+// RabbitMQ (amqplib on a quorum queue) where a RabbitMQ answers.
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
 // fewer messages, since the emulator moves a few thousand per second. Not a test: nothing here fails
 // on a slow machine.
 //
-// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, NATS and BullMQ 20,000), 1 round, memory 1,000,000 vs 100,000)
+// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, NATS and BullMQ 20,000, RabbitMQ 100,000), 1 round, memory 1,000,000 vs 100,000)
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { resolveNats } from '../src/services/nats-server.ts';
@@ -30,6 +32,8 @@ const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
 /** Brokers that move a few thousand messages a second on this host (NATS JetStream with file storage, BullMQ's three Lua scripts per job). */
 const BROKER_MESSAGES = quick ? 20_000 : 50_000;
+/** Quorum queues write every message to disk: a few times fewer than Redis moves in the same time. */
+const RABBITMQ_MESSAGES = quick ? 100_000 : 200_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -78,8 +82,20 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string): Group[] {
+function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string, rabbitmqUrl: string | undefined): Group[] {
   const count = MESSAGES.toLocaleString('en-US');
+  const rabbitmq: Group[] =
+    rabbitmqUrl === undefined
+      ? []
+      : [
+          {
+            title: `(aR), the hand-written amqplib loop, quorum queue, confirms and acks per batch (${RABBITMQ_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+            baseline: { name: 'raw-rabbitmq', label: '(aR) raw amqplib loop', targeted: false },
+            harness: [{ name: 'harness-rabbitmq', label: '(bR) harness, rabbitmq quorum', targeted: true }],
+            messages: RABBITMQ_MESSAGES,
+            url: rabbitmqUrl,
+          },
+        ];
   return [
     {
       title: `(a), the hand-written ioredis RPUSH/LPOP loop (${count} messages, batch 100):`,
@@ -119,6 +135,7 @@ function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string): Group[] {
       messages: BROKER_MESSAGES,
       url: redisUrl,
     },
+    ...rabbitmq,
   ];
 }
 
@@ -203,7 +220,12 @@ async function main(): Promise<void> {
       `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, NATS and BullMQ ${BROKER_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
         `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
     );
-    const groups = groupsFor(redis.url, sqs.endpoint, nats.url);
+    // The RabbitMQ group runs where one answers (RABBITMQ_URL, else 127.0.0.1:5672); none is started for it.
+    const rabbitmq = await rabbitmqAdapter.resolve!(process.env).catch((error: unknown) => {
+      console.log(`RabbitMQ group left out: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    });
+    const groups = groupsFor(redis.url, sqs.endpoint, nats.url, rabbitmq?.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
