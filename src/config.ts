@@ -262,6 +262,12 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   if (config.maxReceives > 0 && !capabilities.deadLetter) {
     throw new UsageError(`--max-receives needs dead letters, which ${adapter} in ${mode} mode does not support`);
   }
+  // A failed task's message is nacked with this delay: one the broker cannot honour would turn every
+  // retry into a refused nack instead of a refusal here.
+  const longestNackMs = capabilities.maxNackDelayMs ?? capabilities.maxDelayMs;
+  if (capabilities.nackDelay && config.retryDelayMs > longestNackMs) {
+    throw new UsageError(`--retry-delay-ms ${config.retryDelayMs} is over ${adapter}'s longest retry delay of ${longestNackMs} ms`);
+  }
   if (config.consumers < config.queues) {
     throw new UsageError(`--consumers ${config.consumers} is fewer than --queues ${config.queues}: every queue needs a consumer`);
   }

@@ -59,6 +59,15 @@ describe('validateConfig', () => {
     expect(problem({ maxReceives: 3 })).toMatch(/needs dead letters/);
   });
 
+  it('holds the retry delay to the longest nack delay the broker honours', () => {
+    expect(problem({ retryDelayMs: 900_000 })).toBe('valid');
+    expect(problem({ retryDelayMs: 900_001 })).toBe("--retry-delay-ms 900001 is over sqs's longest retry delay of 900000 ms");
+    const longerNacks = { ...capabilities, maxNackDelayMs: 43_200_000 };
+    expect(() => validateConfig({ ...base, retryDelayMs: 43_200_000 }, longerNacks)).not.toThrow();
+    // A broker without nack delays ignores the value: nothing to hold it to.
+    expect(() => validateConfig({ ...base, retryDelayMs: 3_600_000 }, { ...capabilities, nackDelay: false })).not.toThrow();
+  });
+
   it('checks consistency between flags', () => {
     expect(problem({ queues: 4, consumers: 2 })).toMatch(/every queue needs a consumer/);
     expect(problem({ warmupMessages: base.messages })).toMatch(/leaves no measured message/);
