@@ -6,15 +6,14 @@
 // empty memory of their own, so it declares `sharedAcrossProcesses: false` and such runs are refused. It measures
 // the harness alone: no network, no persistence, no serialisation.
 
-import { BrokerError, type Broker, type BrokerAdapter, type BrokerCapabilities, type BrokerInfo } from '../src/broker.ts';
-import type { OutgoingMessage, QueueDepth, QueueSpec, ReceiveOptions, ReceivedMessage } from '../src/broker.ts';
+import type { BrokerCapabilities, OutgoingMessage, QueueDepth, QueueSpec, ReceiveOptions, ReceivedMessage } from '../src/broker.ts';
+import { defineAdapter, type Driver, type ServerInfo } from './kit/index.ts';
 
-const ADAPTER = 'memory';
 const CAPABILITIES: BrokerCapabilities = {
   delivery: 'at-least-once', delay: true, maxDelayMs: 7 * 24 * 3600 * 1000, deadLetter: true, visibilityTimeout: true, nackDelay: true,
   // Redelivered and nacked messages go to the back of the queue, as in the reliable Redis list.
   ordering: 'none',
-  // Limits of its own, so runs keep to batches and payloads a real broker would take.
+  // Limits of its own, so runs keep to batches and payloads a real broker would take (the kit holds every call to them).
   maxBatchSize: 1_000, maxPayloadBytes: 1024 * 1024,
   sharedAcrossProcesses: false,
 };
@@ -26,11 +25,11 @@ let deliveries = 0;
 /** One queue's messages by state. */
 class Queue {
   ready: Stored[] = [];
+  dead: Stored[] = [];
   /** In receive order, which is due order: a queue has one visibility timeout. */
   readonly inFlight = new Map<string, Stored>();
   /** Sorted by `dueMs`, latest first, so due ones pop off the end. */
   delayed: Stored[] = [];
-  dead: Stored[] = [];
   /** Blocked receives, woken when something may have become ready. */
   readonly waiters = new Set<() => void>();
   constructor(public spec: Omit<QueueSpec, 'name'>) {}
@@ -68,40 +67,33 @@ class Queue {
 /** Each namespace's queues, shared by every handle opened on it in this process; dropped with its last queue. */
 const namespaces = new Map<string, Map<string, Queue>>();
 
-function refuse(operation: string, message: string): never {
-  throw new BrokerError(ADAPTER, operation, message);
+function queuesOf(namespace: string): Map<string, Queue> {
+  const queues = namespaces.get(namespace) ?? new Map<string, Queue>();
+  namespaces.set(namespace, queues);
+  return queues;
 }
 
-class MemoryBroker implements Broker {
-  readonly capabilities = CAPABILITIES;
+/** One handle: the kit (adapters/kit) has checked every call against the capabilities before it gets here. */
+export class MemoryDriver implements Driver {
   /** Wakes this handle's blocked receive (a handle serves one at a time): for close(). */
   #wake: (() => void) | undefined;
   #closed = false;
 
   constructor(readonly namespace: string) {}
 
-  async describe(): Promise<BrokerInfo> {
-    this.#queues('describe');
-    return { name: ADAPTER, mode: 'default', serverVersion: `node-${process.versions.node}`, endpoint: 'this process', endpointKind: 'embedded' };
+  async describe(): Promise<ServerInfo> {
+    return { serverVersion: `node-${process.versions.node}`, endpoint: 'this process', endpointKind: 'embedded' };
   }
 
   async prepare({ name, ...spec }: QueueSpec): Promise<void> {
-    const queues = this.#queues('prepare');
+    const queues = queuesOf(this.namespace);
     const queue = queues.get(name);
     if (queue === undefined) queues.set(name, new Queue(spec));
     else queue.spec = spec;
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    const queues = this.#queues('publish');
-    const { maxBatchSize, maxPayloadBytes, maxDelayMs } = CAPABILITIES;
-    if (messages.length > maxBatchSize) refuse('publish', `${messages.length} messages is over the limit of ${maxBatchSize} per call`);
-    // Every message is checked before any is stored, so a refused batch writes nothing.
-    for (const { body, delayMs = 0 } of messages) {
-      const bytes = Buffer.byteLength(body, 'utf8');
-      if (bytes > maxPayloadBytes) refuse('publish', `a body of ${bytes} bytes is over the limit of ${maxPayloadBytes}`);
-      if (!(delayMs >= 0 && delayMs <= maxDelayMs)) refuse('publish', `delayMs must be from 0 to ${maxDelayMs}, got ${delayMs}`);
-    }
+    const queues = queuesOf(this.namespace);
     // A queue published to before it was prepared is made with the harness's defaults, as Redis would.
     const target = queues.get(queue) ?? new Queue({ visibilityTimeoutMs: 30_000, maxReceives: 0 });
     queues.set(queue, target);
@@ -115,10 +107,7 @@ class MemoryBroker implements Broker {
   }
 
   async receive(queue: string, { maxMessages, waitMs }: ReceiveOptions): Promise<ReceivedMessage[]> {
-    this.#queues('receive');
-    const most = CAPABILITIES.maxBatchSize;
-    if (!(Number.isInteger(maxMessages) && maxMessages >= 1 && maxMessages <= most)) refuse('receive', `maxMessages must be from 1 to ${most}, got ${maxMessages}`);
-    const deadlineMs = Date.now() + Math.max(0, waitMs);
+    const deadlineMs = Date.now() + waitMs;
     while (!this.#closed) {
       const target = namespaces.get(this.namespace)?.get(queue);
       const nowMs = Date.now();
@@ -137,12 +126,12 @@ class MemoryBroker implements Broker {
   }
 
   async ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void> {
-    const target = this.#queues('ack').get(queue);
+    const target = queuesOf(this.namespace).get(queue);
     for (const { receipt } of messages) target?.inFlight.delete(receipt);
   }
 
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {
-    const target = this.#queues('nack').get(queue);
+    const target = queuesOf(this.namespace).get(queue);
     if (target === undefined) return;
     for (const { receipt } of messages) {
       const message = target.inFlight.get(receipt);
@@ -153,41 +142,31 @@ class MemoryBroker implements Broker {
   }
 
   async depth(queue: string): Promise<QueueDepth> {
-    const target = this.#queues('depth').get(queue);
+    const target = queuesOf(this.namespace).get(queue);
     target?.promote(Date.now());
     return { ready: target?.ready.length ?? 0, inFlight: target?.inFlight.size ?? 0, delayed: target?.delayed.length ?? 0, dead: target?.dead.length ?? 0 };
   }
 
   async purge(queue: string): Promise<void> {
-    const target = this.#queues('purge').get(queue);
-    if (target === undefined) return;
-    target.inFlight.clear();
-    [target.ready, target.delayed, target.dead] = [[], [], []];
+    const target = queuesOf(this.namespace).get(queue);
+    target?.inFlight.clear();
+    if (target !== undefined) [target.ready, target.delayed, target.dead] = [[], [], []];
   }
 
   async teardown(queue: string): Promise<void> {
-    const queues = this.#queues('teardown');
+    const queues = queuesOf(this.namespace);
     queues.get(queue)?.wake();
     queues.delete(queue);
     if (queues.size === 0) namespaces.delete(this.namespace);
   }
 
-  async duplicate(): Promise<Broker> {
-    this.#queues('duplicate');
-    return new MemoryBroker(this.namespace);
+  async duplicate(): Promise<Driver> {
+    return new MemoryDriver(this.namespace);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#wake?.();
-  }
-
-  /** The namespace's queues; refuses `operation` once the handle is closed. */
-  #queues(operation: string): Map<string, Queue> {
-    if (this.#closed) refuse(operation, 'the handle is closed');
-    const queues = namespaces.get(this.namespace) ?? new Map<string, Queue>();
-    namespaces.set(this.namespace, queues);
-    return queues;
   }
 }
 
@@ -207,9 +186,8 @@ export function memoryQueueNames(namespace: string): string[] {
   return [...(namespaces.get(namespace)?.keys() ?? [])];
 }
 
-export const memoryAdapter: BrokerAdapter = {
-  name: ADAPTER, aliases: ['MEMORY'], modes: ['default'], defaultMode: 'default',
-  capabilities: () => CAPABILITIES,
-  open: async (options) => new MemoryBroker(options.namespace),
+export const memoryAdapter = defineAdapter({
+  name: 'memory', aliases: ['MEMORY'], modes: { default: CAPABILITIES }, defaultMode: 'default',
+  connect: async (options) => new MemoryDriver(options.namespace),
   testing: { leftovers: async (_endpoint, namespace) => memoryQueueNames(namespace) },
-};
+});
