@@ -6,11 +6,12 @@
 
 import type { BrokerAdapter, Endpoint, Environment, FlagSetting, SecretVariable } from '../src/broker.ts';
 import { memoryAdapter } from './memory.ts';
+import { postgresAdapter } from './postgres.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
 
-export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter];
+export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, postgresAdapter];
 
 
 /** Finds an adapter by canonical name or alias, case-insensitively. */
