@@ -66,6 +66,8 @@ class PostgresDriver implements Driver {
   /** The connection went away: the next call opens another (and LISTENs again). */
   #broken = false;
   readonly #listening = new Set<string>();
+  /** By channel: the earliest due time known (ms since the epoch), and until when that holds (#dueMs). */
+  readonly #due = new Map<string, { atMs: number; untilMs: number }>();
   /** The channel a receive of this handle is waiting on, whether it was notified, and how to wake it. */
   #waitingOn: string | undefined;
   #notified = false;
@@ -105,9 +107,10 @@ class PostgresDriver implements Driver {
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
     const sql = await this.#queue(queue);
     const bodies = messages.map((message) => message.body);
-    const delayed = messages.some((message) => (message.delayMs ?? 0) > 0);
-    const query = delayed
-      ? { name: sql.names.publishDelayed, text: sql.publishDelayed, values: [bodies, messages.map((message) => message.delayMs ?? 0)] }
+    const delays = messages.map((message) => message.delayMs ?? 0);
+    const soonestMs = Math.min(...delays.filter((ms) => ms > 0));
+    const query = soonestMs < Infinity
+      ? { name: sql.names.publishDelayed, text: sql.publishDelayed, values: [bodies, delays, delays.includes(0) ? `0,${soonestMs}` : String(soonestMs)] }
       : { name: sql.names.publish, text: sql.publish, values: [bodies] };
     try {
       await this.#query(query);
@@ -142,11 +145,18 @@ class PostgresDriver implements Driver {
         }
         // What it picked went to the dead letters: there may be more due behind them.
         if (rows.length > 0) continue;
-        if (Date.now() >= deadlineMs) break;
-        if (this.#notified) continue;
-        const nextDueMs = await this.#nextDueMs(sql.tables);
-        if (this.#notified) continue;
-        await this.#sleep(Math.min(deadlineMs - Date.now(), nextDueMs));
+        for (;;) {
+          if (Date.now() >= deadlineMs || this.#closed) return [];
+          if (this.#notified) break;
+          const dueMs = await this.#dueMs(sql);
+          if (this.#notified) break;
+          if (dueMs <= Date.now()) {
+            // Due now (or a deadline this handle knew of passed): receive, and ask the table afresh if that finds nothing.
+            this.#due.delete(sql.tables.jobs);
+            break;
+          }
+          await this.#sleep(Math.min(deadlineMs, dueMs) - Date.now());
+        }
       }
       return [];
     } finally {
@@ -164,13 +174,13 @@ class PostgresDriver implements Driver {
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {
     const { tables } = await this.#queue(queue);
     const [ids, counts] = receipts(messages);
-    // Notified even when delayed: a waiting consumer then sleeps until this due time rather than to the end of its wait.
+    // Notified even when delayed: the delay in the payload tells a waiting consumer when to look.
     await this.#query(
       `WITH given AS (UPDATE ${tables.jobsSql} q SET in_flight = false, visible_at = now() + $3::float8 * interval '1 millisecond'
          FROM unnest($1::bigint[], $2::integer[]) AS r(id, receive_count)
          WHERE q.id = r.id AND q.receive_count = r.receive_count AND q.in_flight RETURNING 1)
-       SELECT pg_notify($4, '') FROM (SELECT count(*) AS n FROM given) g WHERE g.n > 0`,
-      [ids, counts, retryDelayMs, tables.jobs],
+       SELECT pg_notify($4, $5) FROM (SELECT count(*) AS n FROM given) g WHERE g.n > 0`,
+      [ids, counts, retryDelayMs, tables.jobs, retryDelayMs > 0 ? String(retryDelayMs) : ''],
     );
   }
 
@@ -235,13 +245,26 @@ class PostgresDriver implements Driver {
     return Number(rows[0]!.bytes);
   }
 
-  /** Milliseconds until the next row falls due (a delay or a visibility deadline runs out); Infinity when none will. */
-  async #nextDueMs(tables: QueueTables): Promise<number> {
+  /**
+   * When the next row of `sql`'s queue falls due (a delay or a visibility deadline runs out), in ms since the
+   * epoch: early rather than late, Infinity when none will. Asking the table takes a scan of it (no index on
+   * visible_at, which every receive would have to update), so the answer is kept: until it passes, lowered by
+   * the delays that notifications carry, and for at most one visibility timeout, since a row received after the
+   * question falls due no earlier than that.
+   */
+  async #dueMs({ tables, spec }: QueueSql): Promise<number> {
+    const askedMs = Date.now();
+    const known = this.#due.get(tables.jobs);
+    if (known !== undefined && askedMs < known.untilMs) return Math.min(known.atMs, known.untilMs);
     const { rows } = await this.#query<{ ms: number | null }>(
       `SELECT (extract(epoch FROM min(visible_at) - now()) * 1000)::float8 AS ms FROM ${tables.jobsSql} WHERE visible_at > now()`,
     );
-    const ms = rows[0]?.ms;
-    return ms === null || ms === undefined ? Infinity : Math.ceil(ms);
+    const ms = rows[0]?.ms ?? null;
+    // Delays heard of while the question was out are kept.
+    const heardMs = this.#due.get(tables.jobs)?.atMs ?? Infinity;
+    const due = { atMs: Math.min(heardMs, ms === null ? Infinity : Date.now() + Math.ceil(ms)), untilMs: askedMs + spec.visibilityTimeoutMs };
+    this.#due.set(tables.jobs, due);
+    return Math.min(due.atMs, due.untilMs);
   }
 
   /** Until a notification on the waited channel, close(), or `ms` (capped to what a timer takes). */
@@ -257,10 +280,16 @@ class PostgresDriver implements Driver {
   }
 
   #watch(client: pg.Client): pg.Client {
-    client.on('notification', (message) => {
-      if (message.channel !== this.#waitingOn) return;
-      this.#notified = true;
-      this.#wake?.();
+    // A payload lists delays in ms: 0 (or none) for rows ready now, which wake a waiting receive; others lower the due time it sleeps to.
+    client.on('notification', ({ channel, payload }) => {
+      for (const part of (payload ?? '').split(',')) {
+        const delayMs = Number(part);
+        if (delayMs > 0) {
+          const due = this.#due.get(channel) ?? { atMs: Infinity, untilMs: 0 };
+          this.#due.set(channel, { ...due, atMs: Math.min(due.atMs, Date.now() + delayMs) });
+        } else if (channel === this.#waitingOn) this.#notified = true;
+      }
+      if (channel === this.#waitingOn) this.#wake?.();
     });
     // A dropped connection fails the calls in flight (the caller counts them); the next call reconnects.
     const lost = (): void => {
@@ -284,7 +313,9 @@ class PostgresDriver implements Driver {
   async #live(): Promise<pg.Client> {
     if (this.#broken && !this.#closed) {
       const client = await connect(this.#shared);
+      // Notifications sent while it was away are lost: what was heard from them goes too.
       this.#listening.clear();
+      this.#due.clear();
       this.#client = this.#watch(client);
       this.#broken = false;
     }
@@ -310,14 +341,16 @@ class PostgresDriver implements Driver {
     const id = ++this.#shared.statements;
     const notify = `SELECT pg_notify(${literal(jobs)}, '')`;
     // Rows received maxReceives times are moved to the dead letters in the same statement, never delivered again.
+    // `= ANY(ARRAY(...))` keeps the primary-key lookup in the generic plan of a named statement, where LIMIT $1
+    // is guessed at 10,000 rows and a join with `picked` turns into a hash join over the whole table.
     const picked = `picked AS (SELECT id FROM ${jobsSql} WHERE visible_at <= now() ORDER BY id LIMIT $1::integer FOR UPDATE SKIP LOCKED)`;
     const deliver = (doomed: string): string =>
       `UPDATE ${jobsSql} q SET receive_count = q.receive_count + 1, in_flight = true, visible_at = now() + $2::float8 * interval '1 millisecond'
-         FROM picked p WHERE q.id = p.id${doomed ? ` AND NOT (${doomed})` : ''} RETURNING q.id, q.body, q.receive_count`;
+         WHERE q.id = ANY(ARRAY(SELECT id FROM picked))${doomed ? ` AND NOT (${doomed})` : ''} RETURNING q.id, q.body, q.receive_count`;
     const doomed = '$3::integer > 0 AND q.receive_count >= $3::integer';
     const receive = spec.maxReceives > 0
       ? `WITH ${picked},
-           dead AS (DELETE FROM ${jobsSql} q USING picked p WHERE q.id = p.id AND ${doomed} RETURNING q.id, q.body, q.receive_count),
+           dead AS (DELETE FROM ${jobsSql} q WHERE q.id = ANY(ARRAY(SELECT id FROM picked)) AND ${doomed} RETURNING q.id, q.body, q.receive_count),
            buried AS (INSERT INTO ${deadSql} (id, body, receive_count) SELECT id, body, receive_count FROM dead RETURNING id),
            delivered AS (${deliver(doomed)})
          SELECT id, body, receive_count FROM delivered
@@ -328,7 +361,8 @@ class PostgresDriver implements Driver {
       spec,
       publish: `WITH added AS (INSERT INTO ${jobsSql} (body) SELECT unnest($1::text[])) ${notify}`,
       publishDelayed: `WITH added AS (INSERT INTO ${jobsSql} (body, visible_at)
-        SELECT body, now() + delay_ms * interval '1 millisecond' FROM unnest($1::text[], $2::float8[]) AS m(body, delay_ms)) ${notify}`,
+        SELECT body, now() + delay_ms * interval '1 millisecond' FROM unnest($1::text[], $2::float8[]) AS m(body, delay_ms))
+        SELECT pg_notify(${literal(jobs)}, $3::text)`,
       receive,
       ack: `DELETE FROM ${jobsSql} q USING unnest($1::bigint[], $2::integer[]) AS r(id, receive_count)
         WHERE q.id = r.id AND q.receive_count = r.receive_count`,
