@@ -4,8 +4,10 @@
 // usage: node --import tsx bench/case.ts <case> <messages> <url>
 //   case: raw-list | harness-simple | harness-reliable | raw-stream | harness-stream   (url: Redis)
 //         raw-sqs | harness-sqs                                                       (url: SQS endpoint)
+//         raw-postgres | harness-postgres                                             (url: PostgreSQL)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
+import { postgresAdapter } from '../adapters/postgres.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
 import { sqsAdapter } from '../adapters/sqs.ts';
@@ -15,6 +17,7 @@ import { DEFAULTS, type RunConfig } from '../src/config.ts';
 import { NO_TASK } from '../src/pipeline/executor.ts';
 import { runScenario } from '../src/runner/runner.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
+import { rawPostgresLoop } from './baselines-postgres.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
 /** SQS takes at most 10 messages per send, receive and delete. */
@@ -81,6 +84,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-sqs':
       ratePerSec = await harnessRate(sqsAdapter, 'standard', sqsShape, url);
+      break;
+    case 'raw-postgres':
+      ratePerSec = await rawPostgresLoop(url, shape);
+      break;
+    case 'harness-postgres':
+      ratePerSec = await harnessRate(postgresAdapter, 'default', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

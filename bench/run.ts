@@ -1,8 +1,9 @@
 // `npm run bench`: is the harness ever the bottleneck it claims to measure? Each case runs in its own
 // process, in rounds that interleave the cases so drift on a noisy machine hits them alike, and every
-// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Three groups,
+// figure printed is a median of rounds or a ratio to a baseline measured in the same run. Four groups,
 // each a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis
-// stream (XADD/XREADGROUP) and SQS (the SDK's batch calls, on one embedded fauxqs for the whole run).
+// stream (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run) and
+// PostgreSQL (INSERT/UPDATE ... SKIP LOCKED/DELETE on DATABASE_URL, the local 5432 or a throw-away cluster).
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
@@ -14,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { resolvePostgres } from '../src/services/postgres-server.ts';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { UsageError } from '../src/errors.ts';
@@ -25,6 +27,8 @@ const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 100_000 : 500_000;
 const SQS_MESSAGES = quick ? 5_000 : 20_000;
+/** PostgreSQL moves some ten thousand messages a second here, with fsync on: fewer than Redis. */
+const POSTGRES_MESSAGES = quick ? 50_000 : 100_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -73,7 +77,7 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
+function groupsFor(redisUrl: string, sqsUrl: string, postgresUrl: string): Group[] {
   const count = MESSAGES.toLocaleString('en-US');
   return [
     {
@@ -99,6 +103,13 @@ function groupsFor(redisUrl: string, sqsUrl: string): Group[] {
       harness: [{ name: 'harness-stream', label: '(b") harness, redis-stream', targeted: true }],
       messages: MESSAGES,
       url: redisUrl,
+    },
+    {
+      title: `(a'''), the hand-written pg SKIP LOCKED loop (${POSTGRES_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-postgres', label: "(a''') raw pg loop", targeted: false },
+      harness: [{ name: 'harness-postgres', label: "(b''') harness, postgres", targeted: true }],
+      messages: POSTGRES_MESSAGES,
+      url: postgresUrl,
     },
   ];
 }
@@ -160,15 +171,20 @@ async function main(): Promise<void> {
     await redis.stop();
     throw error;
   });
+  const postgres = await resolvePostgres({ DATABASE_URL: process.env.DATABASE_URL }).catch(async (error: unknown) => {
+    await sqs.stop();
+    await redis.stop();
+    throw error;
+  });
   try {
     if (sqs.endpoint === undefined) {
       throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
     }
     console.log(
-      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
-        `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
+      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, PostgreSQL ${POSTGRES_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
+        `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version}), PostgreSQL ${postgres.kind}`,
     );
-    const groups = groupsFor(redis.url, sqs.endpoint);
+    const groups = groupsFor(redis.url, sqs.endpoint, postgres.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
@@ -187,6 +203,7 @@ async function main(): Promise<void> {
     console.log('\nper-message hot path (tinybench):');
     console.log(formatMicroBench(await runMicroBench()));
   } finally {
+    await postgres.stop();
     await sqs.stop();
     await redis.stop();
   }
