@@ -1,14 +1,18 @@
-// What the postgres registry entry says about its server beyond opening it: where it comes from
-// (DATABASE_URL, the local 5432, a throw-away cluster), which variable holds a secret, what the tests need
-// (leftover tables), and the table names and statistics (dead tuples) both the adapter and its users read.
+// The server side of the postgres entry: where its server comes from (DATABASE_URL, the local 5432, a
+// throw-away cluster), which variable holds a secret, how a connection is opened and its errors told in one
+// line, the table names, their statistics (dead tuples), and what the tests need (leftover relations).
 //
 // LIMITATION: names are PostgreSQL identifiers (at most 63 bytes): a queue whose table name would be longer
 // is named by a hash of its name under the namespace, so the namespace itself must stay under 40 bytes.
 
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { BrokerAdapter, Endpoint, Environment } from '../src/broker.ts';
-import { DEFAULT_DATABASE_URL, resolvePostgres } from '../src/services/postgres-server.ts';
+import { BrokerError, type BrokerAdapter, type Endpoint, type Environment } from '../src/broker.ts';
+import { redactUrl } from '../src/redact.ts';
+import { DEFAULT_DATABASE_URL, resolvePostgres, START_POSTGRES_HINT } from '../src/services/postgres-server.ts';
+import { firstLine } from './kit/index.ts';
+
+export const ADAPTER = 'postgres';
 
 /** PostgreSQL cuts identifiers to this many bytes (NAMEDATALEN - 1), which would make two names one. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -81,6 +85,41 @@ export async function relationsWithPrefix(url: string, prefix: string): Promise<
     );
     return rows.map((row) => row.relname);
   });
+}
+
+/** One connection with the handle's limits; a failure is a BrokerError in one line saying what to do. */
+export async function connectPostgres(shared: { readonly url: string; readonly commandTimeoutMs: number }): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: shared.url,
+    connectionTimeoutMillis: shared.commandTimeoutMs,
+    // The server cancels a statement that runs too long; the client gives up a little later if the server is gone.
+    statement_timeout: shared.commandTimeoutMs,
+    query_timeout: shared.commandTimeoutMs + 1_000,
+    application_name: 'brokerbench',
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new BrokerError(ADAPTER, 'open', explainPostgresError(shared.url, error, shared.commandTimeoutMs), { cause: error });
+  }
+  return client;
+}
+
+/** The one line a PostgreSQL error is told in, with the fix where the user can make one; the URL redacted. */
+export function explainPostgresError(url: string, error: unknown, timeoutMs: number): string {
+  const where = redactUrl(url);
+  const code = (error as { code?: unknown } | null)?.code;
+  const text = firstLine(error);
+  if (code === '28P01' || code === '28000') return `authentication failed at ${where} (${text}); check the user name and password in DATABASE_URL`;
+  if (code === '3D000') return `${text} at ${where}; create it (createdb) or name another database in DATABASE_URL`;
+  if (code === '42P01') return `${text}: prepare the queue first`;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `cannot reach ${where} (${code}); ${START_POSTGRES_HINT}`;
+  if (/timeout|timed out/i.test(text) && /connect/i.test(text)) {
+    return `cannot reach ${where} (connect timed out: no answer within ${timeoutMs} ms); ${START_POSTGRES_HINT}`;
+  }
+  return text;
 }
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {

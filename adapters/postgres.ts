@@ -15,15 +15,13 @@
 // long-running PostgreSQL queues are known for; postgresTableStats() (adapters/postgres-registry.ts) shows it.
 // Bodies are `text`: a body holding U+0000 is refused by the server. Ordering is by id among due rows only.
 
-import pg from 'pg';
+import type pg from 'pg';
 import type { BrokerCapabilities, BrokerOptions, OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage, ReceiveOptions, ServerMemory } from '../src/broker.ts';
 import { BrokerError } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
-import { DEFAULT_DATABASE_URL, START_POSTGRES_HINT } from '../src/services/postgres-server.ts';
-import { defineAdapter, firstLine, SettingsReader, type Driver, type EndpointKind, type ServerInfo } from './kit/index.ts';
-import { MAX_NAMESPACE_BYTES, postgresServerFacts, queueTables, type QueueTables } from './postgres-registry.ts';
-
-const ADAPTER = 'postgres';
+import { DEFAULT_DATABASE_URL } from '../src/services/postgres-server.ts';
+import { defineAdapter, SettingsReader, type Driver, type EndpointKind, type ServerInfo } from './kit/index.ts';
+import { ADAPTER, connectPostgres, explainPostgresError, MAX_NAMESPACE_BYTES, postgresServerFacts, queueTables, type QueueTables } from './postgres-registry.ts';
 
 const CAPABILITIES: BrokerCapabilities = {
   delivery: 'at-least-once', delay: true, deadLetter: true, visibilityTimeout: true, nackDelay: true,
@@ -43,12 +41,11 @@ const DEFAULT_SPEC: Omit<QueueSpec, 'name'> = { visibilityTimeoutMs: 30_000, max
 interface QueueSql {
   readonly tables: QueueTables;
   readonly spec: Omit<QueueSpec, 'name'>;
-  readonly publish: string;
-  readonly publishDelayed: string;
-  readonly receive: string;
-  readonly names: { readonly publish: string; readonly publishDelayed: string; readonly receive: string; readonly ack: string };
-  readonly ack: string;
+  /** Each statement's text, and its name on every connection. */
+  readonly text: Readonly<Record<Statement, string>>;
+  readonly names: Readonly<Record<Statement, string>>;
 }
+type Statement = 'publish' | 'publishDelayed' | 'receive' | 'ack';
 
 /** What every handle of one open() shares: its duplicates see the queues it prepared. */
 interface Shared {
@@ -82,7 +79,7 @@ class PostgresDriver implements Driver {
   }
 
   static async open(shared: Shared): Promise<PostgresDriver> {
-    return new PostgresDriver(shared, await connect(shared));
+    return new PostgresDriver(shared, await connectPostgres(shared));
   }
 
   async describe(): Promise<ServerInfo> {
@@ -94,13 +91,18 @@ class PostgresDriver implements Driver {
     const sql = this.#build(name, spec);
     const { jobsSql, deadSql, jobs } = sql.tables;
     // The advisory lock makes consumer processes preparing at once take turns: concurrent CREATE TABLE IF NOT EXISTS can fail.
-    await this.#query(`BEGIN;
+    const made = this.#query(`BEGIN;
       SELECT pg_advisory_xact_lock(hashtext(${literal(jobs)}));
       CREATE TABLE IF NOT EXISTS ${jobsSql} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL,
         receive_count integer NOT NULL DEFAULT 0, in_flight boolean NOT NULL DEFAULT false, visible_at timestamptz NOT NULL DEFAULT now());
       CREATE TABLE IF NOT EXISTS ${deadSql} (id bigint PRIMARY KEY, body text NOT NULL, receive_count integer NOT NULL, dead_at timestamptz NOT NULL DEFAULT now());
       COMMENT ON TABLE ${jobsSql} IS ${literal(JSON.stringify(spec))};
       COMMIT;`);
+    // A statement that failed leaves the transaction open and aborted: end it, or the session refuses everything after.
+    await made.catch(async (error: unknown) => {
+      await this.#query('ROLLBACK').catch(() => undefined);
+      throw error;
+    });
     this.#shared.queues.set(name, sql);
   }
 
@@ -110,8 +112,8 @@ class PostgresDriver implements Driver {
     const delays = messages.map((message) => message.delayMs ?? 0);
     const soonestMs = Math.min(...delays.filter((ms) => ms > 0));
     const query = soonestMs < Infinity
-      ? { name: sql.names.publishDelayed, text: sql.publishDelayed, values: [bodies, delays, delays.includes(0) ? `0,${soonestMs}` : String(soonestMs)] }
-      : { name: sql.names.publish, text: sql.publish, values: [bodies] };
+      ? { name: sql.names.publishDelayed, text: sql.text.publishDelayed, values: [bodies, delays, delays.includes(0) ? `0,${soonestMs}` : String(soonestMs)] }
+      : { name: sql.names.publish, text: sql.text.publish, values: [bodies] };
     try {
       await this.#query(query);
     } catch (error) {
@@ -135,7 +137,7 @@ class PostgresDriver implements Driver {
           this.#listening.add(sql.tables.jobs);
         }
         const { rows } = await this.#query<{ id: string | null; body: string | null; receive_count: number }>({
-          name: sql.names.receive, text: sql.receive,
+          name: sql.names.receive, text: sql.text.receive,
           // The statement without dead letters takes no $3: PostgreSQL refuses a parameter a statement does not use.
           values: sql.spec.maxReceives > 0 ? [maxMessages, sql.spec.visibilityTimeoutMs, sql.spec.maxReceives] : [maxMessages, sql.spec.visibilityTimeoutMs],
         });
@@ -168,7 +170,7 @@ class PostgresDriver implements Driver {
     const sql = await this.#queue(queue);
     const [ids, counts] = receipts(messages);
     // A receipt names a delivery (id and receive count): a late ack of an expired delivery leaves the redelivered copy alone.
-    await this.#query({ name: sql.names.ack, text: sql.ack, values: [ids, counts] });
+    await this.#query({ name: sql.names.ack, text: sql.text.ack, values: [ids, counts] });
   }
 
   async nack(queue: string, messages: readonly ReceivedMessage[], retryDelayMs: number): Promise<void> {
@@ -312,7 +314,7 @@ class PostgresDriver implements Driver {
 
   async #live(): Promise<pg.Client> {
     if (this.#broken && !this.#closed) {
-      const client = await connect(this.#shared);
+      const client = await connectPostgres(this.#shared);
       // Notifications sent while it was away are lost: what was heard from them goes too.
       this.#listening.clear();
       this.#due.clear();
@@ -339,7 +341,6 @@ class PostgresDriver implements Driver {
     const tables = queueTables(this.#shared.namespace, queue);
     const { jobsSql, deadSql, jobs } = tables;
     const id = ++this.#shared.statements;
-    const notify = `SELECT pg_notify(${literal(jobs)}, '')`;
     // Rows received maxReceives times are moved to the dead letters in the same statement, never delivered again.
     // `= ANY(ARRAY(...))` keeps the primary-key lookup in the generic plan of a named statement, where LIMIT $1
     // is guessed at 10,000 rows and a join with `picked` turns into a hash join over the whole table.
@@ -356,18 +357,17 @@ class PostgresDriver implements Driver {
          SELECT id, body, receive_count FROM delivered
          UNION ALL SELECT NULL, NULL, count(*)::integer FROM buried HAVING count(*) > 0`
       : `WITH ${picked} ${deliver('')}`;
-    return {
-      tables,
-      spec,
-      publish: `WITH added AS (INSERT INTO ${jobsSql} (body) SELECT unnest($1::text[])) ${notify}`,
+    const text = {
+      publish: `WITH added AS (INSERT INTO ${jobsSql} (body) SELECT unnest($1::text[])) SELECT pg_notify(${literal(jobs)}, '')`,
       publishDelayed: `WITH added AS (INSERT INTO ${jobsSql} (body, visible_at)
         SELECT body, now() + delay_ms * interval '1 millisecond' FROM unnest($1::text[], $2::float8[]) AS m(body, delay_ms))
         SELECT pg_notify(${literal(jobs)}, $3::text)`,
       receive,
       ack: `DELETE FROM ${jobsSql} q USING unnest($1::bigint[], $2::integer[]) AS r(id, receive_count)
         WHERE q.id = r.id AND q.receive_count = r.receive_count`,
-      names: { publish: `bb_publish_${id}`, publishDelayed: `bb_publish_delayed_${id}`, receive: `bb_receive_${id}`, ack: `bb_ack_${id}` },
     };
+    const names = { publish: `bb_publish_${id}`, publishDelayed: `bb_publish_delayed_${id}`, receive: `bb_receive_${id}`, ack: `bb_ack_${id}` };
+    return { tables, spec, text, names };
   }
 }
 
@@ -386,40 +386,6 @@ function receipts(messages: readonly ReceivedMessage[]): [string[], number[]] {
 /** A string literal for SQL text built from our own names (never from message bodies). */
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
-}
-
-async function connect(shared: Pick<Shared, 'url' | 'commandTimeoutMs'>): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: shared.url,
-    connectionTimeoutMillis: shared.commandTimeoutMs,
-    // The server cancels a statement that runs too long; the client gives up a little later if the server is gone.
-    statement_timeout: shared.commandTimeoutMs,
-    query_timeout: shared.commandTimeoutMs + 1_000,
-    application_name: 'brokerbench',
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw new BrokerError(ADAPTER, 'open', explainPostgresError(shared.url, error, shared.commandTimeoutMs), { cause: error });
-  }
-  return client;
-}
-
-/** The one line a PostgreSQL error is told in, with the fix where the user can make one; the URL redacted. */
-export function explainPostgresError(url: string, error: unknown, timeoutMs: number): string {
-  const where = redactUrl(url);
-  const code = (error as { code?: unknown } | null)?.code;
-  const text = firstLine(error);
-  if (code === '28P01' || code === '28000') return `authentication failed at ${where} (${text}); check the user name and password in DATABASE_URL`;
-  if (code === '3D000') return `${text} at ${where}; create it (createdb) or name another database in DATABASE_URL`;
-  if (code === '42P01') return `${text}: prepare the queue first`;
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `cannot reach ${where} (${code}); ${START_POSTGRES_HINT}`;
-  if (/timeout|timed out/i.test(text) && /connect/i.test(text)) {
-    return `cannot reach ${where} (connect timed out: no answer within ${timeoutMs} ms); ${START_POSTGRES_HINT}`;
-  }
-  return text;
 }
 
 export const postgresAdapter = defineAdapter({

@@ -4,6 +4,7 @@
 // a throw-away cluster started and removed; an unreachable server told in one line.
 
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { postgresAdapter } from '../../adapters/postgres.ts';
 import { postgresTableStats, relationsWithPrefix } from '../../adapters/postgres-registry.ts';
@@ -157,6 +158,27 @@ describe('postgres tables', () => {
       await broker.close();
     }
     expect(await relationsWithPrefix(url!, namespace)).toEqual([]);
+  });
+
+  it('a prepare that fails leaves the handle usable (its transaction is rolled back)', async () => {
+    const { url } = connection('postgres');
+    const namespace = `bb-test-${randomUUID().slice(0, 8)}`;
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    // A view by the queue's table name: CREATE TABLE IF NOT EXISTS skips it, COMMENT ON TABLE then fails inside the transaction.
+    await admin.query(`CREATE VIEW "${namespace}-taken" AS SELECT 1 AS one`);
+    const broker = await postgresAdapter.open({ namespace, url: url!, commandTimeoutMs: 3_000 });
+    try {
+      await expect(broker.prepare({ name: 'taken', visibilityTimeoutMs: 30_000, maxReceives: 0 })).rejects.toThrow(/^postgres prepare: .*is not a table/);
+      await broker.prepare({ name: 'q', visibilityTimeoutMs: 30_000, maxReceives: 0 });
+      await broker.publish('q', [{ body: 'after the failure' }]);
+      expect(await broker.depth('q')).toEqual({ ready: 1, inFlight: 0, delayed: 0, dead: 0 });
+    } finally {
+      await broker.teardown('q').catch(() => undefined);
+      await broker.close();
+      await admin.query(`DROP VIEW IF EXISTS "${namespace}-taken"`);
+      await admin.end();
+    }
   });
 });
 
