@@ -52,11 +52,18 @@ export async function rawPostgresLoop(url: string, shape: LoopShape): Promise<nu
   };
   const consume = async (client: pg.Client): Promise<void> => {
     let wake: (() => void) | undefined;
-    client.on('notification', () => wake?.());
+    // A notification that came while the receive ran may be for rows it did not see: then look again at once.
+    let notified = false;
+    client.on('notification', () => {
+      notified = true;
+      wake?.();
+    });
     await client.query(`LISTEN "${table}"`);
     while (acked < shape.messages && performance.now() < deadline) {
+      notified = false;
       const { rows } = await client.query<{ id: string; body: string }>({ name: 'receive', text: receive, values: [shape.batch] });
       if (rows.length === 0) {
+        if (notified) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 50);
           wake = () => resolve(clearTimeout(timer));
