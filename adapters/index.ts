@@ -8,12 +8,13 @@ import type { BrokerAdapter, Endpoint, Environment, FlagSetting, SecretVariable 
 import { bullmqAdapter } from './bullmq.ts';
 import { memoryAdapter } from './memory.ts';
 import { natsAdapter } from './nats.ts';
+import { postgresAdapter } from './postgres.ts';
 import { rabbitmqAdapter } from './rabbitmq.ts';
 import { redisListAdapter } from './redis-list.ts';
 import { redisStreamAdapter } from './redis-stream.ts';
 import { sqsAdapter } from './sqs.ts';
 
-export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, rabbitmqAdapter, natsAdapter, bullmqAdapter];
+export const adapters: readonly BrokerAdapter[] = [redisListAdapter, redisStreamAdapter, sqsAdapter, memoryAdapter, rabbitmqAdapter, natsAdapter, postgresAdapter, bullmqAdapter];
 
 
 /** Finds an adapter by canonical name or alias, case-insensitively. */

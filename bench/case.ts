@@ -7,10 +7,12 @@
 //         raw-nats | harness-nats                                                     (url: NATS)
 //         raw-bullmq | harness-bullmq                                                 (url: Redis)
 //         raw-rabbitmq | harness-rabbitmq                                             (url: RabbitMQ, quorum queues)
+//         raw-postgres | harness-postgres                                             (url: PostgreSQL)
 // The SQS cases use batches of 10, SQS's limit; everything else is SHAPE.
 
 import { bullmqAdapter } from '../adapters/bullmq.ts';
 import { natsAdapter } from '../adapters/nats.ts';
+import { postgresAdapter } from '../adapters/postgres.ts';
 import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
 import { redisListAdapter } from '../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../adapters/redis-stream.ts';
@@ -24,6 +26,7 @@ import { rawBullmqLoop } from './baselines-bullmq.ts';
 import { rawRedisListLoop, rawRedisStreamLoop, rawSqsLoop, type LoopShape } from './baselines.ts';
 import { rawNatsLoop } from './baselines-nats.ts';
 import { rawRabbitmqLoop } from './baselines-rabbitmq.ts';
+import { rawPostgresLoop } from './baselines-postgres.ts';
 
 export const SHAPE = { payloadBytes: 200, batch: 100, publishers: 4, consumers: 4, timeoutMs: 300_000 } as const;
 /** SQS takes at most 10 messages per send, receive and delete. */
@@ -108,6 +111,12 @@ async function main(): Promise<void> {
       break;
     case 'harness-rabbitmq':
       ratePerSec = await harnessRate(rabbitmqAdapter, 'quorum', shape, url);
+      break;
+    case 'raw-postgres':
+      ratePerSec = await rawPostgresLoop(url, shape);
+      break;
+    case 'harness-postgres':
+      ratePerSec = await harnessRate(postgresAdapter, 'default', shape, url);
       break;
     default:
       throw new Error(`unknown case ${name}`);

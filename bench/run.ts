@@ -4,20 +4,22 @@
 // a hand-written loop against the harness on the same broker: Redis list (RPUSH/LPOP), Redis stream
 // (XADD/XREADGROUP), SQS (the SDK's batch calls, on one embedded fauxqs for the whole run), NATS
 // JetStream (js.publish and consumer.fetch, on NATS_URL, the local 4222 or a throw-away nats-server),
-// BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), BullMQ also against the list loop, and
-// RabbitMQ (amqplib on a quorum queue) where a RabbitMQ answers.
+// BullMQ (addBulk, a Worker fetching by hand, moveToCompleted), BullMQ also against the list loop,
+// PostgreSQL (INSERT/UPDATE ... SKIP LOCKED/DELETE on DATABASE_URL, the local 5432 or a throw-away
+// cluster), and RabbitMQ (amqplib on a quorum queue) where a RabbitMQ answers.
 //
 // LIMITATION: the brokers run on the same 2 cores as the harness; ratios hold for this host, absolute
 // rates do not transfer to another. The SQS group measures fauxqs as much as the client side, and on
 // fewer messages, since the emulator moves a few thousand per second. Not a test: nothing here fails
 // on a slow machine.
 //
-// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, NATS and BullMQ 20,000, RabbitMQ 100,000), 1 round, memory 1,000,000 vs 100,000)
+// usage: npm run bench [-- --quick]   (quick: 100,000 messages (SQS 5,000, NATS and BullMQ 20,000, PostgreSQL 50,000, RabbitMQ 100,000), 1 round, memory 1,000,000 vs 100,000)
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { rabbitmqAdapter } from '../adapters/rabbitmq.ts';
+import { resolvePostgres } from '../src/services/postgres-server.ts';
 import { resolveRedis } from '../src/services/redis-server.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { resolveNats } from '../src/services/nats-server.ts';
@@ -34,6 +36,8 @@ const SQS_MESSAGES = quick ? 5_000 : 20_000;
 const BROKER_MESSAGES = quick ? 20_000 : 50_000;
 /** Quorum queues write every message to disk: a few times fewer than Redis moves in the same time. */
 const RABBITMQ_MESSAGES = quick ? 100_000 : 200_000;
+/** PostgreSQL moves some ten thousand messages a second here, with fsync on: fewer than Redis. */
+const POSTGRES_MESSAGES = quick ? 50_000 : 100_000;
 const ROUNDS = quick ? 1 : 5;
 const MEMORY_LARGE = quick ? 1_000_000 : 5_000_000;
 const TARGET = 0.8;
@@ -82,7 +86,7 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string, rabbitmqUrl: string | undefined): Group[] {
+function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string, postgresUrl: string, rabbitmqUrl: string | undefined): Group[] {
   const count = MESSAGES.toLocaleString('en-US');
   const rabbitmq: Group[] =
     rabbitmqUrl === undefined
@@ -129,11 +133,18 @@ function groupsFor(redisUrl: string, sqsUrl: string, natsUrl: string, rabbitmqUr
       url: natsUrl,
     },
     {
-      title: `(a*), the hand-written BullMQ loop (${BROKER_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
-      baseline: { name: 'raw-bullmq', label: '(a*) raw BullMQ loop', targeted: false },
-      harness: [{ name: 'harness-bullmq', label: '(b*) harness, bullmq', targeted: true }],
+      title: `(aB), the hand-written BullMQ loop (${BROKER_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-bullmq', label: '(aB) raw BullMQ loop', targeted: false },
+      harness: [{ name: 'harness-bullmq', label: '(bB) harness, bullmq', targeted: true }],
       messages: BROKER_MESSAGES,
       url: redisUrl,
+    },
+    {
+      title: `(aP), the hand-written pg SKIP LOCKED loop (${POSTGRES_MESSAGES.toLocaleString('en-US')} messages, batch 100):`,
+      baseline: { name: 'raw-postgres', label: "(aP) raw pg loop", targeted: false },
+      harness: [{ name: 'harness-postgres', label: "(bP) harness, postgres", targeted: true }],
+      messages: POSTGRES_MESSAGES,
+      url: postgresUrl,
     },
     ...rabbitmq,
   ];
@@ -194,7 +205,7 @@ function formatAgainstSimple(rates: ReadonlyMap<string, readonly number[]>): str
 function formatAgainstList(rates: ReadonlyMap<string, readonly number[]>): string {
   const list = rates.get('raw-list')!;
   const lines = [`ratio to (a), the raw ioredis list loop, on the same Redis (median of ${ROUNDS} round(s), range in brackets):`];
-  for (const { name, label } of [{ name: 'raw-bullmq', label: '(a*) raw BullMQ loop' }, { name: 'harness-bullmq', label: '(b*) harness, bullmq' }]) {
+  for (const { name, label } of [{ name: 'raw-bullmq', label: '(aB) raw BullMQ loop' }, { name: 'harness-bullmq', label: '(bB) harness, bullmq' }]) {
     const ratios = rates.get(name)!.map((rate, round) => rate / list[round]!);
     const spread = ratios.length > 1 ? ` [${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}]` : '';
     lines.push(`  ${label.padEnd(27)} ${median(ratios).toFixed(3)}x${spread}`);
@@ -212,20 +223,25 @@ async function main(): Promise<void> {
     await Promise.all([sqs.stop(), redis.stop()]);
     throw error;
   });
+  const postgres = await resolvePostgres({ DATABASE_URL: process.env.DATABASE_URL }).catch(async (error: unknown) => {
+    await Promise.all([nats.stop(), sqs.stop(), redis.stop()]);
+    throw error;
+  });
   try {
     if (sqs.endpoint === undefined) {
       throw new UsageError('the bench sends load only to a local SQS endpoint: unset SQS_ENDPOINT, or set it to a URL such as http://localhost:4566');
     }
     console.log(
-      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, NATS and BullMQ ${BROKER_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
-        `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version})`,
+      `brokerbench bench: ${MESSAGES.toLocaleString('en-US')} messages (SQS ${SQS_MESSAGES.toLocaleString('en-US')}, NATS and BullMQ ${BROKER_MESSAGES.toLocaleString('en-US')}, ` +
+        `PostgreSQL ${POSTGRES_MESSAGES.toLocaleString('en-US')}, RabbitMQ ${RABBITMQ_MESSAGES.toLocaleString('en-US')}) of 200 B, ` +
+        `batch 100 (SQS 10), 4 publishers, 4 consumers, ${ROUNDS} round(s), Redis ${redis.kind}, SQS ${sqs.kind} (${sqs.version}), PostgreSQL ${postgres.kind}`,
     );
     // The RabbitMQ group runs where one answers (RABBITMQ_URL, else 127.0.0.1:5672); none is started for it.
     const rabbitmq = await rabbitmqAdapter.resolve!(process.env).catch((error: unknown) => {
       console.log(`RabbitMQ group left out: ${error instanceof Error ? error.message : String(error)}`);
       return undefined;
     });
-    const groups = groupsFor(redis.url, sqs.endpoint, nats.url, rabbitmq?.url);
+    const groups = groupsFor(redis.url, sqs.endpoint, nats.url, postgres.url, rabbitmq?.url);
     const rates = await measure(groups);
     for (const group of groups) console.log(`\n${formatGroup(group, rates)}`);
     console.log(`\n${formatAgainstSimple(rates)}`);
@@ -245,6 +261,7 @@ async function main(): Promise<void> {
     console.log('\nper-message hot path (tinybench):');
     console.log(formatMicroBench(await runMicroBench()));
   } finally {
+    await postgres.stop();
     await nats.stop();
     await sqs.stop();
     await redis.stop();
