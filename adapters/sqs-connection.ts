@@ -1,6 +1,7 @@
-// One SQSClient and its sockets, shared by a handle and its duplicates: the configuration read from the
-// options, every request counted by kind (and as AWS bills it), the SQS names and URLs of logical
-// queues, and the one line any failure is told in. Also the SQS API's own limits.
+// One SQSClient (and, once a queue has consumer groups, one SNSClient) and their sockets, shared by a
+// handle, its duplicates and its groups: the configuration read from the options, every request of
+// either service counted by kind (and as AWS bills it), the SQS names and URLs of logical queues, the
+// topics of queues with groups, and the one line any failure is told in. The limits are in sqs-limits.ts.
 //
 // Credentials: AWS (no endpoint URL) uses the SDK's default chain. An endpoint of kind `embedded` or
 // `localstack` gets the fixed pair test/test, so real keys are never sent to an emulator. Any other
@@ -11,42 +12,53 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { BrokerError, type BrokerOptions, type QueueSpec } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
 import { firstLine, SettingsReader, type EndpointKind } from './kit/index.ts';
+import { endpointLimits, MAX_BATCH_ENTRIES, MAX_IN_FLIGHT, MAX_NAME_CHARS } from './sqs-limits.ts';
 
+export { MAX_BATCH_ENTRIES, MAX_NAME_CHARS };
 export const ADAPTER = 'sqs';
-export const MAX_BATCH_ENTRIES = 10;
-/** SQS limit on one message and on the sum of one batch. */
-export const MAX_PAYLOAD_BYTES = 262_144;
-export const MAX_DELAY_S = 900;
-export const MAX_VISIBILITY_S = 43_200;
-export const MAX_NAME_CHARS = 80;
+/** SQS bills each started 64 KiB of a request's payload as one request, and SNS its publishes alike (sqs-registry.ts). */
 const BILLING_CHUNK_BYTES = 65_536;
+/** Actions whose sent bodies are billed by the chunk, and the field that holds their entries. */
+const BILLED_SENDS: Readonly<Record<string, string>> = { SendMessageBatch: 'Entries', PublishBatch: 'PublishBatchRequestEntries' };
 const DEFAULT_MAX_SOCKETS = 64;
 /** AWS error names that mean the credentials were refused, not the request. */
 const AUTH_ERRORS = new Set([
   'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'IncompleteSignature', 'InvalidAccessKeyId',
   'MissingAuthenticationToken', 'ExpiredToken', 'ExpiredTokenException', 'AccessDenied', 'AccessDeniedException',
 ]);
+/** Where the request counter sits: in the deserialize step, below the retry middleware, so once per attempt sent. */
+const COUNTER = { step: 'deserialize', name: 'brokerbenchRequestCounter' } as const;
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED',
 ]);
 
 
-export type SqsMode = 'standard' | 'fifo';
+export type SqsMode = 'standard' | 'fifo' | 'fifo-high-throughput';
+
+/** True for the modes whose queues are FIFO queues. */
+export function isFifoMode(mode: string): boolean {
+  return mode === 'fifo' || mode === 'fifo-high-throughput';
+}
 
 export interface SqsConfig {
   readonly namespace: string;
   readonly mode: SqsMode;
+  /** FIFO queues (`fifo` and `fifo-high-throughput`). */
+  readonly fifo: boolean;
   readonly url: string | undefined;
   readonly region: string;
   /** The endpoint as shown: the URL, or the AWS regional one, without secrets. */
   readonly endpoint: string;
   readonly endpointKind: EndpointKind;
   readonly endpointVersion: string;
+  /** Largest SQS message the endpoint takes, and largest sum of one batch (sqs-limits.ts). */
+  readonly maxPayloadBytes: number;
   readonly commandTimeoutMs: number;
   readonly maxSockets: number;
   readonly maxAttempts: number | undefined;
@@ -61,13 +73,16 @@ export function readSqsConfig(options: BrokerOptions, mode: SqsMode): SqsConfig 
   if (region === undefined || region === '') {
     throw new BrokerError(ADAPTER, 'open', 'no AWS region: set AWS_REGION (or settings.region)');
   }
+  const endpointKind = sqsEndpointKind(options);
   return {
     namespace: options.namespace,
     mode,
+    fifo: isFifoMode(mode),
     url: options.url,
     region,
     endpoint: redactUrl(options.url ?? `https://sqs.${region}.amazonaws.com`),
-    endpointKind: settings.endpointKind(options.url === undefined ? 'aws' : 'other'),
+    endpointKind,
+    maxPayloadBytes: endpointLimits(endpointKind).maxPayloadBytes,
     endpointVersion: settings.string('endpointVersion') ?? (options.url === undefined ? 'aws' : 'unknown'),
     commandTimeoutMs: options.commandTimeoutMs,
     maxSockets: settings.number('maxSockets', { min: 1, integer: true }) ?? DEFAULT_MAX_SOCKETS,
@@ -75,6 +90,11 @@ export function readSqsConfig(options: BrokerOptions, mode: SqsMode): SqsConfig 
     groupId: settings.string('groupId'),
     groups: settings.number('groups', { min: 1, integer: true }) ?? 1,
   };
+}
+
+/** What kind of endpoint `options` reach: the `endpointKind` setting, else `aws` without a URL and `other` with one. */
+export function sqsEndpointKind(options: Pick<BrokerOptions, 'url' | 'settings'>): EndpointKind {
+  return new SettingsReader(ADAPTER, options.settings).endpointKind(options.url === undefined ? 'aws' : 'other');
 }
 
 /** The queue URLs behind one logical queue name. */
@@ -86,7 +106,15 @@ export interface QueueUrls {
   readonly dlqUrl: string | undefined;
 }
 
-/** One SQSClient and its sockets, shared by a handle and its duplicates; destroyed with the last one. */
+/** A queue's SNS topic, made once the queue has a consumer group (sqs-topics.ts). */
+export interface Topic {
+  readonly name: string;
+  readonly arn: string;
+  /** The groups subscribed to it: group name -> its queue's logical name and its subscription ARN. */
+  readonly groups: Map<string, { readonly queue: string; readonly subscriptionArn: string }>;
+}
+
+/** One SQSClient (and SNSClient) and their sockets, shared by a handle, its duplicates and its groups; destroyed with the last one. */
 export class SqsConnection {
   readonly config: SqsConfig;
   readonly client: SQSClient;
@@ -96,11 +124,14 @@ export class SqsConnection {
   readonly specs = new Map<string, QueueSpec>();
   /** Re-creations in progress, so concurrent failures share one. */
   readonly recreating = new Map<string, Promise<void>>();
+  /** Topics of the queues that have consumer groups, by the queue's logical name: their publishes go through SNS. */
+  readonly topics = new Map<string, Promise<Topic>>();
   readonly counts: Record<string, number> = {};
   billed = 0;
   #handles = 0;
   #nextHandle = 0;
   readonly #agents: { http: HttpAgent; https: HttpsAgent };
+  #sns: SNSClient | undefined;
 
   constructor(config: SqsConfig) {
     this.config = config;
@@ -110,36 +141,21 @@ export class SqsConnection {
     };
     // Node 20 is what the project pins; the SDK's one-time notice about Node 22 is noise in every run.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
-    this.client = new SQSClient({
-      region: config.region,
-      ...(config.url !== undefined
-        ? { endpoint: config.url, ...(usesOwnCredentials(config) ? {} : { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }) }
-        : {}),
-      ...(config.maxAttempts !== undefined ? { maxAttempts: config.maxAttempts } : {}),
-      requestHandler: new NodeHttpHandler({
-        httpAgent: this.#agents.http,
-        httpsAgent: this.#agents.https,
-        connectionTimeout: config.commandTimeoutMs,
-        requestTimeout: config.commandTimeoutMs,
-        throwOnRequestTimeout: true,
-      }),
-    });
+    this.client = new SQSClient(this.#clientConfig());
     // In the deserialize step, below the retry middleware: runs once per attempt actually sent.
-    this.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const action = (context.commandName ?? 'Unknown').replace(/Command$/, '');
-        this.counts[action] = (this.counts[action] ?? 0) + 1;
-        let units = 1;
-        try {
-          const result = await next(args);
-          units = billedUnits(action, args.input, result.output);
-          return result;
-        } finally {
-          this.billed += units;
-        }
-      },
-      { step: 'deserialize', name: 'brokerbenchRequestCounter' },
-    );
+    this.client.middlewareStack.add((next, context) => (args) => this.#counted(context.commandName, args.input, () => next(args)), COUNTER);
+  }
+
+  /**
+   * The SNS client, made on first use (only fan-out needs it): the same endpoint, credentials, sockets
+   * and request counts as the SQS client. An emulator serves both on one URL, as fauxqs and LocalStack do.
+   */
+  get sns(): SNSClient {
+    if (this.#sns === undefined) {
+      this.#sns = new SNSClient(this.#clientConfig());
+      this.#sns.middlewareStack.add((next, context) => (args) => this.#counted(context.commandName, args.input, () => next(args)), COUNTER);
+    }
+    return this.#sns;
   }
 
   /** Registers a new handle; returns its number (FIFO group ids use it). */
@@ -152,15 +168,49 @@ export class SqsConnection {
     this.#handles--;
     if (this.#handles > 0) return;
     this.client.destroy();
+    this.#sns?.destroy();
     // Agents passed in are not the SDK's to destroy.
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
 
+  /** What both clients are made with: region, endpoint and credentials, attempts, this connection's sockets and timeouts. */
+  #clientConfig() {
+    const { config } = this;
+    return {
+      region: config.region,
+      ...(config.url !== undefined
+        ? { endpoint: config.url, ...(usesOwnCredentials(config) ? {} : { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }) }
+        : {}),
+      ...(config.maxAttempts !== undefined ? { maxAttempts: config.maxAttempts } : {}),
+      requestHandler: new NodeHttpHandler({
+        httpAgent: this.#agents.http,
+        httpsAgent: this.#agents.https,
+        connectionTimeout: config.commandTimeoutMs,
+        requestTimeout: config.commandTimeoutMs,
+        throwOnRequestTimeout: true,
+      }),
+    };
+  }
+
+  /** Counts one attempt of `commandName` by action, and as billed once it is answered. */
+  async #counted<R extends { output?: unknown }>(commandName: string | undefined, input: unknown, send: () => Promise<R>): Promise<R> {
+    const action = (commandName ?? 'Unknown').replace(/Command$/, '');
+    this.counts[action] = (this.counts[action] ?? 0) + 1;
+    let units = 1;
+    try {
+      const result = await send();
+      units = billedUnits(action, input, result.output);
+      return result;
+    } finally {
+      this.billed += units;
+    }
+  }
+
   /** SQS names for a logical queue: `${namespace}-${queue}`, characters outside [A-Za-z0-9_-] turned into `-`. */
   sqsNames(queue: string): { name: string; dlqName: string } {
     const base = `${this.config.namespace}-${queue}`.replace(/[^A-Za-z0-9_-]/g, '-');
-    const suffix = this.config.mode === 'fifo' ? '.fifo' : '';
+    const suffix = this.config.fifo ? '.fifo' : '';
     return { name: `${base}${suffix}`, dlqName: `${base}-dlq${suffix}` };
   }
 
@@ -248,20 +298,28 @@ export class SqsConnection {
       const code = e.Code !== undefined && e.Code !== e.name ? `${e.Code} (${e.name})` : (e.name ?? 'UnknownError');
       const hint = AUTH_ERRORS.has(e.name ?? '')
         ? '; check the AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)'
-        : '';
+        : isAwsError(error, 'OverLimit')
+          ? `; SQS allows ${MAX_IN_FLIGHT.toLocaleString('en-US')} messages in flight per queue (standard and FIFO): fewer consumers or smaller receives`
+          : '';
       return `${code}: ${firstLine(e.message ?? '')}${hint}`;
     }
     return `${e.name ?? 'Error'}: ${firstLine(e.message ?? String(error))}`;
   }
 }
 
-/** Each started 64 KiB of payload is billed as one request (sent bodies for sends, received bodies for receives). */
+/**
+ * Each started 64 KiB of payload is billed as one request: sent bodies for SendMessageBatch and SNS
+ * PublishBatch (and Publish), received bodies for ReceiveMessage.
+ */
 function billedUnits(action: string, input: unknown, output: unknown): number {
   let bytes = 0;
-  if (action === 'SendMessageBatch') {
-    for (const entry of (input as { Entries?: { MessageBody?: string }[] }).Entries ?? []) {
-      bytes += Buffer.byteLength(entry.MessageBody ?? '', 'utf8');
+  const entriesField = BILLED_SENDS[action];
+  if (entriesField !== undefined) {
+    for (const entry of ((input as Record<string, unknown>)[entriesField] as { MessageBody?: string; Message?: string }[] | undefined) ?? []) {
+      bytes += Buffer.byteLength(entry.MessageBody ?? entry.Message ?? '', 'utf8');
     }
+  } else if (action === 'Publish') {
+    bytes = Buffer.byteLength((input as { Message?: string }).Message ?? '', 'utf8');
   } else if (action === 'ReceiveMessage') {
     for (const message of (output as { Messages?: { Body?: string }[] } | undefined)?.Messages ?? []) {
       bytes += Buffer.byteLength(message.Body ?? '', 'utf8');

@@ -1,5 +1,5 @@
 // The sqs driver: one handle's operations on a shared SqsConnection. Publishes go out as
-// SendMessageBatch of up to 10 entries and 256 KiB, several at once (a FIFO handle's in order);
+// SendMessageBatch of up to 10 entries and 1 MiB (the endpoint's limit), several at once (a FIFO handle's in order);
 // receives are long polls; acks delete and nacks change the visibility timeout, in batches.
 //
 // LIMITATION: a long poll ends on close() by aborting its request: a message SQS handed to that poll
@@ -17,7 +17,7 @@ import {
 import type { OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage, ReceiveOptions } from '../src/broker.ts';
 import type { Driver, ServerInfo } from './kit/index.ts';
 import { chunkEntries, sendBatches } from './sqs-batches.ts';
-import { MAX_BATCH_ENTRIES, MAX_PAYLOAD_BYTES, type SqsConnection } from './sqs-connection.ts';
+import { MAX_BATCH_ENTRIES, type SqsConnection } from './sqs-connection.ts';
 import { prepareQueue, purgeQueue, queueDepth, recreateIfMissing, teardownQueue } from './sqs-queues.ts';
 
 /** Longest long poll SQS takes, in seconds. */
@@ -70,7 +70,7 @@ export class SqsDriver implements Driver {
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
     const { name, url } = await this.#connection.urls(queue, 'publish');
-    const fifo = this.#connection.config.mode === 'fifo';
+    const { fifo, maxPayloadBytes } = this.#connection.config;
     const chunks: SendMessageBatchRequestEntry[][] = [];
     let chunk: SendMessageBatchRequestEntry[] = [];
     let chunkBytes = 0;
@@ -84,7 +84,7 @@ export class SqsDriver implements Driver {
         entry.MessageGroupId = this.#groupIds[this.#nextGroup++ % this.#groupIds.length];
         entry.MessageDeduplicationId = `${this.#dedupPrefix}-${this.#dedupSeq++}`;
       }
-      if (chunk.length === MAX_BATCH_ENTRIES || chunkBytes + bytes > MAX_PAYLOAD_BYTES) {
+      if (chunk.length === MAX_BATCH_ENTRIES || chunkBytes + bytes > maxPayloadBytes) {
         chunks.push(chunk);
         chunk = [];
         chunkBytes = 0;

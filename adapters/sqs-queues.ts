@@ -1,5 +1,5 @@
-// SQS queue housekeeping: making a queue (FIFO or standard, with its dead-letter queue and redrive
-// policy), making it again when it vanished, counting its messages, purging and removing it.
+// SQS queue housekeeping: making a queue (standard, FIFO or high-throughput FIFO, with its dead-letter
+// queue and redrive policy), making it again when it vanished, counting its messages, purging and removing it.
 //
 // LIMITATION: depth is SQS's Approximate* attributes, eventually consistent: a count read right after a
 // send or a delete may lag it by a second or so.
@@ -17,6 +17,7 @@ import {
 import { BrokerError, type QueueDepth, type QueueSpec } from '../src/broker.ts';
 import { sendBatches } from './sqs-batches.ts';
 import { ADAPTER, isAwsError, isQueueMissing, MAX_BATCH_ENTRIES, MAX_NAME_CHARS, type SqsConnection } from './sqs-connection.ts';
+import { HIGH_THROUGHPUT_FIFO_ATTRIBUTES } from './sqs-limits.ts';
 
 /** Longest purge() drains by receive+delete when SQS refuses a second PurgeQueue within 60 s. */
 const PURGE_DRAIN_MS = 30_000;
@@ -24,12 +25,14 @@ const PURGE_DRAIN_MS = 30_000;
 /** Creates the queue (and its dead-letter queue when maxReceives > 0), or sets their attributes if they exist. */
 export async function prepareQueue(connection: SqsConnection, spec: QueueSpec): Promise<void> {
   const { name, dlqName } = connection.names(spec.name, 'prepare');
-  const fifo = connection.config.mode === 'fifo';
+  const { fifo, mode } = connection.config;
   // Not clamped to SQS's 12 h: a queue silently made with another timeout than the run records would
   // mislead; SQS refuses it instead (InvalidAttributeValue), and the run ends with that one line.
   const visibilityS = Math.max(0, Math.ceil(spec.visibilityTimeoutMs / 1000));
   const attributes: Record<string, string> = { VisibilityTimeout: String(visibilityS) };
   if (fifo) attributes['FifoQueue'] = 'true';
+  // The dead-letter queue stays a plain FIFO queue: it only takes redriven messages.
+  if (mode === 'fifo-high-throughput') Object.assign(attributes, HIGH_THROUGHPUT_FIFO_ATTRIBUTES);
   let dlqUrl: string | undefined;
   if (spec.maxReceives > 0) {
     if (dlqName.length > MAX_NAME_CHARS) {

@@ -8,6 +8,7 @@
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { BrokerAdapter, Endpoint, Environment } from '../src/broker.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
+import { isFifoMode } from './sqs-connection.ts';
 
 /** Where and when the prices below were taken; printed beside every cost. */
 export const SQS_PRICING = {
@@ -42,7 +43,7 @@ export const sqsServerFacts = {
     { name: 'AWS_ACCESS_KEY_ID', part: 'value' },
   ],
   pricing: {
-    usdPerMillionRequests: (mode: string) => (mode === 'fifo' ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion),
+    usdPerMillionRequests: (mode: string) => (isFifoMode(mode) ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion),
   },
   testing: {
     leftovers: (endpoint, namespace) => queuesWithPrefix(endpoint, namespace),
@@ -50,7 +51,7 @@ export const sqsServerFacts = {
     // The embedded fauxqs moves a few thousand messages a second; Redis many more.
     bulkMessages: 1_000,
     // Several message groups, so a FIFO queue's consumers can work at once.
-    settings: (mode: string) => (mode === 'fifo' ? { groups: 4 } : {}),
+    settings: (mode: string) => (isFifoMode(mode) ? { groups: 4 } : {}),
   },
 } as const satisfies Partial<BrokerAdapter>;
 

@@ -1,7 +1,19 @@
-// SQS (standard or FIFO queues) through @aws-sdk/client-sqs, against AWS, LocalStack or the embedded
-// fauxqs. Batches of 10 go out concurrently; every API request is counted so runs can report cost.
-// The registry entry is here; the shared client in sqs-connection.ts, the operations in sqs-driver.ts,
-// batch requests in sqs-batches.ts and queue set-up, depth, purge and teardown in sqs-queues.ts.
+// SQS (standard, FIFO or high-throughput FIFO queues) through @aws-sdk/client-sqs, against AWS, LocalStack
+// or the embedded fauxqs. Batches of 10 go out concurrently; every API request is counted so runs can
+// report cost. Consumer groups (fan-out) are SQS queues subscribed to an SNS topic, as AWS does it.
+// The registry entry is here; the API's limits in sqs-limits.ts, the shared clients in sqs-connection.ts,
+// the operations in sqs-driver.ts, batch requests in sqs-batches.ts, queue set-up, depth, purge and
+// teardown in sqs-queues.ts, and topics and groups in sqs-topics.ts.
+//
+// Modes: `standard`; `fifo` (FIFO queues, order per message group, no per-message delay);
+// `fifo-high-throughput` (FIFO queues with DeduplicationScope=messageGroup and
+// FifoThroughputLimit=perMessageGroupId). High throughput is a mode, not a setting, because it is a
+// different queue that AWS lets run faster: result files and comparisons keep runs apart by mode, so a
+// run on it is never taken for a plain FIFO run. It is priced as FIFO.
+//
+// Capabilities: `capabilities(mode)` gives AWS's limits (sqs-limits.ts), known without connecting; a
+// handle opened on an endpoint that takes less (LocalStack: 256 KiB messages) carries that endpoint's
+// own, and refuses with its name.
 //
 // Settings read from `options.settings` (all optional):
 //   region          AWS region; default `us-east-1` with an endpoint URL, else AWS_REGION via the SDK.
@@ -17,19 +29,19 @@
 // again on the first publish or receive that finds it missing; that call still fails and is counted.
 
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
-import type { BrokerCapabilities, BrokerOptions } from '../src/broker.ts';
+import type { BrokerAdapter, BrokerCapabilities, BrokerOptions } from '../src/broker.ts';
 import { defineAdapter, withTimeout, type Driver } from './kit/index.ts';
+import { ADAPTER, readSqsConfig, SqsConnection, sqsEndpointKind, type SqsMode } from './sqs-connection.ts';
+import { SqsDriver } from './sqs-driver.ts';
 import {
-  ADAPTER,
+  AWS_LIMITS,
+  endpointLimits,
   MAX_BATCH_ENTRIES,
   MAX_DELAY_S,
   MAX_PAYLOAD_BYTES,
   MAX_VISIBILITY_S,
-  readSqsConfig,
-  SqsConnection,
-  type SqsMode,
-} from './sqs-connection.ts';
-import { SqsDriver } from './sqs-driver.ts';
+  type EndpointLimits,
+} from './sqs-limits.ts';
 import { sqsServerFacts } from './sqs-registry.ts';
 
 export { isRequestCounting, type RequestCounting } from '../src/broker.ts';
@@ -54,16 +66,34 @@ const STANDARD: BrokerCapabilities = {
 /** FIFO queues keep order within a message group and take no per-message delay (only a queue-level one). */
 const FIFO: BrokerCapabilities = { ...STANDARD, ordering: 'per-group', delay: false, maxDelayMs: 0 };
 
-export const sqsAdapter = defineAdapter({
-  name: ADAPTER,
-  aliases: ['SQS'],
-  modes: { standard: STANDARD, fifo: FIFO },
-  defaultMode: 'standard',
-  // Publish sends any batch as requests of 10 (SendMessageBatch's limit); receive takes at most 10.
-  limits: { owner: 'SQS', noDelay: 'per-message delay is not supported on FIFO queues', splitsPublish: true },
-  connect: openSqs,
-  ...sqsServerFacts,
-});
+/** The registry entry as it opens handles on an endpoint with `limits`: AWS's, or that endpoint's own where they are lower. */
+function entryFor(limits: EndpointLimits): BrokerAdapter {
+  const narrowed = (capabilities: BrokerCapabilities): BrokerCapabilities => ({ ...capabilities, maxPayloadBytes: limits.maxPayloadBytes });
+  return defineAdapter({
+    name: ADAPTER,
+    aliases: ['SQS'],
+    modes: { standard: narrowed(STANDARD), fifo: narrowed(FIFO), 'fifo-high-throughput': narrowed(FIFO) },
+    defaultMode: 'standard',
+    // Publish sends any batch as requests of 10 (SendMessageBatch's limit); receive takes at most 10.
+    limits: { owner: limits.owner, noDelay: 'per-message delay is not supported on FIFO queues', splitsPublish: true },
+    connect: openSqs,
+    ...sqsServerFacts,
+  });
+}
+
+const onAws = entryFor(AWS_LIMITS);
+/** One entry per set of endpoint limits, made once. */
+const byLimits = new Map<EndpointLimits, BrokerAdapter>([[AWS_LIMITS, onAws]]);
+
+export const sqsAdapter: BrokerAdapter = {
+  ...onAws,
+  async open(options: BrokerOptions) {
+    const limits = endpointLimits(sqsEndpointKind(options));
+    let entry = byLimits.get(limits);
+    if (entry === undefined) byLimits.set(limits, (entry = entryFor(limits)));
+    return entry.open(options);
+  },
+};
 
 async function openSqs(options: BrokerOptions, mode: string): Promise<Driver> {
   const connection = new SqsConnection(readSqsConfig(options, mode as SqsMode));

@@ -35,7 +35,7 @@ export type SqsFixture = QueueFixture;
 /** Opens an sqs handle on a fresh namespace against `endpoint` and prepares queue `q` on it. */
 export async function openSqs(
   endpoint: SqsEndpoint,
-  mode: 'standard' | 'fifo',
+  mode: 'standard' | 'fifo' | 'fifo-high-throughput',
   spec: Partial<Omit<QueueSpec, 'name'>> = {},
   settings: Record<string, string | number | boolean | undefined> = {},
 ): Promise<SqsFixture> {

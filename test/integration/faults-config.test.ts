@@ -66,7 +66,7 @@ const cases: BadInput[] = [
   { name: 'dead letters on a mode without them', args: ['--mode', 'simple', '--max-receives', '3'], env: REDIS, message: /^--max-receives needs dead letters, which redis-list in simple mode does not support$/ },
   { name: 'an SQS batch over 10', args: ['--batch', '11'], env: SQS, message: /^--batch 11 is over sqs's limit of 10 messages per call$/ },
   { name: 'an SQS receive batch over 10', args: ['--receive-batch', '20'], env: SQS, message: /^--receive-batch 20 is over sqs's limit of 10 messages per call$/ },
-  { name: "a payload over SQS's 256 KiB", args: ['--payload-bytes', '300000'], env: SQS, message: /^--payload-bytes 300000 is over sqs's maximum message size of 262144 bytes$/ },
+  { name: "a payload over SQS's 1 MiB", args: ['--payload-bytes', '1100000'], env: SQS, message: /^--payload-bytes 1100000 is over sqs's maximum message size of 1048576 bytes$/ },
   { name: 'a bad CHANNEL_NAME', args: [], env: { ...REDIS, CHANNEL_NAME: 'bad name!' }, message: /^CHANNEL_NAME "bad name!" must be 1 to 40 letters, digits, '-' or '_'$/ },
   { name: 'a REDIS_URL that is not redis://', args: [], env: { ...REDIS, REDIS_URL: 'http://:hunter2hunter2@127.0.0.1:HOLE' }, message: /^REDIS_URL "http:\/\/:\*\*\*@127\.0\.0\.1:\d+\/" is not a redis:\/\/ or rediss:\/\/ URL/ },
   { name: 'an SQS_ENDPOINT that is not http(s)', args: [], env: { ...SQS, SQS_ENDPOINT: 'ftp://127.0.0.1:HOLE' }, message: /^SQS_ENDPOINT "ftp:\/\/127\.0\.0\.1:\d+" is not an http\(s\) URL/ },

@@ -102,30 +102,33 @@ describe('sqs standard', () => {
     expect(await broker.depth(queue)).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
   });
 
-  it('splits a publish into batches of at most 10 entries and 256 KiB', async () => {
+  it("splits a publish into batches of at most 10 entries and the endpoint's largest batch (AWS: 1 MiB)", async () => {
     const { broker, queue } = await open('standard');
     const counts = counter(broker);
     const before = counts.requestCounts()['SendMessageBatch'] ?? 0;
     await broker.publish(queue, bodies(25, 'small'));
     expect((counts.requestCounts()['SendMessageBatch'] ?? 0) - before).toBe(3);
 
-    // Three 100 KiB bodies: two fit in 256 KiB, the third needs a second request.
-    const big = [0, 1, 2].map((i) => ({ body: `${i}`.padEnd(100 * 1024, 'x') }));
+    // Three bodies of 40% of the limit each: two fit in one batch, the third needs a second request.
+    const limit = broker.capabilities.maxPayloadBytes;
+    const size = Math.floor(limit * 0.4);
+    const big = [0, 1, 2].map((i) => ({ body: `${i}`.padEnd(size, 'x') }));
     const beforeBig = counts.requestCounts()['SendMessageBatch'] ?? 0;
     const billedBefore = counts.billedRequests();
     await broker.publish(queue, big);
     expect((counts.requestCounts()['SendMessageBatch'] ?? 0) - beforeBig).toBe(2);
-    // 200 KiB -> 4 billed units, 100 KiB -> 2.
-    expect(counts.billedRequests() - billedBefore).toBe(6);
+    // Each started 64 KiB of a request's bodies is billed as one request (AWS 1 MiB: 13 + 7).
+    expect(counts.billedRequests() - billedBefore).toBe(Math.ceil((2 * size) / 65_536) + Math.ceil(size / 65_536));
 
     const received = await receiveAll(broker, queue, 28);
     expect(received.map((m) => m.body).sort()).toEqual([...bodies(25, 'small'), ...big].map((m) => m.body).sort());
   });
 
-  it('rejects a message over 256 KiB before sending anything', async () => {
+  it("rejects a message over the endpoint's largest (AWS: 1 MiB) before sending anything", async () => {
     const { broker, queue } = await open('standard');
-    await expect(broker.publish(queue, [{ body: 'ok' }, { body: 'x'.repeat(262_145) }])).rejects.toThrow(
-      /sqs publish: queue bb-test-\w+-q: message of 262145 bytes over SQS maximum/,
+    const limit = broker.capabilities.maxPayloadBytes;
+    await expect(broker.publish(queue, [{ body: 'ok' }, { body: 'x'.repeat(limit + 1) }])).rejects.toThrow(
+      new RegExp(`^sqs publish: queue bb-test-\\w+-q: message of ${limit + 1} bytes over .*SQS maximum of ${limit} bytes$`),
     );
     expect((await broker.depth(queue)).ready).toBe(0);
   });
@@ -375,7 +378,7 @@ describe('sqs connection errors', () => {
 
   it('rejects an unknown mode', async () => {
     await expect(sqsAdapter.open({ namespace: 'x', mode: 'lifo', url: endpoint().endpoint, commandTimeoutMs: 1_000 })).rejects.toThrow(
-      'sqs open: unknown mode "lifo": use standard or fifo',
+      'sqs open: unknown mode "lifo": use standard, fifo or fifo-high-throughput',
     );
   });
 
