@@ -1,11 +1,12 @@
-// SQS batch requests (SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch) of up to 10
-// entries: chunks sent at once or in order, entries that fail inside a batch retried with back-off, and
+// SQS batch requests (SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch) and SNS
+// PublishBatch, of up to 10 entries: chunks sent at once or in order, entries that fail inside a batch retried with back-off, and
 // the outcome told as how many failed and why, or which of an ack's or nack's messages were settled.
 //
 // LIMITATION: retried entries are those SQS says were not the sender's fault; a whole request that
 // fails is retried by the SDK alone (maxAttempts), never here.
 
 import type { BatchResultErrorEntry } from '@aws-sdk/client-sqs';
+import type { BatchResultErrorEntry as SnsBatchResultErrorEntry } from '@aws-sdk/client-sns';
 import { BrokerError, PartialSettleError, type ReceivedMessage } from '../src/broker.ts';
 import { backoffMs, sleep } from './kit/index.ts';
 import { ADAPTER, MAX_BATCH_ENTRIES, type SqsConnection } from './sqs-connection.ts';
@@ -17,8 +18,10 @@ const BATCH_BACKOFF_MS = 50;
 /** One batched operation on one queue. */
 export interface BatchCall<E> {
   readonly operation: string;
-  /** The queue's SQS name, for messages. */
+  /** The queue's SQS name (or the topic's SNS name), for messages. */
   readonly name: string;
+  /** What `name` names; default `queue`. */
+  readonly kind?: 'queue' | 'topic';
   /** What an entry is, for messages: `messages`, `deletes`, `visibility changes`. */
   readonly what: string;
   /** One chunk after another, none after one with failed entries: a FIFO publish, so no group's order breaks. */
@@ -26,7 +29,7 @@ export interface BatchCall<E> {
   /** The messages an ack or nack settles, chunked as chunkEntries does. */
   readonly settles?: readonly ReceivedMessage[];
   /** Sends one request; returns the entries that failed in it. */
-  send(entries: E[]): Promise<BatchResultErrorEntry[]>;
+  send(entries: E[]): Promise<(BatchResultErrorEntry | SnsBatchResultErrorEntry)[]>;
 }
 
 /**
@@ -41,7 +44,7 @@ export async function sendBatches<E extends { Id: string | undefined }>(
   chunks: readonly E[][],
   call: BatchCall<E>,
 ): Promise<void> {
-  const { operation, name, what, send, settles } = call;
+  const { operation, name, what, send, settles, kind = 'queue' } = call;
   // Per chunk, the Ids of the entries that succeeded, filled as the answers come (also when a later retry fails whole).
   const done = chunks.map(() => new Set<string>());
   const results = call.inOrder
@@ -55,7 +58,7 @@ export async function sendBatches<E extends { Id: string | undefined }>(
     const result = results[i]!;
     total += chunks[i]!.length;
     if (result.status === 'rejected') {
-      rejected ??= connection.wrap(operation, name, result.reason);
+      rejected ??= connection.wrap(operation, name, result.reason, kind);
       continue;
     }
     failed += result.value.length;
@@ -70,7 +73,7 @@ export async function sendBatches<E extends { Id: string | undefined }>(
     let unsent = 0;
     for (let i = results.length; i < chunks.length; i++) unsent += chunks[i]!.length;
     problem =
-      `queue ${name}: ${failed} of ${total} ${what} failed (first: ${first!.Code ?? 'unknown'}: ${first!.Message ?? ''})` +
+      `${kind} ${name}: ${failed} of ${total} ${what} failed (first: ${first!.Code ?? 'unknown'}: ${first!.Message ?? ''})` +
       (unsent > 0 ? `; the ${unsent} after them were not sent, to keep each group's order` : '');
   }
   const settled: ReceivedMessage[] = [];

@@ -258,10 +258,10 @@ export class SqsConnection {
     }
   }
 
-  /** Any failure as a BrokerError naming the operation, the queue and the AWS error code. */
-  wrap(operation: string, queueName: string | undefined, error: unknown): BrokerError {
+  /** Any failure as a BrokerError naming the operation, the queue (or topic) and the AWS error code. */
+  wrap(operation: string, name: string | undefined, error: unknown, what: 'queue' | 'topic' = 'queue'): BrokerError {
     if (error instanceof BrokerError) return error;
-    const where = queueName === undefined ? '' : `queue ${queueName}: `;
+    const where = name === undefined ? '' : `${what} ${name}: `;
     return new BrokerError(ADAPTER, operation, `${where}${this.explain(error)}`, { cause: error });
   }
 

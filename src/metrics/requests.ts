@@ -1,6 +1,7 @@
 // API requests split into the workload's (what moving the messages takes, and what a team would pay
 // for in production) and the harness's own housekeeping (making, looking up, configuring and removing
-// queues, purges, depth polls), so cost per message is priced on the first and the second shown apart.
+// queues, topics and subscriptions, purges, depth polls), so cost per message is priced on the first
+// and the second shown apart. SNS publishes (fan-out on SQS goes through a topic) are workload.
 //
 // LIMITATION: the split goes by API action. A purge that SQS refuses (one per 60 s) drains by
 // ReceiveMessage and DeleteMessageBatch, which then count as workload; runs purge only between steps.
@@ -14,12 +15,14 @@ export const WORKLOAD_ACTIONS: ReadonlySet<string> = new Set([
   'DeleteMessageBatch',
   'ChangeMessageVisibility',
   'ChangeMessageVisibilityBatch',
+  'Publish',
+  'PublishBatch',
 ]);
 
 export interface RequestSplit {
-  /** Requests by action that moved messages (sends, receives, deletes, visibility changes). */
+  /** Requests by action that moved messages (sends, SNS publishes, receives, deletes, visibility changes). */
   readonly workload: Readonly<Record<string, number>>;
-  /** Requests by action the harness made for itself (queues, lookups, attributes, purges, depth polls). */
+  /** Requests by action the harness made for itself (queues, topics, subscriptions, lookups, attributes, purges, depth polls). */
   readonly housekeeping: Readonly<Record<string, number>>;
   readonly workloadTotal: number;
   readonly housekeepingTotal: number;
