@@ -262,11 +262,14 @@ export class SqsConnection {
   wrap(operation: string, name: string | undefined, error: unknown, what: 'queue' | 'topic' = 'queue'): BrokerError {
     if (error instanceof BrokerError) return error;
     const where = name === undefined ? '' : `${what} ${name}: `;
-    return new BrokerError(ADAPTER, operation, `${where}${this.explain(error)}`, { cause: error });
+    return new BrokerError(ADAPTER, operation, `${where}${this.explain(error, what === 'topic' ? 'SNS' : 'SQS')}`, { cause: error });
   }
 
-  /** One line for any failure: an unreachable endpoint, refused credentials, a server that is not SQS, an AWS error code. */
-  explain(error: unknown): string {
+  /**
+   * One line for any failure: an unreachable endpoint, refused credentials, a server that is not SQS (or,
+   * for a topic's requests, not SNS), an AWS error code.
+   */
+  explain(error: unknown, service: 'SQS' | 'SNS' = 'SQS'): string {
     const e = (typeof error === 'object' && error !== null ? error : {}) as {
       name?: string; message?: string; code?: string; Code?: string; $fault?: string; errors?: { code?: string }[];
       $response?: { statusCode?: number; headers?: Record<string, string | undefined> };
@@ -285,14 +288,18 @@ export class SqsConnection {
     if (e.name === 'CredentialsProviderError') {
       return `no AWS credentials (${e.message ?? ''}); set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
     }
-    // An answer the SDK could not read as SQS (an HTML page, a bare 404): some other server is listening.
-    if (e.$response !== undefined && (e.$fault === undefined || e.name === 'Unknown' || e.name === 'UnknownError')) {
-      const type = e.$response.headers?.['content-type'];
+    // An answer the SDK could not read (an HTML page, a bare 404): some other server is listening. An
+    // HTML page counts even where the SDK took its status for a modelled error (SNS: 404 is NotFound).
+    const type = e.$response?.headers?.['content-type'];
+    const notAnAnswer = e.$fault === undefined || e.name === 'Unknown' || e.name === 'UnknownError' || /html/i.test(type ?? '');
+    if (e.$response !== undefined && notAnAnswer) {
       const fixNotSqs =
         this.config.url === undefined
           ? 'check AWS_REGION and any proxy in between'
-          : 'check that SQS_ENDPOINT is an SQS endpoint (e.g. http://localhost:4566) or unset it for the embedded one';
-      return `${this.config.endpoint} answered HTTP ${e.$response.statusCode ?? '?'}${type ? ` (${type})` : ''}, which is not an SQS reply; ${fixNotSqs}`;
+          : service === 'SNS'
+            ? 'consumer groups on SQS publish through an SNS topic, so SNS must answer at the same endpoint (LocalStack: SERVICES=sqs,sns; the embedded fauxqs serves both)'
+            : 'check that SQS_ENDPOINT is an SQS endpoint (e.g. http://localhost:4566) or unset it for the embedded one';
+      return `${this.config.endpoint} answered HTTP ${e.$response.statusCode ?? '?'}${type ? ` (${type})` : ''}, which is not an ${service} reply; ${fixNotSqs}`;
     }
     if (e.$fault !== undefined) {
       const code = e.Code !== undefined && e.Code !== e.name ? `${e.Code} (${e.name})` : (e.name ?? 'UnknownError');

@@ -1,5 +1,6 @@
 // Where SQS comes from: SQS_ENDPOINT=aws (real AWS), SQS_ENDPOINT=<url> (LocalStack or any emulator),
-// else the embedded emulator: fauxqs (node_modules/fauxqs) started as a child of this process.
+// else the embedded emulator: fauxqs (node_modules/fauxqs) started as a child of this process. fauxqs
+// serves SNS on the same port, which fan-out on SQS publishes through (adapters/sqs-topics.ts).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

@@ -2,6 +2,8 @@
 // subscribed to it with raw delivery, and a publish is one PublishBatch per 10 messages, not one
 // SendMessageBatch per group. Against the embedded fauxqs (which serves SNS too) unless SQS_ENDPOINT is set.
 
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ListTopicsCommand, SNSClient } from '@aws-sdk/client-sns';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasConsumerGroups, isRequestCounting, type Broker, type ReceivedMessage } from '../../src/broker.ts';
@@ -74,6 +76,36 @@ async function topicsWithPrefix(prefix: string): Promise<string[]> {
   } finally {
     client.destroy();
   }
+}
+
+/** A loopback endpoint that passes SQS requests (the SDK's JSON protocol) on to `target` and answers any other with an HTML 404, as a server without SNS would. */
+async function sqsOnly(target: string): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const server = createServer((incoming, outgoing) => {
+    if (incoming.headers['x-amz-target'] === undefined) {
+      incoming.resume();
+      outgoing.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>');
+      return;
+    }
+    const forward = request(
+      { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: incoming.headers },
+      (reply) => {
+        outgoing.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(outgoing);
+      },
+    );
+    incoming.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe('sqs consumer groups through SNS', () => {
@@ -152,6 +184,34 @@ describe('sqs consumer groups through SNS', () => {
     await g1!.teardown(queue);
     expect(await queuesWithPrefix(endpoint(), namespace)).toEqual([`${namespace}-q`]);
     expect(await topicsWithPrefix(namespace)).toEqual([]);
+  });
+
+  it('an endpoint without SNS: the group is refused in one line saying SNS must answer there; publishes still reach the queue', async (ctx) => {
+    const url = endpoint().endpoint;
+    if (url === undefined) return ctx.skip('needs an endpoint URL to stand a proxy in front of');
+    const proxy = await sqsOnly(url);
+    const fixture = await openSqs({ ...endpoint(), endpoint: proxy.url, kind: 'other' }, 'standard').catch(async (error: unknown) => {
+      await proxy.close();
+      throw error;
+    });
+    // The queue is removed through the proxy, which closes after it.
+    ctx.onTestFinished(async () => {
+      await fixture.cleanup();
+      await proxy.close();
+    });
+    const { broker, queue, spec, others } = fixture;
+    if (!hasConsumerGroups(broker)) throw new Error('the sqs broker should have consumer groups');
+    const group = await broker.openGroup('fan0');
+    others.push(group);
+    await expect(group.prepare(spec)).rejects.toThrow(
+      new RegExp(
+        `^sqs prepare: topic bb-test-\\w+-q: ${proxy.url}/ answered HTTP 404 \\(text/html\\), which is not an SNS reply; ` +
+          'consumer groups on SQS publish through an SNS topic, so SNS must answer at the same endpoint',
+      ),
+    );
+    await broker.publish(queue, [{ body: 'direct' }]);
+    expect(counts(broker)['SendMessageBatch']).toBe(1);
+    expect((await broker.depth(queue)).ready).toBe(1);
   });
 
   it('refuses a group name that cannot be part of a queue name', async () => {
