@@ -102,7 +102,7 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
         starting.push(
           (async () => {
             const container = await new GenericContainer(LOCALSTACK_IMAGE)
-              .withEnvironment({ SERVICES: 'sqs' })
+              .withEnvironment({ SERVICES: 'sqs,sns' })
               .withExposedPorts(4566)
               .withWaitStrategy(Wait.forHttp('/_localstack/health', 4566).forStatusCode(200))
               .withStartupTimeout(CONTAINER_START_MS)
