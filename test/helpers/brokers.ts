@@ -48,6 +48,8 @@ export interface BrokerEndpoints {
   readonly sqs: SqsEndpoint;
   /** Every server the registry's adapters need, by the variable that names it (`REDIS_URL`, `SQS_ENDPOINT`, …). */
   readonly servers: Readonly<Record<string, ServerConnection>>;
+  /** Servers the registry could not find or start, by variable, with why: only their adapters' cases fail. */
+  readonly unavailable: Readonly<Record<string, Error>>;
   /** One line saying which servers these are, e.g. `Redis redis://127.0.0.1:6379 (local), SQS … (embedded, fauxqs 1.9.2)`. */
   readonly summary: string;
   /** Stops whatever was started for the suite. Calling it twice is harmless. */
@@ -122,11 +124,17 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
       REDIS_URL: { url: redis.url, settings: { endpointKind: redis.kind } },
       SQS_ENDPOINT: { url: sqs.endpoint, settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version } },
     };
+    const unavailable: Record<string, Error> = {};
     // Any other server an adapter names is found as its registry entry says, as the CLI would.
     for (const adapter of adapters) {
       const variable = adapter.serverVariable;
       if (variable === undefined || servers[variable] !== undefined || adapter.resolve === undefined) continue;
-      const endpoint = await adapter.resolve(process.env);
+      // One that cannot be found fails only its own adapter's cases, with the registry's one-line reason.
+      const endpoint = await adapter.resolve(process.env).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+      if (endpoint instanceof Error) {
+        unavailable[variable] = endpoint;
+        continue;
+      }
       stops.push(() => endpoint.stop());
       servers[variable] = endpoint;
     }
@@ -140,7 +148,7 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
     const summary =
       `contract suite uses Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.kind}) and ` +
       `SQS ${sqs.endpoint ?? 'AWS default'} (${sqs.kind}, ${sqs.version}): ${why}`;
-    return { redis, sqs, servers, summary, stop };
+    return { redis, sqs, servers, unavailable, summary, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -215,6 +223,8 @@ export function connectionFor(
 function serverFor(endpoints: BrokerEndpoints, target: BrokerTarget): ServerConnection {
   const variable = target.adapter.serverVariable;
   if (variable === undefined) return { url: undefined, settings: {} };
+  const missing = endpoints.unavailable[variable];
+  if (missing !== undefined) throw missing;
   const server = endpoints.servers[variable];
   if (server === undefined) throw new Error(`no test server for ${variable} (${target.label})`);
   return server;

@@ -36,16 +36,17 @@ const OWN_SERVERS = new Set(['REDIS_URL', 'SQS_ENDPOINT']);
 /** Runs scenarios for one test file; `sqsEndpoint` is that file's useSqsEndpoint(). */
 export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
   // Every other server is found as the registry entry says (a local server, or a throw-away one it starts).
-  const servers = new Map<string, Endpoint>();
+  // One that cannot be found fails only the tests that use it, with the registry's own one-line reason.
+  const servers = new Map<string, Endpoint | Error>();
   beforeAll(async () => {
     for (const adapter of adapters) {
       const variable = adapter.serverVariable;
       if (variable === undefined || OWN_SERVERS.has(variable) || servers.has(variable) || adapter.resolve === undefined) continue;
-      servers.set(variable, await adapter.resolve(process.env));
+      servers.set(variable, await adapter.resolve(process.env).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
     }
   }, 120_000);
   afterAll(async () => {
-    for (const endpoint of servers.values()) await endpoint.stop();
+    for (const endpoint of servers.values()) if (!(endpoint instanceof Error)) await endpoint.stop();
   });
 
   /** Where `target` connects: the test Redis (or `url`), this file's SQS endpoint, or its registry server, by the variable its adapter names. */
@@ -56,6 +57,7 @@ export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
     if (variable !== 'SQS_ENDPOINT') {
       const server = servers.get(variable);
       if (server === undefined) throw new Error(`no test server for ${variable}`);
+      if (server instanceof Error) throw server;
       return { url: url ?? server.url, commandTimeoutMs: 3_000, settings: server.settings };
     }
     const endpoint = sqsEndpoint();
