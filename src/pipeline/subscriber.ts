@@ -14,9 +14,10 @@
 
 import { settledDespite, type Broker, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
-import { Executor, sleep } from './executor.ts';
+import type { Executor } from './executor.ts';
 import { FOREIGN, MessageDecoder } from './message.ts';
 import type { ConsumerSetUsage } from '../outcome.ts';
+import { sleep, withinMs } from './waits.ts';
 
 /** Where a subscriber's reports go. Every time is monotonic µs (src/clock.ts), comparable across processes. */
 export interface SubscriberSink {
@@ -320,9 +321,7 @@ export async function stopSubscribers(
   graceMs = STOP_GRACE_MS,
 ): Promise<void> {
   for (const subscriber of subscribers) subscriber.stop();
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(runs), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-  clearTimeout(timer);
+  await withinMs(Promise.all(runs), graceMs);
   await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
   await Promise.all(runs);
 }

@@ -17,11 +17,13 @@ import type { RunConfig } from '../config.ts';
 import { createLatencyHistogram, recordLatency, recordLatencyTimes, RunRecorder } from '../metrics/histogram.ts';
 import { Ledger } from '../metrics/ledger.ts';
 import { Timeline } from '../metrics/timeline.ts';
-import { Executor, seededRandom, sleep } from '../pipeline/executor.ts';
+import { describeError } from '../errors.ts';
+import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
 import { TaskPool } from '../pipeline/task-pool.ts';
 import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import { backoffMs, Pauses, until, withinMs } from '../pipeline/waits.ts';
 import type { PipelineHistograms, PipelineOutcome, RunProgress, RunStatus } from '../outcome.ts';
 
 /**
@@ -81,9 +83,6 @@ export interface PipelineContext {
 }
 
 const MAX_CONSECUTIVE_PUBLISH_ERRORS = 20;
-/** First back-off after a failed broker call, ms; it doubles with every failure in a row, up to the max. */
-const ERROR_BACKOFF_MS = 100;
-const MAX_ERROR_BACKOFF_MS = 1000;
 /** Where a pooled consumer's finished tasks wait to be acked (or nacked) together. */
 interface Settler {
   add(message: ReceivedMessage, index: number, sentUs: number, ok: boolean): void;
@@ -161,8 +160,8 @@ class PipelineRun {
   readonly #errors = new Map<string, string>();
   #stopConsumers = false;
   #stopPublishing = false;
-  /** Back-off waits in progress; #finish cuts them short. */
-  readonly #wakers = new Set<() => void>();
+  /** Pacing and back-off waits; #finish cuts them short. */
+  readonly #pauses = new Pauses();
   /** Monotonic µs of the last receive that answered, and of the last that failed (outage detection). */
   #lastReceiveOkUs = 0;
   #lastReceiveErrorUs = 0;
@@ -282,7 +281,7 @@ class PipelineRun {
       // Also when something threw: no publisher or consumer may outlive the run.
       this.#stopPublishing = true;
       this.#stopConsumers = true;
-      this.#wakeAll();
+      this.#pauses.stop();
       this.#pool?.close();
       clearInterval(ticker.timer);
       await withinMs(ticker.idle(), FINAL_SAMPLE_LIMIT_MS);
@@ -407,8 +406,8 @@ class PipelineRun {
           return;
         }
         // Back off: a scenario's fixed pause, else 0.1 s doubling to 1 s (about 17 s before giving up).
-        const backoffMs = policy?.backoffMs ?? backoff(consecutiveErrors);
-        if (backoffMs > 0) await this.#pause(backoffMs);
+        const pauseMs = policy?.backoffMs ?? backoffMs(consecutiveErrors);
+        if (pauseMs > 0) await this.#pause(pauseMs);
       }
       if (clock.nowUs() > this.#deadlineUs) this.#finish('timeout', this.#timeoutReason());
     }
@@ -450,7 +449,7 @@ class PipelineRun {
       } catch (error) {
         if (this.#stopConsumers) return; // the handle was closed under a blocked receive
         this.#receiveFailed(error);
-        await this.#pause(backoff(++receiveErrors));
+        await this.#pause(backoffMs(++receiveErrors));
         continue;
       }
       receiveErrors = 0;
@@ -497,7 +496,7 @@ class PipelineRun {
         pool.release(slots);
         if (this.#stopConsumers) return;
         this.#receiveFailed(error);
-        await this.#pause(backoff(++receiveErrors));
+        await this.#pause(backoffMs(++receiveErrors));
         continue;
       }
       receiveErrors = 0;
@@ -838,26 +837,12 @@ class PipelineRun {
 
   /** Sleeps `ms`, or less if the run stops meanwhile. */
   #pause(ms: number): Promise<void> {
-    if (this.#stopPublishing && this.#stopConsumers) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.#wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#wakers.add(wake);
-    });
-  }
-
-  #wakeAll(): void {
-    for (const wake of [...this.#wakers]) wake();
+    return this.#pauses.pause(ms);
   }
 
   /** Resolves once nothing is in hand, or after `graceMs`. */
   async #settled(graceMs: number): Promise<void> {
-    const until = Date.now() + graceMs;
-    while (this.#inHand() > 0 && Date.now() < until) await sleep(10);
+    await until(() => this.#inHand() === 0, graceMs);
   }
 
   /** Every accepted message completed or dead-lettered. Refused ones that were stored anyway do not count towards it. */
@@ -936,7 +921,7 @@ class PipelineRun {
     }
     this.#stopPublishing = true;
     this.#stopConsumers = true;
-    this.#wakeAll();
+    this.#pauses.stop();
   }
 
   /** Books indices `from` up to `to` as never sent, here and in the consumers' own books. */
@@ -956,23 +941,4 @@ export function sumDepths(depths: readonly QueueDepth[]): QueueDepth {
     (sum, d) => ({ ready: sum.ready + d.ready, inFlight: sum.inFlight + d.inFlight, delayed: sum.delayed + d.delayed, dead: sum.dead + d.dead }),
     EMPTY_DEPTH,
   );
-}
-
-/** The back-off after the `failures`-th failure in a row: 0.1 s, 0.2 s, 0.4 s … at most 1 s. */
-function backoff(failures: number): number {
-  return Math.min(MAX_ERROR_BACKOFF_MS, ERROR_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
-}
-
-/** `promise`'s value, or undefined once `limitMs` has passed first. Never rejects on the timer's account. */
-async function withinMs<T>(promise: Promise<T>, limitMs: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, limitMs, undefined)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
