@@ -27,7 +27,8 @@ import { createLatencyHistogram, recordLatency } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder } from '../pipeline/message.ts';
-import { stopSubscribers, Subscriber, type ConsumerSet, type SubscriberSink } from '../pipeline/subscriber.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/sink.ts';
+import { stopSubscribers, Subscriber } from '../pipeline/subscriber.ts';
 import { sumDepths } from './pipeline.ts';
 
 export interface FanOutOptions {

@@ -22,7 +22,7 @@ import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../pipeline/message.ts';
 import { RateLimiter } from '../pipeline/rate-limiter.ts';
 import { TaskPool } from '../pipeline/task-pool.ts';
-import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/sink.ts';
 import { backoffMs, Pauses, until, withinMs } from '../pipeline/waits.ts';
 import type { PipelineHistograms, PipelineOutcome, RunProgress, RunStatus } from '../outcome.ts';
 
