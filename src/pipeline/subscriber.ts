@@ -1,7 +1,8 @@
-// The consumer loop: consumer child processes (src/runner/consumer-process.ts) and fan-out groups
-// (src/runner/fan-out.ts) run it. Receive, report each delivery, run the tasks, nack the failures, ack
-// the rest, report the completions; it books nothing itself, its sink does (src/pipeline/sink.ts), so
-// one ledger stays the only source of truth.
+// The consumer loop, the only one: the run's own consumers (src/runner/local-consumers.ts), consumer
+// child processes (src/runner/consumer-process.ts) and fan-out groups (src/runner/fan-out.ts) all run
+// it. Receive, report each delivery, run the tasks, nack the failures, ack the rest, report the
+// completions; it books nothing itself, its sink does (src/pipeline/sink.ts), so one ledger stays the
+// only source of truth.
 //
 // Tasks run in whole batches (a receive's tasks together, then one nack and one ack), or in a worker
 // pool shared by several loops (--concurrency, src/pipeline/task-pool.ts): a loop receives only as many
@@ -14,9 +15,8 @@
 // nack in flight), so the messages in hand at that moment are exactly the ones the broker still thinks
 // are out: what a crash right then takes with it.
 //
-// LIMITATION: the pipeline's own in-process consumers still keep their own copy of this loop.
-// Per-message hooks are functions, so only loops in the run's own process can take them; consumer
-// processes run the executor's task with the run's retry delay.
+// LIMITATION: per-message hooks are functions, so only loops in the run's own process take them;
+// consumer processes run the executor's task with the run's retry delay.
 
 import { settledDespite, type Broker, type ReceivedMessage } from '../broker.ts';
 import type { Clock } from '../clock.ts';
@@ -25,7 +25,7 @@ import type { Executor } from './executor.ts';
 import { FOREIGN, MessageDecoder } from './message.ts';
 import { reportCompleted, reportDelivered, type SubscriberSink } from './sink.ts';
 import type { TaskPool } from './task-pool.ts';
-import { backoffMs, Pauses, until, withinMs } from './waits.ts';
+import { backoffMs, Pauses } from './waits.ts';
 
 /** Per-delivery behaviour a scenario can change; each runs on the hot path, so it must be cheap and must not throw. */
 export interface ConsumerHooks {
@@ -389,30 +389,4 @@ export class Subscriber {
       if (--this.#calls === 0) for (const wake of this.#idle.splice(0)) wake();
     }
   }
-}
-
-/** How long stopped consumers get to settle what they hold before their handles close, ms. */
-const STOP_GRACE_MS = 250;
-/** Longest closing the handles may take (a broker that is gone may never answer), ms. */
-const CLOSE_LIMIT_MS = 3000;
-/** How long the loops get to return once their handles are closed, ms: a task longer than that is left behind. */
-const RETURN_LIMIT_MS = 250;
-
-/**
- * Stops `subscribers`, gives what they hold up to `graceMs` to settle, halts them (a task that outlives
- * the grace leaves its messages to the broker: its ack would find a closed handle), closes `handles`
- * (which ends receives still blocked) within `closeMs`, and waits a moment for their loops (`runs`) to return.
- */
-export async function stopSubscribers(
-  subscribers: readonly Subscriber[],
-  runs: readonly Promise<void>[],
-  handles: readonly Broker[],
-  graceMs = STOP_GRACE_MS,
-  closeMs = CLOSE_LIMIT_MS,
-): Promise<void> {
-  for (const subscriber of subscribers) subscriber.stop();
-  await until(() => subscribers.every((subscriber) => subscriber.inHand === 0), graceMs);
-  for (const subscriber of subscribers) subscriber.halt();
-  await withinMs(Promise.all(handles.map((handle) => handle.close().catch(() => undefined))), closeMs);
-  await withinMs(Promise.all(runs), RETURN_LIMIT_MS);
 }

@@ -28,8 +28,9 @@ import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder } from '../pipeline/message.ts';
 import type { ConsumerSet, SubscriberSink } from '../pipeline/sink.ts';
-import { stopSubscribers, Subscriber } from '../pipeline/subscriber.ts';
-import { sumDepths } from './pipeline.ts';
+import { Subscriber } from '../pipeline/subscriber.ts';
+import { stopSubscribers } from './local-consumers.ts';
+import { sumDepths } from './publisher.ts';
 
 export interface FanOutOptions {
   /** The run's handle (queues prepared on it); publishing goes through it. */
