@@ -73,7 +73,8 @@ export interface ConsumerSet {
   inHand(): number;
   /**
    * Stops every consumer and closes its handles; resolves after the last reports reached the sink.
-   * What consumers hold gets up to `graceMs` to settle first (default: the set's own). Never rejects.
+   * What consumers in this process hold gets up to `graceMs` to settle first (default: the set's own);
+   * consumer processes keep their own grace. Never rejects.
    */
   stop(graceMs?: number): Promise<void>;
   /**
