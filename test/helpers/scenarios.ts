@@ -1,11 +1,10 @@
 // Running a scenario in a test as the CLI would: global defaults, the scenario's own, the test's
-// changes; validated; then the scenario's configure(); on the real Redis or the embedded SQS.
+// changes; validated; then the scenario's configure(); on the real Redis, the embedded SQS, or the
+// server any other registry entry resolves (as the CLI would resolve it).
 
-import { expect } from 'vitest';
-import { redisListAdapter } from '../../adapters/redis-list.ts';
-import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
-import { sqsAdapter } from '../../adapters/sqs.ts';
-import type { BrokerAdapter, BrokerOptions } from '../../src/broker.ts';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { adapters } from '../../adapters/index.ts';
+import type { BrokerAdapter, BrokerOptions, Endpoint } from '../../src/broker.ts';
 import { DEFAULTS, validateConfig, type RunConfig } from '../../src/config.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
 import { printSummary } from '../../src/report/print.ts';
@@ -15,21 +14,50 @@ import type { SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { findScenario, type Scenario } from '../../scenarios/index.ts';
 import { redisUrl } from './redis.ts';
 
-export type Target = 'redis-list' | 'redis-list simple' | 'redis-stream' | 'sqs';
+/** An adapter in its default mode by its name (`redis-list`), or in another as `name mode` (`redis-list simple`). */
+export type Target = string;
 
-export const ADAPTERS: Record<Target, { adapter: BrokerAdapter; mode: string }> = {
-  'redis-list': { adapter: redisListAdapter, mode: 'reliable' },
-  'redis-list simple': { adapter: redisListAdapter, mode: 'simple' },
-  'redis-stream': { adapter: redisStreamAdapter, mode: 'group' },
-  sqs: { adapter: sqsAdapter, mode: 'standard' },
-};
+/** Every registry entry and mode as a Target. */
+export const ADAPTERS: Readonly<Record<Target, { adapter: BrokerAdapter; mode: string }>> = Object.fromEntries(
+  adapters.flatMap((adapter) =>
+    adapter.modes.map((mode) => [mode === adapter.defaultMode ? adapter.name : `${adapter.name} ${mode}`, { adapter, mode }] as const),
+  ),
+);
+
+export function targetOf(target: Target): { adapter: BrokerAdapter; mode: string } {
+  const found = ADAPTERS[target];
+  if (found === undefined) throw new Error(`no adapter target ${target}: one of ${Object.keys(ADAPTERS).join(', ')}`);
+  return found;
+}
+
+/** The variables the tests resolve themselves: the shared Redis (test/global-setup.ts) and each file's SQS endpoint. */
+const OWN_SERVERS = new Set(['REDIS_URL', 'SQS_ENDPOINT']);
 
 /** Runs scenarios for one test file; `sqsEndpoint` is that file's useSqsEndpoint(). */
 export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
-  /** Where `target` connects: the test Redis (or `url`) or this file's SQS endpoint, by the server its adapter names. */
-  function connection(target: Target, url = redisUrl()): Omit<BrokerOptions, 'namespace'> {
-    const variable = ADAPTERS[target].adapter.serverVariable;
-    if (variable !== 'SQS_ENDPOINT') return { url, commandTimeoutMs: 3_000 };
+  // Every other server is found as the registry entry says (a local server, or a throw-away one it starts).
+  const servers = new Map<string, Endpoint>();
+  beforeAll(async () => {
+    for (const adapter of adapters) {
+      const variable = adapter.serverVariable;
+      if (variable === undefined || OWN_SERVERS.has(variable) || servers.has(variable) || adapter.resolve === undefined) continue;
+      servers.set(variable, await adapter.resolve(process.env));
+    }
+  }, 120_000);
+  afterAll(async () => {
+    for (const endpoint of servers.values()) await endpoint.stop();
+  });
+
+  /** Where `target` connects: the test Redis (or `url`), this file's SQS endpoint, or its registry server, by the variable its adapter names. */
+  function connection(target: Target, url?: string): Omit<BrokerOptions, 'namespace'> {
+    const variable = targetOf(target).adapter.serverVariable;
+    if (variable === undefined) return { commandTimeoutMs: 3_000 };
+    if (variable === 'REDIS_URL') return { url: url ?? redisUrl(), commandTimeoutMs: 3_000 };
+    if (variable !== 'SQS_ENDPOINT') {
+      const server = servers.get(variable);
+      if (server === undefined) throw new Error(`no test server for ${variable}`);
+      return { url: url ?? server.url, commandTimeoutMs: 3_000, settings: server.settings };
+    }
     const endpoint = sqsEndpoint();
     return {
       ...(endpoint.endpoint === undefined ? {} : { url: endpoint.endpoint }),
@@ -40,7 +68,7 @@ export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
 
   /** The config the CLI would build, with short receive waits and a 60 s limit unless `change` says otherwise. */
   function configFor(scenario: Scenario, target: Target, change: Partial<RunConfig>): RunConfig {
-    const { adapter, mode } = ADAPTERS[target];
+    const { adapter, mode } = targetOf(target);
     const capabilities = adapter.capabilities(mode);
     const { task: taskDefaults, ...defaults } = scenario.defaults ?? {};
     const base: RunConfig = {
@@ -63,7 +91,7 @@ export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
   /** Runs `name` on `target` and returns its result as a file would read back; its summary must print. */
   async function run(name: string, target: Target, change: Partial<RunConfig>, url?: string): Promise<ResultFile> {
     const scenario = findScenario(name)!;
-    const { adapter } = ADAPTERS[target];
+    const { adapter } = targetOf(target);
     const record = await runScenario({ adapter, connection: connection(target, url), config: configFor(scenario, target, change), scenario });
     const result = buildResult(record);
     expect(printSummary(result)).toContain(result.scenarioData?.tables[0]?.title ?? '');

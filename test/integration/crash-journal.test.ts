@@ -11,7 +11,7 @@ import { buildResult, type ResultFile } from '../../src/report/result-file.ts';
 import { consumerProcessIds } from '../../src/runner/process-consumers.ts';
 import { runScenario } from '../../src/runner/runner.ts';
 import { findScenario } from '../../scenarios/index.ts';
-import { ADAPTERS, scenarioRunner, type Target } from '../helpers/scenarios.ts';
+import { scenarioRunner, targetOf, type Target } from '../helpers/scenarios.ts';
 import { useSqsEndpoint } from '../helpers/sqs.ts';
 
 const sqsEndpoint = useSqsEndpoint();
@@ -122,7 +122,7 @@ async function runWithOutsideKills(
     }, Math.floor(random() * 300));
   };
   const record = await runScenario({
-    adapter: ADAPTERS[target].adapter,
+    adapter: targetOf(target).adapter,
     connection: connection(target),
     config: configFor(scenario, target, { ...change, seed }),
     scenario,
@@ -177,7 +177,7 @@ describe('an unplanned death of a consumer process', () => {
     try {
       const scenario = findScenario('crash-recovery')!;
       const record = await runScenario({
-        adapter: ADAPTERS['redis-list'].adapter,
+        adapter: targetOf('redis-list').adapter,
         connection: connection('redis-list'),
         config: configFor(scenario, 'redis-list', { ...small, messages: 400, seed: 71 }),
         scenario,
