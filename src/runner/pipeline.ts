@@ -91,23 +91,9 @@ export async function runPipeline(context: PipelineContext): Promise<PipelineOut
   // Consumers connect before the clock starts: connection set-up is not part of the measured run, but
   // it is part of --timeout, which bounds the whole run (what set-up took is taken from what is left).
   const setupStartedMs = performance.now();
-  const { config } = context;
   // One token for the publishers and every consumer, wherever it runs.
   const runToken = context.runToken ?? newRunToken();
-  const local = context.consumers
-    ? undefined
-    : new LocalConsumers({
-        broker: context.broker,
-        queues: context.queues,
-        config,
-        taskConcurrency: config.taskConcurrency,
-        executor: new Executor(config.task, seededRandom(config.seed)),
-        clock: context.clock,
-        hooks: context.hooks,
-        // None is opened once --timeout has run out.
-        connectDeadlineMs: setupStartedMs + config.timeoutMs,
-      });
-  const consumers = context.consumers ?? local!;
+  const consumers = context.consumers ?? ownConsumers(context, setupStartedMs + context.config.timeoutMs);
   await consumers.prepare(runToken);
   try {
     await context.beforePublish?.();
@@ -115,7 +101,23 @@ export async function runPipeline(context: PipelineContext): Promise<PipelineOut
     await consumers.stop(0);
     throw error;
   }
-  return new PipelineRun(context, runToken, consumers, local?.connections ?? 0, performance.now() - setupStartedMs).run();
+  const connections = consumers instanceof LocalConsumers ? consumers.connections : 0;
+  return new PipelineRun(context, runToken, consumers, connections, performance.now() - setupStartedMs).run();
+}
+
+/** The pipeline's own consumers, in this process; none is connected once `connectDeadlineMs` (performance.now()) has passed. */
+function ownConsumers(context: PipelineContext, connectDeadlineMs: number): LocalConsumers {
+  const { config } = context;
+  return new LocalConsumers({
+    broker: context.broker,
+    queues: context.queues,
+    config,
+    taskConcurrency: config.taskConcurrency,
+    executor: new Executor(config.task, seededRandom(config.seed)),
+    clock: context.clock,
+    hooks: context.hooks,
+    connectDeadlineMs,
+  });
 }
 
 class PipelineRun {
