@@ -73,8 +73,8 @@ export interface ConsumerSet {
   inHand(): number;
   /**
    * Stops every consumer and closes its handles; resolves after the last reports reached the sink.
-   * What consumers in this process hold gets up to `graceMs` to settle first (default: the set's own);
-   * consumer processes keep their own grace. Never rejects.
+   * Consumers in this process get up to `graceMs` first (default: the set's own) to settle what they
+   * hold; consumer processes keep their own grace. Never rejects.
    */
   stop(graceMs?: number): Promise<void>;
   /**

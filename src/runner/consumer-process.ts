@@ -127,7 +127,7 @@ class ConsumerProcess {
   }
 
   async #stop(): Promise<void> {
-    await stopSubscribers(this.#subscribers, this.#runs, this.#handles);
+    await stopSubscribers(this.#subscribers, this.#runs, this.#handles, { grace: 'round' });
     clearInterval(this.#timer);
     await this.#broker?.close().catch(() => undefined);
     this.#flush();

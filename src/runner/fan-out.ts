@@ -119,6 +119,7 @@ export class FanOut implements ConsumerSet, PublishTarget {
         taskConcurrency: 0,
         executor: new Executor(config.task, seededRandom(config.seed + 7919 * k)),
         clock,
+        stopGrace: 'round',
       });
       const group: Group = {
         name,

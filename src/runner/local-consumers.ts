@@ -30,6 +30,8 @@ export interface LocalConsumersOptions {
   readonly hooks?: ConsumerHooks;
   /** No handle is opened once performance.now() has passed this (--timeout ran out while connecting); default: no limit. */
   readonly connectDeadlineMs?: number;
+  /** What the consumers' grace is for once stopped (stopSubscribers); default `settle`. */
+  readonly stopGrace?: StopGrace;
 }
 
 /** Consumer handles opened at once while a run connects: a few round trips each, so many at a time. */
@@ -109,11 +111,19 @@ export class LocalConsumers implements ConsumerSet {
   /** Closes the pool, gives what the consumers hold up to `graceMs` to settle, then closes every handle. */
   async stop(graceMs?: number): Promise<void> {
     this.#pool?.close();
-    await stopSubscribers(this.#subscribers, this.#runs, this.#handles, graceMs);
+    await stopSubscribers(this.#subscribers, this.#runs, this.#handles, { graceMs, grace: this.#options.stopGrace });
   }
 }
 
-/** How long stopped consumers get to settle what they hold before their handles close, ms. */
+/**
+ * What stopped loops get their grace for before their handles close: `settle`, for what they hold to be
+ * settled (a receive still blocked is cut short by the close: the run's own consumers); `round`, for the
+ * round in progress to end, a receive in flight included, so a batch on its way is still acked and
+ * booked (consumer processes and fan-out groups).
+ */
+export type StopGrace = 'settle' | 'round';
+
+/** How long stopped consumers get before their handles close, ms. */
 const STOP_GRACE_MS = 250;
 /** Longest closing the handles may take (a broker that is gone may never answer), ms. */
 const CLOSE_LIMIT_MS = 3000;
@@ -121,20 +131,20 @@ const CLOSE_LIMIT_MS = 3000;
 const RETURN_LIMIT_MS = 250;
 
 /**
- * Stops `subscribers`, gives what they hold up to `graceMs` to settle, halts them (a task that outlives
+ * Stops `subscribers`, gives them up to `graceMs` for what `grace` says, halts them (a task that outlives
  * the grace leaves its messages to the broker: its ack would find a closed handle), closes `handles`
- * (which ends receives still blocked) within `closeMs`, and waits a moment for their loops (`runs`) to return.
+ * (which ends receives still blocked) within CLOSE_LIMIT_MS, and waits a moment for their loops (`runs`) to return.
  */
 export async function stopSubscribers(
   subscribers: readonly Subscriber[],
   runs: readonly Promise<void>[],
   handles: readonly Broker[],
-  graceMs = STOP_GRACE_MS,
-  closeMs = CLOSE_LIMIT_MS,
+  { graceMs = STOP_GRACE_MS, grace = 'settle' }: { graceMs?: number | undefined; grace?: StopGrace | undefined } = {},
 ): Promise<void> {
   for (const subscriber of subscribers) subscriber.stop();
-  await until(() => subscribers.every((subscriber) => subscriber.inHand === 0), graceMs);
+  if (grace === 'round') await withinMs(Promise.all(runs), graceMs);
+  else await until(() => subscribers.every((subscriber) => subscriber.inHand === 0), graceMs);
   for (const subscriber of subscribers) subscriber.halt();
-  await withinMs(Promise.all(handles.map((handle) => handle.close().catch(() => undefined))), closeMs);
+  await withinMs(Promise.all(handles.map((handle) => handle.close().catch(() => undefined))), CLOSE_LIMIT_MS);
   await withinMs(Promise.all(runs), RETURN_LIMIT_MS);
 }
