@@ -167,7 +167,9 @@ export class Subscriber {
     if (this.#runsTasks) {
       outcomes = await Promise.all(batch.map((message, k) => (indices[k]! < 0 ? true : this.#execute(indices[k]!, message.receiveCount))));
     }
-    await this.#settle(this.#handle, { messages: batch, indices, sentTimes, outcomes });
+    const settlement = { messages: batch, indices, sentTimes, outcomes };
+    if (outcomes) await this.#settle(this.#handle, settlement);
+    else await this.#ack(this.#handle, settlement);
   }
 
   /**
@@ -198,15 +200,17 @@ export class Subscriber {
   async #receive(most: number): Promise<ReceivedMessage[] | undefined> {
     const { queue, receiveWaitMs } = this.#options;
     let batch: ReceivedMessage[];
+    this.#calling();
     try {
-      batch = await this.#call(() => this.#handle.receive(queue, { maxMessages: most, waitMs: receiveWaitMs }));
+      batch = await this.#handle.receive(queue, { maxMessages: most, waitMs: receiveWaitMs });
     } catch (error) {
-      if (error === FROZEN) throw error;
+      this.#called();
       if (this.#stopped) return undefined; // the handle was closed under a blocked receive
       this.#receiveErrors++;
       this.#sink.error('receive', describeError(error));
       return undefined;
     }
+    this.#called();
     this.#receiveErrors = 0;
     this.#sink.receiveCall(batch.length === 0);
     return batch;
@@ -324,15 +328,14 @@ export class Subscriber {
     }
     for (const [delayMs, positions] of groups) {
       const messages = positions.map((k) => batch.messages[k]!);
-      let id = 0;
+      this.#calling();
+      const id = sink.settling?.('nack', positions.map((k) => batch.indices[k]!), messages.length) ?? 0;
       try {
-        await this.#call(() => {
-          if (sink.settling) id = sink.settling('nack', positions.map((k) => batch.indices[k]!), messages.length);
-          return handle.nack(queue, messages, delayMs);
-        });
+        await handle.nack(queue, messages, delayMs);
+        this.#called();
         if (id) sink.settled?.(id, true, clock.nowUs());
       } catch (error) {
-        if (error === FROZEN) throw error;
+        this.#called();
         if (id) sink.settled?.(id, false, clock.nowUs());
         // Not given back: the broker redelivers them after the visibility timeout instead.
         sink.error('nack', describeError(error));
@@ -346,16 +349,15 @@ export class Subscriber {
   async #ack(handle: Broker, ack: Settlement): Promise<void> {
     const { queue, clock } = this.#options;
     const sink = this.#sink;
-    let id = 0;
     /** Set when the ack settled only these (a partial failure); undefined when it settled all. */
     let only: Set<ReceivedMessage> | undefined;
+    this.#calling();
+    const id = sink.settling ? sink.settling('ack', ack.indices.filter((index) => index >= 0), ack.messages.length) : 0;
     try {
-      await this.#call(() => {
-        if (sink.settling) id = sink.settling('ack', ack.indices.filter((index) => index >= 0), ack.messages.length);
-        return handle.ack(queue, ack.messages);
-      });
+      await handle.ack(queue, ack.messages);
+      this.#called();
     } catch (error) {
-      if (error === FROZEN) throw error;
+      this.#called();
       // Not acked: an at-least-once broker delivers them again, so they are not reported as completed.
       // Those the broker says it did settle are gone for good: reported, or they would count as lost.
       sink.error('ack', describeError(error));
@@ -379,14 +381,14 @@ export class Subscriber {
     this.#held -= ack.messages.length;
   }
 
-  /** A broker call, counted so freeze() can wait for it; refused with FROZEN once halted. */
-  async #call<T>(call: () => Promise<T>): Promise<T> {
+  /** Before every broker call: counted, so freeze() can wait for it; refused with FROZEN once halted. */
+  #calling(): void {
     if (this.#frozen) throw FROZEN;
     this.#calls++;
-    try {
-      return await call();
-    } finally {
-      if (--this.#calls === 0) for (const wake of this.#idle.splice(0)) wake();
-    }
+  }
+
+  /** After every broker call, before what it returned is reported. */
+  #called(): void {
+    if (--this.#calls === 0) for (const wake of this.#idle.splice(0)) wake();
   }
 }
