@@ -12,7 +12,7 @@ import { createLatencyHistogram, recordLatency } from '../src/metrics/histogram.
 import { Ledger } from '../src/metrics/ledger.ts';
 import { Timeline } from '../src/metrics/timeline.ts';
 import { FOREIGN, MessageDecoder, MessageEncoder, newRunToken } from '../src/pipeline/message.ts';
-import type { SubscriberSink } from '../src/pipeline/subscriber.ts';
+import type { SubscriberSink } from '../src/pipeline/sink.ts';
 import { JournalReader, JournalWriter } from '../src/runner/journal.ts';
 
 export interface MicroResult {

@@ -18,7 +18,8 @@
 
 import { isMemoryReporting, type QueueDepth, type ServerMemory } from '../src/broker.ts';
 import { formatBytes, formatCount, formatRate } from '../src/format.ts';
-import { runPipeline, sumDepths } from '../src/runner/pipeline.ts';
+import { runPipeline } from '../src/runner/pipeline.ts';
+import { sumDepths } from '../src/runner/publisher.ts';
 import { percent, seconds } from './kit.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';

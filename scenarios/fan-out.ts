@@ -30,7 +30,7 @@ export const fanOut: Scenario = {
     const fan = new FanOut({ broker: context.broker, config, queues: context.queues, clock: context.clock, groups: config.fanOutGroups });
     let outcome;
     try {
-      outcome = await runPipeline({ ...context, broker: fan.broker, consumers: fan });
+      outcome = await runPipeline({ ...context, target: fan, consumers: fan });
     } finally {
       await fan.teardown();
     }

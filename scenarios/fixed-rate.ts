@@ -27,8 +27,8 @@
 
 import { isRequestCounting, type RequestCounting } from '../src/broker.ts';
 import { publishedCount, type LedgerCounts } from '../src/metrics/ledger.ts';
-import { describeError, runPipeline } from '../src/runner/pipeline.ts';
-import { UsageError } from '../src/errors.ts';
+import { runPipeline } from '../src/runner/pipeline.ts';
+import { describeError, UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import type { RunConfig } from '../src/config.ts';

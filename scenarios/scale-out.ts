@@ -15,12 +15,12 @@
 // the run as failed, the steps before it kept; if the first cannot, the run has nothing and throws.
 
 import type { Histogram } from 'hdr-histogram-js';
-import { UsageError } from '../src/errors.ts';
+import { describeError, UsageError } from '../src/errors.ts';
 import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/format.ts';
-import { describeError, runPipeline } from '../src/runner/pipeline.ts';
+import { runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import type { PipelineHistograms, PipelineOutcome, RunCounters, ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';

@@ -14,7 +14,7 @@
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../src/errors.ts';
 import { createLatencyHistogram, recordLatency, summarize } from '../src/metrics/histogram.ts';
-import { sleep } from '../src/pipeline/executor.ts';
+import { sleep } from '../src/pipeline/waits.ts';
 import { formatCount, formatLatency } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { drawUnit, percent, seconds } from './kit.ts';

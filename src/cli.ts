@@ -13,6 +13,7 @@ import { findScenario, scenarios } from '../scenarios/index.ts';
 import { BrokerError } from './broker.ts';
 import { DEFAULTS, type DurationDistribution, type RunConfig, type TaskWork, validateConfig } from './config.ts';
 import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
+import { byteSize, int, num, numList, str } from './flags.ts';
 import { redactUrls } from './redact.ts';
 import { scrubSecrets } from './secrets.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
@@ -271,63 +272,12 @@ async function reportCommand(argv: Options): Promise<number> {
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
-/** A flag's text; a flag given twice (yargs makes an array) takes its last value, as it would read as not given otherwise. */
-function str(value: unknown): string | undefined {
-  const last = Array.isArray(value) ? (value as unknown[]).at(-1) : value;
-  return typeof last === 'string' && last.trim() !== '' ? last.trim() : undefined;
-}
-
-/** A decimal number as people write one (`10000`, `1_000`, `1,000`, `2.5`, `1e6`); not hex, not blank. */
-const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
-
-/** A number from a flag, or the default when the flag is absent; one-line error for anything else, blank included. */
-function num(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  const text = str(value);
-  const digits = text?.replace(/[_,]/g, '');
-  if (digits === undefined || !DECIMAL.test(digits)) {
-    throw new UsageError(`${name} must be a number, got "${String(Array.isArray(value) ? value.at(-1) : value)}"`);
-  }
-  const parsed = Number(digits);
-  if (!Number.isFinite(parsed)) throw new UsageError(`${name} must be a number, got "${text}"`);
-  return parsed;
-}
-
 /** `redis-list reliable|simple, sqs standard|fifo`: the modes of every adapter that has more than one. */
 function modeHelp(): string {
   return adapters
     .filter((adapter) => adapter.modes.length > 1)
     .map((adapter) => `${adapter.name} ${adapter.modes.join('|')}`)
     .join(', ');
-}
-
-/** A size in bytes: `1048576`, or with a unit as Redis takes it (`512kb`, `64mb`, `1gb`, powers of 1024). */
-function byteSize(name: string, value: unknown, fallback: number): number {
-  const text = str(value);
-  if (text === undefined) return fallback;
-  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(text.replace(/[_,]/g, ''));
-  if (!match) throw new UsageError(`${name} must be a size in bytes, e.g. 67108864 or 64mb, got "${text}"`);
-  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(match[2] ?? 'b').toLowerCase() as 'b' | 'kb' | 'mb' | 'gb'];
-  return Math.round(Number(match[1]) * unit);
-}
-
-/** A comma-separated list of numbers (`1000,5000`), each times `scale` (seconds to ms: 1000). */
-function numList(name: string, value: unknown, fallback: readonly number[], scale: number): readonly number[] {
-  const text = str(value);
-  if (text === undefined) return fallback;
-  return text.split(',').map((part) => {
-    const parsed = Number(part.trim().replace(/_/g, ''));
-    if (part.trim() === '' || !Number.isFinite(parsed)) throw new UsageError(`${name} must be numbers separated by commas, got "${text}"`);
-    return Math.round(parsed * scale * 1000) / 1000;
-  });
-}
-
-function int(name: string, value: unknown, fallback: number): number {
-  const parsed = num(name, value, fallback);
-  if (!Number.isSafeInteger(parsed) || parsed < 0 || (name === 'messages' && parsed === 0)) {
-    throw new UsageError(`${name} must be a ${name === 'messages' ? 'positive' : 'non-negative'} integer, got "${str(value) ?? String(value)}"`);
-  }
-  return parsed;
 }
 
 export async function main(args: readonly string[]): Promise<number> {

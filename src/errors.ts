@@ -10,3 +10,8 @@ export class UsageError extends Error {
 
 /** The exit code for every error a user can fix. */
 export const USAGE_EXIT_CODE = 2;
+
+/** An error's message (anything thrown that is not an Error, as text), for counting and reporting it. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -5,6 +5,7 @@
 // lateness; a `cpu` task blocks the whole process it runs in, consumers and publishers included.
 
 import type { TaskSpec } from '../config.ts';
+import { sleep } from './waits.ts';
 
 export const NO_TASK: TaskSpec = { durationMs: 0, distribution: 'fixed', work: 'sleep', failureRate: 0 };
 
@@ -57,10 +58,6 @@ export class Executor {
     }
     return this.#spec.failureRate === 0 || this.#random() >= this.#spec.failureRate;
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function burn(ms: number): void {

@@ -14,8 +14,9 @@ import { findAdapter } from '../../adapters/index.ts';
 import { isRequestCounting, type Broker } from '../broker.ts';
 import { systemClock } from '../clock.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
-import { stopSubscribers, Subscriber } from '../pipeline/subscriber.ts';
+import { Subscriber } from '../pipeline/subscriber.ts';
 import { FLUSH_INTERVAL_MS, JournalWriter } from './journal.ts';
+import { stopSubscribers } from './local-consumers.ts';
 import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-protocol.ts';
 
 /** The child's whole life: init, go, then freeze or stop. */
@@ -126,7 +127,7 @@ class ConsumerProcess {
   }
 
   async #stop(): Promise<void> {
-    await stopSubscribers(this.#subscribers, this.#runs, this.#handles);
+    await stopSubscribers(this.#subscribers, this.#runs, this.#handles, { grace: 'round' });
     clearInterval(this.#timer);
     await this.#broker?.close().catch(() => undefined);
     this.#flush();

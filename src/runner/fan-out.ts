@@ -3,35 +3,30 @@
 // groups; any other gets one queue per group (`<queue>-g<k>`) and every publish is written K times.
 // Each group has its own consumers (in this process), its own ledger and its own latency histograms.
 //
-// The pipeline sees a broker that publishes to every group and a ConsumerSet that reports one
+// The pipeline publishes through it (a PublishTarget: every batch to every group, depth summed over the
+// groups) and consumes through it (a ConsumerSet whose groups run the one consumer loop, reporting one
 // message as delivered when its first group got it and as completed when its last group finished
-// it; a delivery a group gets twice counts as a duplicate there too. So the pipeline's ledger says
+// it); a delivery a group gets twice counts as a duplicate there too. So the pipeline's ledger says
 // whether every message reached every group, and the per-group ledgers say which group fell short.
 //
-// LIMITATION: all groups' consumers share this process. With copies, a publish counts as failed if
-// any group's copy failed (the groups that got theirs still deliver it, and their ledgers show it).
+// LIMITATION: all groups' consumers share this process and run whole batches (--concurrency is not
+// applied to groups). With copies, a publish counts as failed if any group's copy failed (the groups
+// that got theirs still deliver it, and their ledgers show it).
 
 import type { Histogram } from 'hdr-histogram-js';
-import {
-  hasConsumerGroups,
-  type Broker,
-  type BrokerInfo,
-  type OutgoingMessage,
-  type QueueDepth,
-  type QueueSpec,
-  type ReceivedMessage,
-} from '../broker.ts';
+import { hasConsumerGroups, type Broker, type BrokerCapabilities, type OutgoingMessage, type QueueDepth, type QueueSpec } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import { createLatencyHistogram, recordLatency } from '../metrics/histogram.ts';
+import { createLatencyHistogram, RunRecorder } from '../metrics/histogram.ts';
 import { Ledger, type LedgerCounts } from '../metrics/ledger.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { FOREIGN, MessageDecoder } from '../pipeline/message.ts';
-import { stopSubscribers, Subscriber, type ConsumerSet, type SubscriberSink } from '../pipeline/subscriber.ts';
-import { sumDepths } from './pipeline.ts';
+import { reportCompleted, reportDelivered, type ConsumerSet, type SubscriberSink } from '../pipeline/sink.ts';
+import { LocalConsumers } from './local-consumers.ts';
+import { sumDepths, type PublishTarget } from './publisher.ts';
 
 export interface FanOutOptions {
-  /** The run's handle (queues prepared on it); publishing goes through it. */
+  /** The run's handle (queues prepared on it); publishing goes through it, and copies' groups read from it. */
   readonly broker: Broker;
   readonly config: RunConfig;
   /** The run's queue names. */
@@ -57,13 +52,11 @@ interface Group {
   readonly ledger: Ledger;
   readonly endToEnd: Histogram;
   readonly completion: Histogram;
-  readonly handles: Broker[];
-  subscribers: Subscriber[];
+  /** The group's consumers, running whole batches. */
+  readonly consumers: LocalConsumers;
 }
 
-export class FanOut implements ConsumerSet {
-  /** Publishes to every group; hand it to the pipeline as its broker. */
-  readonly broker: Broker;
+export class FanOut implements ConsumerSet, PublishTarget {
   /** True when the broker itself fans out (one stream, K consumer groups). */
   readonly native: boolean;
   readonly #options: FanOutOptions;
@@ -71,10 +64,9 @@ export class FanOut implements ConsumerSet {
   /** Per message: 1 once some group got it; how many groups completed it. */
   readonly #seen: Uint8Array;
   readonly #done: Uint8Array;
-  #runs: Promise<void>[] = [];
   /** Queues this made (copies), removed by teardown(). */
   readonly #madeQueues: string[] = [];
-  /** The run's token, from prepare(): the groups' consumers book only bodies that carry it. */
+  /** The run's token, from prepare(): publish failures are booked by the index in the body. */
   #runToken = '';
 
   constructor(options: FanOutOptions) {
@@ -85,24 +77,28 @@ export class FanOut implements ConsumerSet {
     this.native = hasConsumerGroups(options.broker);
     this.#seen = new Uint8Array(options.config.messages);
     this.#done = new Uint8Array(options.config.messages);
-    this.broker = new FanOutBroker(options.broker, this);
+  }
+
+  /** The broker's: the groups are read from it. */
+  get capabilities(): BrokerCapabilities {
+    return this.#options.broker.capabilities;
   }
 
   /** Makes the groups (queues or consumer groups) and connects their consumers, before the clock starts. */
   async prepare(runToken: string): Promise<void> {
     this.#runToken = runToken;
     try {
-      await this.#prepareGroups();
+      await this.#prepareGroups(runToken);
     } catch (error) {
       // Nothing half-open is left behind: handles made so far are closed, the copies' queues removed.
-      await Promise.all(this.#groups.flatMap((group) => group.handles.map((handle) => handle.close().catch(() => undefined))));
+      await Promise.all(this.#groups.map((group) => group.consumers.stop(0)));
       await this.teardown();
       throw error;
     }
   }
 
-  async #prepareGroups(): Promise<void> {
-    const { broker, config, queues, groups } = this.#options;
+  async #prepareGroups(runToken: string): Promise<void> {
+    const { broker, config, queues, groups, clock } = this.#options;
     const spec = (name: string): QueueSpec => ({ name, visibilityTimeoutMs: config.visibilityTimeoutMs, maxReceives: config.maxReceives });
     for (let k = 0; k < groups; k++) {
       const name = `g${k}`;
@@ -116,6 +112,15 @@ export class FanOut implements ConsumerSet {
         groupQueues = queues.map((queue) => `${queue}-${name}`);
         this.#madeQueues.push(...groupQueues);
       }
+      const consumers = new LocalConsumers({
+        broker: root,
+        queues: groupQueues,
+        config,
+        taskConcurrency: 0,
+        executor: new Executor(config.task, seededRandom(config.seed + 7919 * k)),
+        clock,
+        stopGrace: 'round',
+      });
       const group: Group = {
         name,
         queues: groupQueues,
@@ -123,53 +128,26 @@ export class FanOut implements ConsumerSet {
         ledger: new Ledger(config.messages),
         endToEnd: createLatencyHistogram(),
         completion: createLatencyHistogram(),
-        handles: [],
-        subscribers: [],
+        consumers,
       };
       this.#groups.push(group);
       for (const queue of groupQueues) await root.prepare(spec(queue));
-      for (let c = 0; c < config.consumers; c++) group.handles.push(await root.duplicate());
+      await consumers.prepare(runToken);
     }
   }
 
   start(sink: SubscriberSink): void {
-    const { config, clock } = this.#options;
-    for (const [k, group] of this.#groups.entries()) {
-      const executor = new Executor(config.task, seededRandom(config.seed + 7919 * k));
-      const groupSink = this.#groupSink(group, sink);
-      group.subscribers = group.handles.map(
-        (handle, c) =>
-          new Subscriber(
-            handle,
-            {
-              queue: group.queues[c % group.queues.length]!,
-              receiveBatch: config.receiveBatch,
-              receiveWaitMs: config.receiveWaitMs,
-              retryDelayMs: config.retryDelayMs,
-              messages: config.messages,
-              runToken: this.#runToken,
-              executor,
-              clock,
-            },
-            groupSink,
-          ),
-      );
-      this.#runs.push(...group.subscribers.map((subscriber) => subscriber.run()));
-    }
+    for (const group of this.#groups) group.consumers.start(this.#groupSink(group, sink));
   }
 
   inHand(): number {
     let count = 0;
-    for (const group of this.#groups) for (const subscriber of group.subscribers) count += subscriber.inHand;
+    for (const group of this.#groups) count += group.consumers.inHand();
     return count;
   }
 
-  async stop(): Promise<void> {
-    await stopSubscribers(
-      this.#groups.flatMap((group) => group.subscribers),
-      this.#runs,
-      this.#groups.flatMap((group) => group.handles),
-    );
+  async stop(graceMs?: number): Promise<void> {
+    await Promise.all(this.#groups.map((group) => group.consumers.stop(graceMs)));
   }
 
   /** Never sent: not lost for any group either. */
@@ -228,17 +206,40 @@ export class FanOut implements ConsumerSet {
     const warmup = this.#options.config.warmupMessages;
     const seen = this.#seen;
     const done = this.#done;
+    const endToEnd = new RunRecorder(group.endToEnd);
+    const completion = new RunRecorder(group.completion);
+    // The pipeline hears of the first group's delivery, and of every duplicate within a group.
+    const deliver = (index: number, sentUs: number, receivedUs: number): boolean => {
+      const first = group.ledger.markDelivered(index);
+      if (index >= warmup) endToEnd.add(receivedUs - sentUs);
+      if (!first) return true;
+      if (seen[index] !== 0) return false;
+      seen[index] = 1;
+      return true;
+    };
+    // ... and of a completion once the last group finished the message.
+    const complete = (index: number, sentUs: number, ackedUs: number): boolean => {
+      if (!group.ledger.markCompleted(index)) return false;
+      if (index >= warmup) completion.add(ackedUs - sentUs);
+      return ++done[index]! === groups;
+    };
     return {
       delivered: (index, sentUs, receivedUs, receiveCount) => {
-        const first = group.ledger.markDelivered(index);
-        if (index >= warmup) recordLatency(group.endToEnd, receivedUs - sentUs);
-        // The pipeline hears of the first group's delivery, and of every duplicate within a group.
-        if (!first) {
-          sink.delivered(index, sentUs, receivedUs, receiveCount);
-        } else if (seen[index] === 0) {
-          seen[index] = 1;
-          sink.delivered(index, sentUs, receivedUs, receiveCount);
+        const forward = deliver(index, sentUs, receivedUs);
+        endToEnd.flush();
+        if (forward) sink.delivered(index, sentUs, receivedUs, receiveCount);
+      },
+      deliveredBatch: (receivedUs, indices, sentTimes, receiveCounts) => {
+        const forward: { indices: number[]; sentTimes: number[]; receiveCounts: number[] } = { indices: [], sentTimes: [], receiveCounts: [] };
+        for (let k = 0; k < indices.length; k++) {
+          const index = indices[k]!;
+          if (index >= 0 && !deliver(index, sentTimes[k]!, receivedUs)) continue;
+          forward.indices.push(index);
+          forward.sentTimes.push(sentTimes[k]!);
+          forward.receiveCounts.push(receiveCounts[k]!);
         }
+        endToEnd.flush();
+        if (forward.indices.length > 0) reportDelivered(sink, receivedUs, forward.indices, forward.sentTimes, forward.receiveCounts);
       },
       malformed: () => {
         group.ledger.markUnknown();
@@ -250,62 +251,26 @@ export class FanOut implements ConsumerSet {
       },
       executed: (index, executionUs) => sink.executed(index, executionUs),
       completed: (index, sentUs, ackedUs) => {
-        if (!group.ledger.markCompleted(index)) return;
-        if (index >= warmup) recordLatency(group.completion, ackedUs - sentUs);
-        if (++done[index]! === groups) sink.completed(index, sentUs, ackedUs);
+        const forward = complete(index, sentUs, ackedUs);
+        completion.flush();
+        if (forward) sink.completed(index, sentUs, ackedUs);
       },
-      failed: (count, atUs) => sink.failed(count, atUs),
+      completedBatch: (ackedUs, indices, sentTimes) => {
+        const forward: { indices: number[]; sentTimes: number[] } = { indices: [], sentTimes: [] };
+        for (let k = 0; k < indices.length; k++) {
+          const index = indices[k]!;
+          if (index < 0 || !complete(index, sentTimes[k]!, ackedUs)) continue;
+          forward.indices.push(index);
+          forward.sentTimes.push(sentTimes[k]!);
+        }
+        completion.flush();
+        if (forward.indices.length > 0) reportCompleted(sink, ackedUs, forward.indices, forward.sentTimes);
+      },
+      failed: (count, atUs, retryDelayMs) => sink.failed(count, atUs, retryDelayMs),
       receiveCall: (empty) => sink.receiveCall(empty),
       error: (operation, message) => sink.error(operation, `group ${group.name}: ${message}`),
     };
   }
-}
-
-/** What the pipeline publishes through: every batch goes to every group; depth is what some group still owes. */
-class FanOutBroker implements Broker {
-  readonly #inner: Broker;
-  readonly #fanOut: FanOut;
-
-  constructor(inner: Broker, fanOut: FanOut) {
-    this.#inner = inner;
-    this.#fanOut = fanOut;
-  }
-
-  get capabilities(): Broker['capabilities'] {
-    return this.#inner.capabilities;
-  }
-  describe(): Promise<BrokerInfo> {
-    return this.#inner.describe();
-  }
-  prepare(spec: QueueSpec): Promise<void> {
-    return this.#inner.prepare(spec);
-  }
-  publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    return this.#fanOut.publish(queue, messages);
-  }
-  receive(): Promise<ReceivedMessage[]> {
-    return Promise.reject(new Error('fan-out: consumers read through their groups, not through the publishing handle'));
-  }
-  ack(): Promise<void> {
-    return Promise.reject(new Error('fan-out: consumers ack through their groups'));
-  }
-  nack(): Promise<void> {
-    return Promise.reject(new Error('fan-out: consumers nack through their groups'));
-  }
-  depth(queue: string): Promise<QueueDepth> {
-    return this.#fanOut.depth(queue);
-  }
-  purge(queue: string): Promise<void> {
-    return this.#inner.purge(queue);
-  }
-  teardown(queue: string): Promise<void> {
-    return this.#inner.teardown(queue);
-  }
-  duplicate(): Promise<Broker> {
-    return this.#inner.duplicate();
-  }
-  /** The inner handle belongs to the runner, which closes it. */
-  async close(): Promise<void> {}
 }
 
 function markFailed(ledger: Ledger, messages: readonly OutgoingMessage[], runToken: string): void {

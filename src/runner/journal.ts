@@ -16,7 +16,7 @@
 // a receive whose answer was in transit when the process died leaves no trace at all.
 
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import type { SubscriberSink } from '../pipeline/subscriber.ts';
+import { reportCompleted, reportDelivered, type SubscriberSink } from '../pipeline/sink.ts';
 
 /**
  * One record per line, fields separated by spaces; `c` is the consumer's number inside its process.
@@ -73,6 +73,10 @@ export class JournalWriter {
         receivedUs = atUs;
         batch += ` ${index} ${us(sentUs)} ${receiveCount}`;
       },
+      deliveredBatch: (atUs, indices, sentTimes, receiveCounts) => {
+        receivedUs = atUs;
+        for (let k = 0; k < indices.length; k++) if (indices[k]! >= 0) batch += ` ${indices[k]} ${us(sentTimes[k]!)} ${receiveCounts[k]}`;
+      },
       malformed: () => {
         malformed++;
       },
@@ -99,6 +103,7 @@ export class JournalWriter {
       },
       // Booked by the parent from the intents and their outcomes.
       completed: () => undefined,
+      completedBatch: () => undefined,
       failed: () => undefined,
       error: (operation, message) => {
         this.#write(`E ${c} ${operation} ${message.replace(/\s+/g, ' ')}\n`);
@@ -270,18 +275,24 @@ export class JournalReader {
         sink.receiveCall(false);
         for (let k = 0; k < malformed; k++) sink.malformed();
         for (let k = 0; k < foreign; k++) sink.foreign();
-        let count = malformed + foreign;
+        // The whole receive, as the child's loop reported it: the bodies not ours first, by a negative index.
+        const indices: number[] = new Array<number>(malformed + foreign).fill(-1);
+        const sentTimes: number[] = new Array<number>(malformed + foreign).fill(0);
+        const receiveCounts: number[] = new Array<number>(malformed + foreign).fill(1);
         for (let k = 5; k + 2 < f.length; k += 3) {
           const index = Number(f[k]);
           const sentUs = Number(f[k + 1]);
-          const receiveCount = Number(f[k + 2]);
-          sink.delivered(index, sentUs, receivedUs, receiveCount);
+          indices.push(index);
+          sentTimes.push(sentUs);
+          receiveCounts.push(Number(f[k + 2]));
           this.#sentUs.set(index, sentUs);
-          this.#observers.onDelivered?.(index, receivedUs, receiveCount);
           this.#held.set(index, receivedUs);
-          count++;
         }
-        this.#inHand += count;
+        reportDelivered(sink, receivedUs, indices, sentTimes, receiveCounts);
+        if (this.#observers.onDelivered) {
+          for (let k = malformed + foreign; k < indices.length; k++) this.#observers.onDelivered(indices[k]!, receivedUs, receiveCounts[k]!);
+        }
+        this.#inHand += indices.length;
         this.#activity.set(c, 'executing');
         return;
       }
@@ -333,14 +344,19 @@ export class JournalReader {
       sink.failed(intent.count, atUs);
       return;
     }
+    const indices: number[] = [];
+    const sentTimes: number[] = [];
     for (const index of intent.entries) {
       const sentUs = sent.get(index) ?? atUs;
       sent.delete(index);
       // A failed ack (or the unsettled part of a partial one): an at-least-once broker delivers the
       // messages again, so they are not completed.
       if (!ok || (only !== undefined && !only.has(index))) continue;
-      sink.completed(index, sentUs, atUs);
-      this.#observers.onCompleted?.(index, atUs);
+      indices.push(index);
+      sentTimes.push(sentUs);
     }
+    if (indices.length === 0) return;
+    reportCompleted(sink, atUs, indices, sentTimes);
+    for (const index of indices) this.#observers.onCompleted?.(index, atUs);
   }
 }

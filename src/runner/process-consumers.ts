@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrokerOptions, QueueSpec } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
-import type { ConsumerSet, SubscriberSink } from '../pipeline/subscriber.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/sink.ts';
 import { HOLD_WAIT_MS, type ChildMessage, type ConsumerProcessInit, type ParentMessage } from './consumer-protocol.ts';
 import { FLUSH_INTERVAL_MS, JournalReader, type ConsumerActivity } from './journal.ts';
 import type { ConsumerSetUsage } from '../outcome.ts';

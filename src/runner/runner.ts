@@ -11,6 +11,7 @@ import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
 import { UsageError } from '../errors.ts';
 import { newRunToken } from '../pipeline/message.ts';
+import { withinMs } from '../pipeline/waits.ts';
 import { PIPELINE_LIMITS } from './pipeline.ts';
 import { PROCESS_LIMITS } from './process-consumers.ts';
 import { requestTotals, type RequestTotals } from '../metrics/requests.ts';
@@ -128,12 +129,7 @@ async function teardown(broker: Broker, queues: readonly string[], namespace: st
     }
     await broker.close().catch(() => undefined);
   })();
-  let timer: NodeJS.Timeout | undefined;
-  const finished = await Promise.race([
-    work.then(() => true),
-    new Promise<boolean>((resolve) => (timer = setTimeout(resolve, TEARDOWN_LIMIT_MS, false))),
-  ]);
-  clearTimeout(timer);
+  const finished = await withinMs(work.then(() => true), TEARDOWN_LIMIT_MS);
   if (!finished) {
     void broker.close().catch(() => undefined);
     return `teardown: gave up after ${TEARDOWN_LIMIT_MS / 1000} s; queues under ${namespace} may be left on the broker`;

@@ -13,7 +13,8 @@ import { PartialSettleError, type Broker, type ReceivedMessage } from '../../src
 import { systemClock } from '../../src/clock.ts';
 import { Executor, NO_TASK } from '../../src/pipeline/executor.ts';
 import { MessageEncoder, newRunToken } from '../../src/pipeline/message.ts';
-import { Subscriber, type SubscriberSink } from '../../src/pipeline/subscriber.ts';
+import type { SubscriberSink } from '../../src/pipeline/sink.ts';
+import { Subscriber } from '../../src/pipeline/subscriber.ts';
 import { runPipeline } from '../../src/runner/pipeline.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
 import { runConfig, waitFor } from '../helpers/faults.ts';

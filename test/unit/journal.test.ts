@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SubscriberSink } from '../../src/pipeline/subscriber.ts';
+import type { SubscriberSink } from '../../src/pipeline/sink.ts';
 import { JournalReader, JournalWriter } from '../../src/runner/journal.ts';
 
 /** A sink that lists what it was told. */
