@@ -75,6 +75,44 @@ export async function startBlackHole(): Promise<BlackHole> {
   };
 }
 
+/**
+ * A loopback front door to a real server that holds every new connection for `delayMs` before it is
+ * piped through: connecting is slow by construction, whatever the machine's speed.
+ */
+export async function startSlowDoor(target: { host: string; port: number }, delayMs: number): Promise<BlackHole> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.pause();
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    const timer = setTimeout(() => {
+      const upstream = createConnection(target.port, target.host);
+      sockets.add(upstream);
+      upstream.on('error', () => socket.destroy());
+      upstream.on('close', () => {
+        sockets.delete(upstream);
+        socket.destroy();
+      });
+      socket.on('close', () => upstream.destroy());
+      socket.pipe(upstream).pipe(socket);
+      socket.resume();
+    }, delayMs);
+    socket.on('close', () => clearTimeout(timer));
+  });
+  const port = await listen(server);
+  return {
+    port,
+    accepted: () => accepted,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 /** A self-signed certificate for 127.0.0.1 and localhost, made with openssl in a temporary folder. */
 export interface Certificate {
   readonly dir: string;

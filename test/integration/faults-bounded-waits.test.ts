@@ -13,7 +13,7 @@ import { readResult, type ResultFile } from '../../src/report/result-file.ts';
 import { runScenario } from '../../src/runner/runner.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
 import { runCli } from '../helpers/cli.ts';
-import { runConfig, sleep, startBlackHole, waitFor, type BlackHole } from '../helpers/faults.ts';
+import { runConfig, sleep, startBlackHole, startSlowDoor, waitFor, type BlackHole } from '../helpers/faults.ts';
 import { redisUrl } from '../helpers/redis.ts';
 
 let dir: string;
@@ -78,8 +78,15 @@ describe('--timeout', () => {
   });
 
   it('bounds connecting the consumers too: 1,000 of them against --timeout 1 end as a timeout while connecting', async () => {
+    // Through a door that holds each new connection 100 ms: 1,000 consumers, opened 16 at a time, take
+    // over 6 s to connect on any machine (straight to a local Redis a fast one connects them within 1 s).
+    const redis = new URL(redisUrl());
+    const door = await startSlowDoor({ host: redis.hostname, port: Number(redis.port || 6379) }, 100);
     const out = path.join(dir, 'connect');
-    const run = await runCli(['scenario', '100', '--consumers', '1000', '--timeout', '1', '--results-dir', out, '--quiet'], base);
+    redis.host = `127.0.0.1:${door.port}`;
+    const run = await runCli(['scenario', '100', '--consumers', '1000', '--timeout', '1', '--results-dir', out, '--quiet'], { ...base, REDIS_URL: redis.toString() }).finally(
+      () => door.close(),
+    );
     expect(run.code, run.stderr).toBe(1);
     const result = await onlyResult(out);
     expect(result.status).toBe('timeout');
