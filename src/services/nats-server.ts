@@ -2,14 +2,12 @@
 // `nats-server -js` started from PATH for this process only (its store in a temporary directory,
 // removed on stop, killed on exit).
 
-import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { freePort, killOnExit, lastLine } from './children.ts';
+import { findOnPath, freePort, isLoopbackUrl, startServerProcess } from './children.ts';
 
 /** A NATS server to talk to, and how to let go of it. */
 export interface NatsEndpoint {
@@ -45,7 +43,7 @@ export async function resolveNats(env: { NATS_URL?: string | undefined }): Promi
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given) && !/^(nats|tls):\/\//i.test(given)) {
       throw new UsageError(`NATS_URL "${given.replace(/\/\/[^@/]*@/, '//***@')}" is not a nats:// or tls:// URL, e.g. nats://127.0.0.1:4222`);
     }
-    return { url: given, kind: isLoopback(given) ? 'local' : 'other', stop: noop };
+    return { url: given, kind: isLoopbackUrl(given) ? 'local' : 'other', stop: noop };
   }
   if (await natsAnswers(HOST, DEFAULT_PORT, PROBE_TIMEOUT_MS)) return { url: `nats://${HOST}:${DEFAULT_PORT}`, kind: 'local', stop: noop };
   if (findOnPath('nats-server') === undefined) {
@@ -65,54 +63,19 @@ export async function startNatsServer(): Promise<{ url: string; stop(): Promise<
   if (binary === undefined) throw new UsageError(`nats-server is not on PATH; ${HOW_TO_START_NATS}`);
   const port = await freePort(HOST);
   const dir = mkdtempSync(join(tmpdir(), 'brokerbench-nats-'));
-  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
-  // No environment of the harness's (it may hold secrets); detached, so Ctrl-C reaches the harness,
-  // which stops this server once the result is written.
-  const child = spawn(binary, ['-a', HOST, '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: {}, detached: true });
-  const forget = killOnExit(child, removeDir);
-  let log = '';
-  const keepLog = (chunk: Buffer): void => {
-    log = (log + chunk.toString('utf8')).slice(-2_000);
-  };
-  child.stdout?.on('data', keepLog);
-  child.stderr?.on('data', keepLog);
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
+  const server = await startServerProcess({
+    name: 'nats-server',
+    command: [binary, '-a', HOST, '-p', String(port), '-js', '-sd', dir],
+    env: {},
+    port,
+    workDir: dir,
+    answers: () => natsAnswers(HOST, port, PROBE_TIMEOUT_MS, true),
+    answersWhat: 'answer with JetStream on',
+    startTimeoutMs: START_TIMEOUT_MS,
+    pollMs: 25,
+    stopGraceMs: STOP_GRACE_MS,
   });
-  void exited.then(() => {
-    forget();
-    removeDir();
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      await exited;
-    })();
-    return stopping;
-  };
-
-  const startedAt = Date.now();
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      throw new UsageError(`nats-server exited during start (port ${port}): ${lastLine(log)}`);
-    }
-    if (await natsAnswers(HOST, port, PROBE_TIMEOUT_MS, true)) break;
-    if (Date.now() - startedAt > START_TIMEOUT_MS) {
-      await stop();
-      throw new UsageError(`nats-server did not answer on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
-    }
-    await sleep(25);
-  }
-  return { url: `nats://${HOST}:${port}`, stop };
+  return { url: `nats://${HOST}:${port}`, stop: server.stop };
 }
 
 /** True if a NATS server on host:port sends its INFO line (with JetStream on, if `jetStream`) within timeoutMs. Never throws. */
@@ -133,26 +96,4 @@ export function natsAnswers(host: string, port: number, timeoutMs: number, jetSt
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));
   });
-}
-
-function isLoopback(url: string): boolean {
-  try {
-    const host = new URL(url).hostname;
-    return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-  } catch {
-    return false;
-  }
-}
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, name), fsConstants.X_OK);
-      return join(dir, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }

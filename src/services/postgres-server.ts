@@ -6,15 +6,14 @@
 // without that user there is no throw-away cluster. It keeps PostgreSQL's default durability (fsync on), so
 // its figures compare with a real server's; initdb takes a few seconds.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, constants as fsConstants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import { UsageError } from '../errors.ts';
 import { redactUrl } from '../redact.ts';
-import { freePort, killOnExit, lastLine } from './children.ts';
+import { findOnPath, freePort, isLoopbackUrl, lastLine, startServerProcess } from './children.ts';
 
 /** A PostgreSQL to talk to, and how to let go of it. */
 export interface PostgresEndpoint {
@@ -52,7 +51,7 @@ export async function resolvePostgres(env: { DATABASE_URL?: string | undefined }
     if (!/^postgres(ql)?:\/\//i.test(fromEnv)) {
       throw new UsageError(`DATABASE_URL "${redactUrl(fromEnv)}" is not a postgres:// URL, e.g. ${DEFAULT_DATABASE_URL}`);
     }
-    return { url: fromEnv, kind: isLoopback(fromEnv) ? 'local' : 'other', stop: noop };
+    return { url: fromEnv, kind: isLoopbackUrl(fromEnv) ? 'local' : 'other', stop: noop };
   }
   if (await postgresAnswers(DEFAULT_DATABASE_URL, PROBE_TIMEOUT_MS)) return { url: DEFAULT_DATABASE_URL, kind: 'local', stop: noop };
   const server = await startPostgresServer();
@@ -99,58 +98,23 @@ export async function startPostgresServer(): Promise<{ url: string; port: number
   }
   const port = await freePort(HOST);
   const args = ['-D', data, '-p', String(port), '-c', `listen_addresses=${HOST}`, '-c', `unix_socket_directories=${dir}`];
-  // No environment of the harness's (it may hold secrets), and a process group of its own: Ctrl-C in the
-  // terminal reaches the harness, which stops this server once the result is written.
-  const command = [...runAs.prefix, postgres, ...args];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { LANG: 'C' }, detached: true });
-  const forget = killOnExit(child, removeDir);
-  let log = '';
-  const keepLog = (chunk: Buffer): void => void (log = (log + chunk.toString('utf8')).slice(-2_000));
-  child.stdout?.on('data', keepLog);
-  child.stderr?.on('data', keepLog);
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  });
-  void exited.then(() => {
-    forget();
-    removeDir();
-  });
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        signalGroup(child, 'SIGINT');
-        const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-    })());
-
   const url = `postgres://postgres@${HOST}:${port}/postgres`;
-  const startedAt = Date.now();
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      throw new UsageError(`postgres exited during start (port ${port}): ${lastLine(log)}`);
-    }
-    if (await postgresAnswers(url, PROBE_TIMEOUT_MS)) break;
-    if (Date.now() - startedAt > START_TIMEOUT_MS) {
-      await stop();
-      throw new UsageError(`postgres did not accept connections on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
-    }
-    await sleep(100);
-  }
-  return { url, port, stop };
-}
-
-/** The whole process group: the server and, as root, the setpriv it was started through (which execs it). */
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    child.kill(signal);
-  }
+  const server = await startServerProcess({
+    name: 'postgres',
+    // As root, through setpriv, which execs the server: stopping the process group stops it.
+    command: [...runAs.prefix, postgres, ...args],
+    env: { LANG: 'C' },
+    port,
+    workDir: dir,
+    answers: () => postgresAnswers(url, PROBE_TIMEOUT_MS),
+    answersWhat: 'accept connections',
+    startTimeoutMs: START_TIMEOUT_MS,
+    pollMs: 100,
+    stopGraceMs: STOP_GRACE_MS,
+    // Fast shutdown: roll back open transactions and exit, rather than wait for every client.
+    stopSignal: 'SIGINT',
+  });
+  return { url, port, stop: server.stop };
 }
 
 /** How to run the server's programs: directly, or as root through setpriv as the `postgres` user. */
@@ -167,32 +131,11 @@ function asServerUser(): { prefix: string[]; uid?: number; gid?: number } {
 
 /** `name` on PATH, else in Debian's versioned directories (newest first). */
 function findProgram(name: string): string | undefined {
-  const debian = (() => {
-    try {
-      return readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map((version) => `/usr/lib/postgresql/${version}/bin`);
-    } catch {
-      return [];
-    }
-  })();
-  for (const dir of [...(process.env['PATH'] ?? '').split(delimiter), ...debian]) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function isLoopback(url: string): boolean {
-  let host: string;
+  let debian: string[] = [];
   try {
-    host = new URL(url).hostname;
+    debian = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map((version) => `/usr/lib/postgresql/${version}/bin`);
   } catch {
-    return false;
+    // no Debian layout
   }
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return findOnPath(name, debian);
 }

@@ -1,15 +1,14 @@
 // Where Redis comes from: REDIS_URL, else the Redis already on 127.0.0.1:6379, else a throw-away
 // redis-server started from PATH for this process only (no persistence, killed on stop and on exit).
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { redactUrl } from '../redact.ts';
-import { freePort, killOnExit, lastLine } from './children.ts';
+import { findOnPath, freePort, isLoopbackUrl, startServerProcess } from './children.ts';
 
 /** A Redis to talk to, and how to let go of it. */
 export interface RedisEndpoint {
@@ -95,57 +94,20 @@ export async function startRedisServer(
     '--dir', dir,
     ...(options.args ?? []),
   ];
-  // No environment of the harness's (it may hold secrets), and a process group of its own: Ctrl-C in
-  // the terminal reaches the harness, which stops this server once the result is written.
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {}, detached: true });
-  const forget = killOnExit(child, () => rmSync(dir, { recursive: true, force: true }));
-
-  // Keep the tail of the server's log for the error message if it fails to come up.
-  let log = '';
-  const keepLog = (chunk: Buffer): void => {
-    log = (log + chunk.toString('utf8')).slice(-2_000);
-  };
-  child.stdout?.on('data', keepLog);
-  child.stderr?.on('data', keepLog);
-
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  });
-  void exited.then(() => {
-    forget();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      await exited;
-    })();
-    return stopping;
-  };
-
-  const startedAt = Date.now();
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      throw new UsageError(`redis-server exited during start (port ${port}): ${lastLine(log)}`);
-    }
+  const server = await startServerProcess({
+    name: 'redis-server',
+    command: [binary, ...args],
+    env: {},
+    port,
+    workDir: dir,
     // A server started with --requirepass answers PING with -NOAUTH: that is up, too.
-    if (await pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS, true)) break;
-    if (Date.now() - startedAt > START_TIMEOUT_MS) {
-      await stop();
-      throw new UsageError(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${lastLine(log)}`);
-    }
-    await sleep(25);
-  }
-  return { url: `redis://${DEFAULT_HOST}:${port}`, port, stop, process: child };
+    answers: () => pingRedis(DEFAULT_HOST, port, PROBE_TIMEOUT_MS, true),
+    answersWhat: 'answer PING',
+    startTimeoutMs: START_TIMEOUT_MS,
+    pollMs: 25,
+    stopGraceMs: STOP_GRACE_MS,
+  });
+  return { url: `redis://${DEFAULT_HOST}:${port}`, port, stop: server.stop, process: server.process };
 }
 
 /**
@@ -199,28 +161,4 @@ export function checkRedisUrl(url: string): void {
   if (database !== '' && !/^\d+$/.test(database)) {
     throw new UsageError(`REDIS_URL "${redactUrl(url)}" names database "${database}", which is not a number (redis://host:6379/0)`);
   }
-}
-
-function isLoopbackUrl(url: string): boolean {
-  let host: string;
-  try {
-    host = new URL(url).hostname;
-  } catch {
-    return false;
-  }
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
