@@ -1,4 +1,4 @@
-// RabbitMQ through amqplib: quorum queues (default) or classic ones, publisher confirms awaited once per
+// The RabbitMQ driver, through amqplib (its registry entry is adapters/rabbitmq.ts): quorum queues (default) or classic ones, publisher confirms awaited once per
 // batch, basic.consume into a local buffer that receive() serves (prefetch = the receive batch), dead
 // letters to `<queue>.dead`, delays and nack delays through wait queues, fan-out through a fanout exchange.
 //
@@ -27,21 +27,17 @@
 
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { PartialSettleError, type OutgoingMessage, type QueueDepth, type QueueSpec, type ReceivedMessage, type ReceiveOptions } from '../src/broker.ts';
-import { redactUrl } from '../src/redact.ts';
-import { defineAdapter, firstLine, SettingsReader, withTimeout, type Driver, type ServerInfo } from './kit/index.ts';
-import {
-  bindGroup, declareFamily, declareWaitQueue, DEFAULT_RABBITMQ_URL, explainRefusal, isLoopback, openConnection, RABBITMQ_CAPABILITIES, rabbitmqServerFacts,
-  readList, STEP_MS, type Mode, type Route,
-} from './rabbitmq-registry.ts';
+import { firstLine, withTimeout, type Driver, type ServerInfo } from './kit/index.ts';
+import { bindGroup, declareFamily, declareWaitQueue, explainRefusal, openConnection, readList, STEP_MS, type Mode, type Route } from './rabbitmq-registry.ts';
 
-const ADAPTER = 'rabbitmq';
+export const ADAPTER = 'rabbitmq';
 /** A copy made by a nack carries the receives before it here. */
 const RECEIVES_HEADER = 'bb-receives';
 const PERSISTENT: Options.Publish = { persistent: true, mandatory: true };
 interface Batch { readonly messages: readonly OutgoingMessage[]; returned: number }
 
 /** What every handle opened from one open() shares in this process. */
-interface Shared {
+export interface Shared {
   readonly url: string;
   readonly mode: Mode;
   readonly namespace: string;
@@ -64,7 +60,7 @@ interface Shared {
 /** One queue's consumer on a handle: deliveries wait in `buffer` until a receive takes them. */
 interface Consumer { readonly base: string; tag: string; prefetch: number; buffer: ConsumeMessage[]; wake: (() => void) | undefined }
 
-class RabbitDriver implements Driver {
+export class RabbitDriver implements Driver {
   readonly #shared: Shared;
   readonly #connection: ChannelModel;
   readonly #channel: ConfirmChannel;
@@ -421,24 +417,3 @@ class RabbitDriver implements Driver {
     return this.#side;
   }
 }
-
-export const rabbitmqAdapter = defineAdapter({
-  name: ADAPTER,
-  aliases: ['RABBITMQ', 'RABBIT', 'AMQP'],
-  modes: { quorum: RABBITMQ_CAPABILITIES, classic: RABBITMQ_CAPABILITIES },
-  defaultMode: 'quorum',
-  limits: { owner: "RabbitMQ's" },
-  async connect(options, mode) {
-    const settings = new SettingsReader(ADAPTER, options.settings);
-    const url = options.url ?? DEFAULT_RABBITMQ_URL;
-    const endpointKind = settings.endpointKind(isLoopback(url) ? 'local' : 'other');
-    const prefetch = settings.number('prefetch', { min: 1, integer: true });
-    const connection = await openConnection(url, options.commandTimeoutMs);
-    // describe() reports the version the server gave when this first connection opened.
-    const info = { serverVersion: String(connection.connection.serverProperties.version ?? 'unknown'), endpoint: redactUrl(url), endpointKind };
-    const maps = { specs: new Map(), waits: new Map(), groups: new Map(), inFlight: new Map(), drivers: new Set<RabbitDriver>() };
-    const shared: Shared = { url, mode: mode as Mode, namespace: options.namespace, timeoutMs: options.commandTimeoutMs, info, prefetch, ...maps, deliveries: 0 };
-    return RabbitDriver.connect(shared, undefined, connection);
-  },
-  ...rabbitmqServerFacts,
-});
