@@ -173,6 +173,20 @@ export function isMemoryReporting(broker: unknown): broker is MemoryReporting {
 }
 
 /**
+ * Optional extension: what a broker can tell of a queue's own state once a run is over, that the run
+ * itself does not see (PostgreSQL: the dead row versions its deletes and updates left behind).
+ */
+export interface QueueStats {
+  /** Figures for `queue` by name, the unit in the name (`deadTuples`, `autovacuums`); read before teardown. */
+  queueStats(queue: string): Promise<Readonly<Record<string, number>>>;
+}
+
+/** True if `broker` reports a queue's own state after a run. */
+export function hasQueueStats(broker: unknown): broker is QueueStats {
+  return typeof (broker as Partial<QueueStats> | null)?.queueStats === 'function';
+}
+
+/**
  * Optional extension: one queue read by several independent consumer groups, each getting every
  * message once (Redis streams). Brokers without it fan out by publishing a copy to one queue per group.
  */

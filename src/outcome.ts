@@ -153,6 +153,8 @@ export interface RunRecord {
   readonly environment: EnvironmentInfo;
   readonly outcome: ScenarioOutcome;
   readonly requests?: RequestTotals;
+  /** What the broker told of its queues' own state after the run, added up over them (QueueStats in src/broker.ts). */
+  readonly queueStats?: Readonly<Record<string, number>>;
   readonly limits?: RunLimits;
 }
 

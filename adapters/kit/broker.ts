@@ -13,6 +13,7 @@ import {
   type OutgoingMessage,
   type QueueDepth,
   type QueueSpec,
+  type QueueStats,
   type ReceivedMessage,
   type ReceiveOptions,
   type RequestCounting,
@@ -34,6 +35,7 @@ export class KitBroker implements Broker {
   // Present only when the driver has them, so isMemoryReporting() and the like tell the truth.
   declare readonly serverMemory?: MemoryReporting['serverMemory'];
   declare readonly queueMemoryBytes?: MemoryReporting['queueMemoryBytes'];
+  declare readonly queueStats?: QueueStats['queueStats'];
   declare readonly requestCounts?: RequestCounting['requestCounts'];
   declare readonly billedRequests?: RequestCounting['billedRequests'];
   declare readonly openGroup?: ConsumerGroups['openGroup'];
@@ -51,6 +53,9 @@ export class KitBroker implements Broker {
     if (driver.serverMemory && driver.queueMemoryBytes) {
       this.serverMemory = () => this.#call('memory', () => driver.serverMemory!());
       this.queueMemoryBytes = (queue) => this.#call('memory', () => driver.queueMemoryBytes!(queue));
+    }
+    if (driver.queueStats) {
+      this.queueStats = (queue) => this.#call('stats', () => driver.queueStats!(queue));
     }
     if (driver.requestCounts && driver.billedRequests) {
       // Counts stay readable after close: a run reads them once its handles are done.

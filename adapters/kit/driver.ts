@@ -51,6 +51,7 @@ export interface Driver {
   // Optional extensions (src/broker.ts): a driver that has them gets them on its handle, checked and wrapped alike.
   serverMemory?(): Promise<ServerMemory>;
   queueMemoryBytes?(queue: string): Promise<number>;
+  queueStats?(queue: string): Promise<Readonly<Record<string, number>>>;
   requestCounts?(): Readonly<Record<string, number>>;
   billedRequests?(): number;
   openGroup?(group: string): Promise<Driver>;

@@ -80,6 +80,10 @@ export function printSummary(result: ResultFile, file?: string): string {
       { 'API requests (housekeeping)': `${formatCount(housekeeping)} (queues, look-ups, depth polls)` },
     );
   }
+  if (result.queueStats && Object.keys(result.queueStats).length > 0) {
+    const figures = Object.entries(result.queueStats).map(([name, value]) => `${name} ${formatCount(value)}`);
+    books.push({ 'queues after the run': figures.join(', ') });
+  }
   lines.push(books.toString());
   for (const table of result.scenarioData?.tables ?? []) {
     const printed = new Table({ head: [...table.head], style: { head: [], border: [] } });

@@ -85,6 +85,8 @@ export interface ResultFile {
   readonly timeline: readonly TimelinePoint[];
   /** API requests, where the adapter counts them (SQS). */
   readonly requests?: RequestTotals;
+  /** What the broker told of its queues' own state after the run (PostgreSQL: `deadTuples`, `autovacuums`); absent where it tells nothing. */
+  readonly queueStats?: Readonly<Record<string, number>>;
   /** The bounds every wait of the run had (absent in files written before it was recorded). */
   readonly limits?: RunLimits;
   readonly harness: HarnessUsage;
@@ -156,6 +158,7 @@ export function buildResult(record: RunRecord): ResultFile {
     finalDepth: outcome.finalDepth,
     timeline: outcome.timeline,
     ...(record.requests === undefined ? {} : { requests: record.requests }),
+    ...(record.queueStats === undefined ? {} : { queueStats: record.queueStats }),
     ...(record.limits === undefined ? {} : { limits: record.limits }),
     harness: outcome.harness,
     verdicts: outcome.verdicts,

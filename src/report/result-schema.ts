@@ -89,6 +89,7 @@ export const resultSchema = z.looseObject({
     z.looseObject({ second: count, published: count, received: count, completed: count, failed: count, depth: count.optional() }),
   ),
   requests: z.looseObject({ byKind: z.record(text, count), total: count, billed: count }).optional(),
+  queueStats: z.record(text, count).optional(),
   harness: z.looseObject({ cpuCores: count, peakRssBytes: count, eventLoopDelayP50Ms: count, eventLoopDelayP99Ms: count }),
   verdicts: z.array(text),
   errors: z.array(text),

@@ -5,7 +5,7 @@
 // the queues stay on the broker under the run's namespace and the result's errors say so.
 
 import { randomBytes } from 'node:crypto';
-import { isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions } from '../broker.ts';
+import { hasQueueStats, isRequestCounting, type Broker, type BrokerAdapter, type BrokerOptions } from '../broker.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
@@ -40,6 +40,8 @@ export interface RunScenarioOptions {
 
 /** Longest teardown may take (removing the queues, closing the connection), ms; then it is given up. */
 const TEARDOWN_LIMIT_MS = 15_000;
+/** Longest the queues' own figures may take to read after the run (QueueStats), ms. */
+const STATS_LIMIT_MS = 5_000;
 
 /** Queue names for a run: the channel itself, or `channel-0` … when the load is spread. */
 export function queueNames(config: Pick<RunConfig, 'channel' | 'queues'>): string[] {
@@ -81,6 +83,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       connection: { adapter: adapter.name, options: { ...options.connection, namespace, mode: config.mode } },
     });
     const requests = outcome.requests ?? requestCounts(broker, outcome.consumerRequests);
+    const stats = await queueStats(broker, queues);
     record = {
       runId,
       runToken,
@@ -91,6 +94,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
       environment: describeEnvironment(),
       outcome,
       ...(requests ? { requests } : {}),
+      ...(stats ? { queueStats: stats } : {}),
       limits: {
         timeoutMs: config.timeoutMs,
         commandMs: options.connection.commandTimeoutMs,
@@ -117,6 +121,20 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
 }
 
 /** Removes the run's queues and closes the broker within TEARDOWN_LIMIT_MS; returns what went wrong, if anything. */
+/**
+ * What the broker tells of its queues' own state after the run (QueueStats: PostgreSQL's dead rows),
+ * added up over the run's queues; undefined where it tells nothing. Bounded like a command: a broker
+ * that does not answer in time leaves the figures out, never the run's result.
+ */
+async function queueStats(broker: Broker, queues: readonly string[]): Promise<Record<string, number> | undefined> {
+  if (!hasQueueStats(broker)) return undefined;
+  const each = await withinMs(Promise.all(queues.map((queue) => broker.queueStats(queue))).catch(() => undefined), STATS_LIMIT_MS);
+  if (each === undefined) return undefined;
+  const total: Record<string, number> = {};
+  for (const stats of each) for (const [name, value] of Object.entries(stats)) total[name] = (total[name] ?? 0) + value;
+  return total;
+}
+
 async function teardown(broker: Broker, queues: readonly string[], namespace: string): Promise<string | undefined> {
   const failed: string[] = [];
   const work = (async () => {

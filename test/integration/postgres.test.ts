@@ -8,6 +8,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { postgresAdapter } from '../../adapters/postgres.ts';
 import { postgresTableStats, relationsWithPrefix } from '../../adapters/postgres-registry.ts';
+import { printSummary } from '../../src/report/print.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
 import type { ResultFile } from '../../src/report/result-file.ts';
 import { resolvePostgres, startPostgresServer } from '../../src/services/postgres-server.ts';
@@ -31,6 +32,12 @@ describe('postgres through the scenarios', () => {
     expect(result.broker).toMatchObject({ name: 'postgres', mode: 'default' });
     expect(result.broker.serverVersion).toMatch(/^\d+\.\d+/);
     expect(await relationsWithPrefix(connection('postgres').url!, `bb-${result.runId}`)).toEqual([]);
+    // Every receive (an UPDATE) and every ack (a DELETE) leaves a dead row version until a vacuum clears
+    // it; the result says how many the run left, read before the tables were dropped.
+    const stats = result.queueStats!;
+    expect(Object.keys(stats).sort()).toEqual(['autovacuums', 'deadTuples']);
+    expect(stats['deadTuples']! > 0 || stats['autovacuums']! > 0).toBe(true);
+    expect(printSummary(result)).toMatch(/queues after the run\s*│ deadTuples [\d,]+, autovacuums \d+/);
   });
 
   it.each([1, 2, 3])('crash-recovery, random kill with seed %i: nothing lost, what the victim held came back', async (seed) => {

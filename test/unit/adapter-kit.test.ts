@@ -8,6 +8,7 @@ import { defineAdapter, backoffMs, SettingsReader, TimeoutError, withTimeout, ty
 import { MemoryDriver, memoryAdapter } from '../../adapters/memory.ts';
 import {
   BrokerError,
+  hasQueueStats,
   isMemoryReporting,
   isRequestCounting,
   PartialSettleError,
@@ -311,7 +312,9 @@ describe('describe and the optional extensions', () => {
 
   it('a handle has an extension only when its driver does, checked and wrapped alike', async () => {
     expect(isMemoryReporting((await open()).broker)).toBe(false);
+    expect(hasQueueStats((await open()).broker)).toBe(false);
     const extras: Partial<Driver> = {
+      queueStats: async (queue) => ({ [`deadTuplesOf${queue}`]: 3 }),
       serverMemory: async () => ({ usedBytes: 1, maxBytes: 0, policy: 'noeviction' }),
       queueMemoryBytes: async () => {
         throw new Error('MEMORY USAGE refused');
@@ -323,6 +326,7 @@ describe('describe and the optional extensions', () => {
     expect(isMemoryReporting(broker) && isRequestCounting(broker)).toBe(true);
     if (!isMemoryReporting(broker) || !isRequestCounting(broker)) return;
     expect(await broker.serverMemory()).toEqual({ usedBytes: 1, maxBytes: 0, policy: 'noeviction' });
+    expect(hasQueueStats(broker) && (await broker.queueStats('Q'))).toEqual({ deadTuplesOfQ: 3 });
     expect(await refused(broker.queueMemoryBytes('q'), 'memory')).toBe('MEMORY USAGE refused');
     await broker.close();
     expect(await refused(broker.serverMemory(), 'memory')).toBe('handle is closed');
