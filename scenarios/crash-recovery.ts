@@ -160,6 +160,8 @@ export const crashRecovery: Scenario = {
 
     const verdicts: string[] = [];
     const atMostOnce = context.broker.capabilities.delivery === 'at-most-once';
+    // How a dead consumer's messages come back: after a visibility timeout, or (RabbitMQ) as soon as its connection closes.
+    const visibilityTimeout = context.broker.capabilities.visibilityTimeout;
     const redelivery = summarize(tracker.redelivery);
     const never = tracker.neverBack();
     const rows: string[][] = [];
@@ -207,7 +209,8 @@ export const crashRecovery: Scenario = {
         if (never.count === 0) {
           verdicts.push(
             `${held === 1 ? 'the 1 message it held was' : `all ${messages(held)} it held were`} delivered again, ${formatLatency(redelivery.p50)} (p50) to ${formatLatency(redelivery.max)} (max) ` +
-              `after their first delivery (visibility timeout ${formatLatency(config.visibilityTimeoutMs * 1000)}); the last ${seconds(tracker.lastRedeliveryUs - record.killedUs)} after the kill`,
+              `after their first delivery (${visibilityTimeout ? `visibility timeout ${formatLatency(config.visibilityTimeoutMs * 1000)}` : 'given back as its connection closed'}); ` +
+              `the last ${seconds(tracker.lastRedeliveryUs - record.killedUs)} after the kill`,
           );
         } else {
           verdicts.push(
@@ -224,9 +227,14 @@ export const crashRecovery: Scenario = {
     const explainDuplicates = outcome.ledger.duplicateDeliveries > 0 && !atMostOnce;
     if (explainDuplicates) {
       const others = tracker.otherRedeliveries;
+      // With a visibility timeout, other redeliveries are messages a live consumer still held, so duplicates too;
+      // without one they can only be what the broker had sent the killed process that no consumer had yet.
+      const otherLine = visibilityTimeout
+        ? `, ${formatCount(others)} other redeliveries (visibility timeout ran out on messages still in a consumer's hands)`
+        : `; besides, ${formatCount(others)} redeliveries of messages the broker had sent the killed process that no consumer had taken yet (not duplicates)`;
       verdicts.push(
         `${formatCount(outcome.ledger.duplicateDeliveries)} duplicate deliveries: ${formatCount(tracker.redelivered)} of them the killed consumer's messages` +
-          (others > 0 ? `, ${formatCount(others)} other redeliveries (visibility timeout ran out on messages still in a consumer's hands)` : ''),
+          (others > 0 ? otherLine : ''),
       );
     }
     // The general lines, without a second LOST or duplicates line when the crash's own lines told it.

@@ -89,7 +89,14 @@ describe('crash-recovery --kill-mode random (quorum queues)', () => {
     const held = v['heldMessages'] as number;
     expect(held).toBeGreaterThan(0);
     expect(v['redeliveredMessages']).toBe(held);
-    expect(result.verdicts.join('\n')).toMatch(held === 1 ? /the 1 message it held was delivered again/ : new RegExp(`all ${held} messages it held were delivered again`));
+    const verdicts = result.verdicts.join('\n');
+    expect(verdicts).toMatch(held === 1 ? /the 1 message it held was delivered again/ : new RegExp(`all ${held} messages it held were delivered again`));
+    // RabbitMQ has no visibility timeout: the verdict says how the messages came back, and never counts
+    // what the dead process had prefetched but not handed out among the duplicates.
+    expect(verdicts).toMatch(/\(given back as its connection closed\)/);
+    expect(verdicts).not.toMatch(/visibility timeout/);
+    const duplicates = /(\d+) duplicate deliveries: (\d+) of them the killed consumer's messages(?:, (\d+) other)?/.exec(verdicts);
+    if (duplicates) expect(duplicates[3]).toBeUndefined();
   });
 });
 
