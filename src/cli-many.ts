@@ -114,6 +114,7 @@ export async function runMany(choices: readonly BrokerChoice[], deps: ManyDeps):
   // Fresh queues per broker: two modes of one server must not meet each other's leftovers.
   const plans = able.map((choice, k) => deps.plan(choice, batchLimit, `${deps.channel}-${k + 1}`));
   await deps.ready();
+  for (const [label, end] of ends) deps.err(`${label}: ${describeEnd(end)}`);
   if (plans.length > 0) deps.err(batchLine(plans, limits));
 
   for (const plan of plans) {

@@ -73,6 +73,15 @@ describe('several brokers in one command', () => {
     expect(run.stdout).not.toMatch(/│ rabbitmq/);
   });
 
+  it('lists a broker that lacks what the scenario needs, with the reason, and runs the rest (exit 1)', async () => {
+    const out = path.join(dir, 'no-delay');
+    const run = await runCli(['scenario', '100', '--scenario', 'delayed', '--delay-ms', '100', '--delay-window-ms', '100', '--quiet', '--results-dir', out], { QUEUE: 'REDIS:simple,memory' }, 120_000);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^redis-list simple: skipped: scenario delayed needs delay, which it does not support\n/);
+    expect(run.stdout).toContain('Not completed (1 of 2):\n  redis-list simple: skipped: scenario delayed needs delay, which it does not support\n');
+    expect((await readdir(out)).filter((f) => f.endsWith('-delayed-100.json'))).toEqual([expect.stringMatching(/-memory-default-delayed-100\.json$/)]);
+  });
+
   it('holds every broker to the smallest batch limit and says so in one line', async () => {
     const out = path.join(dir, 'with-sqs');
     const run = await runCli(['scenario', '200', '--quiet', '--results-dir', out], { QUEUE: 'memory,SQS' }, 120_000);
