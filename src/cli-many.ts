@@ -126,7 +126,8 @@ export async function runMany(choices: readonly BrokerChoice[], deps: ManyDeps):
     deps.err(`${label}: ${end.status === 'skipped' ? `skipped: ${end.reason}` : `${end.status}${end.file === undefined ? ', no result file' : `, ${end.file}`}`}`);
   }
 
-  const files = [...ends.values()].flatMap((end) => ('file' in end && end.file !== undefined ? [end.file] : []));
+  // Only completed runs are compared (compare leaves the others out too); those are listed below with their files.
+  const files = [...ends.values()].flatMap((end) => (end.status === 'completed' && end.file !== undefined ? [end.file] : []));
   if (files.length > 0) await compareAndWrite(files, deps);
   const notRun = choices.filter((choice) => ends.get(choiceLabel(choice))?.status !== 'completed');
   if (notRun.length > 0) {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/services/children.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, startCli } from '../helpers/cli.ts';
+import { sleep, waitFor } from '../helpers/faults.ts';
 
 let dir = '';
 let closedPort = 0;
@@ -88,6 +89,21 @@ describe('several brokers in one command', () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toContain('every broker gets --batch 10, --receive-batch 10 (sqs standard takes at most 10 per call)\n');
     expect(run.stdout).toMatch(/^throughput: 200 messages of 200 B, publish batch 10 × 4 in flight, 4 consumers \(receive batch 10\)/);
+  });
+
+  it('stops at Ctrl-C: the broker in hand writes its result, the rest never start, exit 130', async () => {
+    const out = path.join(dir, 'interrupted');
+    // A paced run of about 10 s on the first broker, so the signal lands in its run phase.
+    const cli = startCli(['scenario', '5000', '--rate', '500', '--results-dir', out], { QUEUE: 'memory,REDIS' }, 60_000);
+    await waitFor('the run phase', () => /^run: /m.test(cli.stderr()), 30_000);
+    await sleep(500);
+    cli.child.kill('SIGINT');
+    const run = await cli.done;
+    expect(run.code).toBe(130);
+    expect(run.stdout).toMatch(/Not completed \(2 of 2\):\n  memory default: interrupted, see [^\n]+-memory-default-throughput-5000\.json\n  redis-list reliable: not started \(interrupted\)\n/);
+    expect(run.stderr).not.toContain('redis-list reliable: running');
+    // An interrupted run is no comparison: its result file is kept, nothing compared is written.
+    expect(await readdir(out)).toEqual([expect.stringMatching(/-memory-default-throughput-5000\.json$/)]);
   });
 
   it.each([
