@@ -37,7 +37,7 @@ function scenarioOptions(y: Argv): Argv {
   return y
     .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
     .options({
-      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: ${DEFAULT_QUEUE}]` },
+      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()}; NAME:MODE for a mode; a comma list (REDIS,SQS:fifo) or all runs each in turn and compares them [default: ${DEFAULT_QUEUE}]` },
       mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
       scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
