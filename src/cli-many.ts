@@ -12,7 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { adapterNames, adapters, findAdapter } from '../adapters/index.ts';
-import type { BrokerAdapter } from './broker.ts';
+import type { BrokerAdapter, BrokerCapabilities } from './broker.ts';
 import type { RunConfig } from './config.ts';
 import { UsageError } from './errors.ts';
 import type { RunStatus } from './outcome.ts';
@@ -97,7 +97,10 @@ export interface ManyDeps {
 /** The capabilities `scenario` needs that this broker in this mode lacks. */
 function missingFor(choice: BrokerChoice, scenario: Scenario): string[] {
   const capabilities = choice.adapter.capabilities(choice.mode);
-  return scenario.requires.filter((capability) => !capabilities[capability]);
+  const needs: (keyof BrokerCapabilities)[] = [...scenario.requires];
+  // A scenario whose consumers run in processes of their own (crash-recovery) needs queues they can reach.
+  if ((scenario.defaults?.consumerProcesses ?? 0) > 0) needs.push('sharedAcrossProcesses');
+  return needs.filter((capability) => !capabilities[capability]);
 }
 
 /** Runs every choice in turn and compares what they wrote; returns the exit code (see the file's head). */

@@ -81,6 +81,13 @@ describe('runMany', () => {
     expect(lines[0]).toBe('redis-list simple: skipped: scenario delayed needs delay, which it does not support');
   });
 
+  it('skips a broker whose queues consumer processes cannot reach when the scenario runs its consumers in processes', async () => {
+    const { deps, lines, planned } = fakeDeps({ 'redis-list reliable': { status: 'skipped', reason: 'no server' } }, 'crash-recovery');
+    expect(await runMany(parseBrokerList('memory,REDIS'), deps)).toBe(1);
+    expect(planned.map((p) => p.label)).toEqual(['redis-list reliable']);
+    expect(lines[0]).toBe('memory default: skipped: scenario crash-recovery needs sharedAcrossProcesses, which it does not support');
+  });
+
   it('exits 1 when a run timed out, though it wrote a result', async () => {
     const { deps } = fakeDeps({ 'memory default': { status: 'skipped', reason: 'x' }, 'redis-list reliable': { status: 'timeout' } });
     expect(await runMany(parseBrokerList('memory,REDIS'), deps)).toBe(1);
