@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE, findAdapter, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
+import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
+import { choiceLabel, isBrokerList, parseBrokerList, parseChoice, runMany, type BrokerChoice, type PlannedRun } from './cli-many.ts';
 import { BrokerError } from './broker.ts';
+import type { Scenario } from './scenario.ts';
 import { DEFAULTS, type DurationDistribution, type RunConfig, type TaskWork, validateConfig } from './config.ts';
 import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
 import { byteSize, int, num, numList, str } from './flags.ts';
@@ -20,7 +22,7 @@ import { compareFiles, type CompareFormat } from './report/compare.ts';
 import { stripControls } from './format.ts';
 import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
-import { createProgress } from './report/progress.ts';
+import { createProgress, type ProgressDisplay } from './report/progress.ts';
 import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { runScenario } from './runner/runner.ts';
 
@@ -35,7 +37,7 @@ function scenarioOptions(y: Argv): Argv {
   return y
     .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
     .options({
-      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: ${DEFAULT_QUEUE}]` },
+      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()}; NAME:MODE for a mode; a comma list (REDIS,SQS:fifo) or all runs each in turn and compares them [default: ${DEFAULT_QUEUE}]` },
       mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
       scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
@@ -89,24 +91,51 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
   }
   if (extras.length === 1) argv = { ...argv, messages: extras[0] };
-  const adapterName = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
-  const adapter = findAdapter(adapterName);
-  if (!adapter) throw new UsageError(`unknown QUEUE "${adapterName}"; use one of: ${adapterNames()}`);
-  const mode = argv.fifo === true ? 'fifo' : (str(argv.mode) ?? adapter.defaultMode);
-  if (!adapter.modes.includes(mode)) {
-    throw new UsageError(`${adapter.name} has no mode "${mode}"; use one of: ${adapter.modes.join(', ')}`);
+  const queue = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
+  if (isBrokerList(queue)) return manyCommand(argv, parseBrokerList(queue));
+  const choice = parseChoice(queue, argv.fifo === true ? 'fifo' : str(argv.mode));
+  const scenario = findScenarioFlag(argv);
+  const { adapter, mode } = choice;
+  const missing = scenario.requires.filter((capability) => !adapter.capabilities(mode)[capability]);
+  if (missing.length > 0) {
+    throw new UsageError(`scenario ${scenario.name} needs ${missing.join(', ')}, which ${adapter.name} (${mode}) does not support`);
   }
+  const plan = planRun(argv, choice, scenario);
+  await ensureWritable(plan.config.resultsDir);
+  return withInterrupt(async (interrupt) => {
+    const { result, file } = await executeRun(plan, interrupt, argv.quiet === true);
+    print(process.stdout, printSummary(result, file));
+    if (file === undefined) return 1;
+    return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
+  });
+}
+
+/** `--scenario`, found, or one line naming those that exist. */
+function findScenarioFlag(argv: Options): Scenario {
   const scenarioName = str(argv.scenario) ?? 'throughput';
   const scenario = findScenario(scenarioName);
   if (!scenario) {
     throw new UsageError(`unknown scenario "${scenarioName}"; use one of: ${scenarios.map((s) => s.name).join(', ')}`);
   }
+  return scenario;
+}
+
+/** A run planned from the flags for one broker; settings it cannot take throw UsageError. */
+interface CliPlan extends PlannedRun {
+  readonly scenario: Scenario;
+  readonly maxlen: number | undefined;
+}
+
+/**
+ * The run configuration for one broker from the flags: the scenario's defaults where a flag is absent,
+ * batches held to `batchLimit` (the broker's own, or the smallest of several brokers compared), queues
+ * named `channel` when given; checked in full before anything starts.
+ */
+function planRun(argv: Options, choice: BrokerChoice, scenario: Scenario, batchLimit?: number, channel?: string): CliPlan {
+  const env = process.env;
+  const { adapter, mode } = choice;
   const capabilities = adapter.capabilities(mode);
-  const missing = scenario.requires.filter((capability) => !capabilities[capability]);
-  if (missing.length > 0) {
-    throw new UsageError(`scenario ${scenario.name} needs ${missing.join(', ')}, which ${adapter.name} (${mode}) does not support`);
-  }
-  const batchLimit = capabilities.maxBatchSize;
+  batchLimit ??= capabilities.maxBatchSize;
   // The scenario's own defaults (e.g. executor: 1,000 messages of 1 s tasks) where a flag is not given.
   const d = { ...DEFAULTS, ...scenario.defaults };
   const given: RunConfig = {
@@ -133,7 +162,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
     },
     warmupMessages: int('--warmup', argv.warmup, d.warmupMessages),
     timeoutMs: Math.round(num('--timeout', argv.timeout, d.timeoutMs / 1000) * 1000),
-    channel: str(argv.channel) ?? env.CHANNEL_NAME ?? d.channel,
+    channel: channel ?? str(argv.channel) ?? env.CHANNEL_NAME ?? d.channel,
     queues: int('--queues', argv.queues, d.queues),
     seed: int('--seed', argv.seed, d.seed),
     resultsDir: str(argv['results-dir']) ?? d.resultsDir,
@@ -169,9 +198,11 @@ async function scenarioCommand(argv: Options): Promise<number> {
     const programs = [...new Set(capped.map((a) => a.cappedServer!.program))].join(' or ');
     throw new UsageError(`--maxmemory starts a throw-away ${programs}, so it applies to ${capped.map((a) => a.name).join(' and ')}, not ${adapter.name}`);
   }
-  await ensureWritable(config.resultsDir);
+  return { choice, scenario, config, maxlen };
+}
 
-  const progress = createProgress(process.stderr, argv.quiet === true);
+/** Runs `body` with Ctrl-C handled: the first stops the run gently (the signal it gets), a second quits. */
+async function withInterrupt<T>(body: (interrupt: AbortSignal) => Promise<T>): Promise<T> {
   const interrupt = new AbortController();
   let firstSignalAtMs: number | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -185,17 +216,32 @@ async function scenarioCommand(argv: Options): Promise<number> {
     }
     firstSignalAtMs = nowMs;
     // The bar is cleared first, so the line below and the summary after it are not drawn over.
-    progress.stop();
+    activeProgress?.stop();
     process.stderr.write(`\n${signal}: stopping; work in hand gets a moment, then the result is written; press Ctrl-C again to quit at once\n`);
     interrupt.abort();
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  try {
+    return await body(interrupt.signal);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}
 
+/** The progress display of the run in hand, cleared by a signal before anything else is written. */
+let activeProgress: ProgressDisplay | undefined;
+
+/** Runs a planned broker against its server and writes its result file (undefined if nowhere would take it). */
+async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean): Promise<{ result: ResultFile; file: string | undefined }> {
+  const { choice: { adapter }, config, scenario, maxlen } = plan;
+  const maxlenSetting = adapter.flagSettings?.['maxlen']?.setting;
+  const progress = createProgress(process.stderr, quiet);
+  activeProgress = progress;
   let endpoint: Endpoint | undefined;
   try {
     // --maxmemory: a throw-away server with that limit, never the one the environment names.
     const capped = config.maxMemoryBytes > 0 ? adapter.cappedServer : undefined;
-    endpoint = capped ? await capped.start(config.maxMemoryBytes) : await resolveEndpoint(adapter, env);
+    endpoint = capped ? await capped.start(config.maxMemoryBytes) : await resolveEndpoint(adapter, process.env);
     const record = await runScenario({
       adapter,
       connection: {
@@ -209,20 +255,59 @@ async function scenarioCommand(argv: Options): Promise<number> {
       },
       config,
       scenario,
-      signal: interrupt.signal,
+      signal,
       onEvent: (event) => progress.onEvent(event),
     });
     progress.stop();
     const result = buildResult(record);
-    const file = await writeResultSomewhere(config.resultsDir, result);
-    print(process.stdout, printSummary(result, file));
-    if (file === undefined) return 1;
-    return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
+    return { result, file: await writeResultSomewhere(config.resultsDir, result) };
   } finally {
     progress.stop();
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    activeProgress = undefined;
     await endpoint?.stop();
   }
+}
+
+/**
+ * Several brokers (QUEUE=REDIS,SQS or all): each planned from the same flags, run in turn; see
+ * src/cli-many.ts for what is compared and the exit codes.
+ */
+async function manyCommand(argv: Options, choices: readonly BrokerChoice[]): Promise<number> {
+  if (argv.fifo === true || argv.mode !== undefined) {
+    throw new UsageError('--mode and --fifo apply to one broker; with several, give each its mode in the list, e.g. QUEUE=REDIS:simple,SQS:fifo');
+  }
+  const scenario = findScenarioFlag(argv);
+  const resultsDir = str(argv['results-dir']) ?? DEFAULTS.resultsDir;
+  const quiet = argv.quiet === true;
+  return withInterrupt((interrupt) =>
+    runMany(choices, {
+      scenario,
+      channel: str(argv.channel) ?? process.env.CHANNEL_NAME ?? DEFAULTS.channel,
+      resultsDir,
+      ready: () => ensureWritable(resultsDir),
+      plan: (choice, batchLimit, channel) => {
+        try {
+          return planRun(argv, choice, scenario, batchLimit, channel);
+        } catch (error) {
+          if (error instanceof UsageError) throw new UsageError(`${choiceLabel(choice)}: ${error.message}`);
+          throw error;
+        }
+      },
+      run: async (plan) => {
+        try {
+          const { result, file } = await executeRun(plan as CliPlan, interrupt, quiet);
+          return file === undefined ? { status: result.status } : { status: result.status, file };
+        } catch (error) {
+          // A server that is not there (or refused us) skips this broker; the others still run.
+          if (error instanceof BrokerError || error instanceof UsageError) return { status: 'skipped', reason: error.message };
+          throw error;
+        }
+      },
+      interrupted: () => interrupt.aborted,
+      out: (text) => print(process.stdout, text),
+      err: (text) => print(process.stderr, text),
+    }),
+  );
 }
 
 /**
