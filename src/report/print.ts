@@ -97,6 +97,7 @@ export function printSummary(result: ResultFile, file?: string, options: PrintOp
     if (record.clamped) lines.push(...marked('!', `${formatCount(record.clamped)} ${name} latencies were outside 1 µs to 1 h and recorded at the bound`));
   }
   for (const error of result.errors) lines.push(...marked('!', `first ${error}`));
-  if (file) lines.push(...wrap(`result: ${file}`, width, '', '  '));
+  // One line however long: scripts and people find the file by it.
+  if (file) lines.push(`result: ${file}`);
   return lines.join('\n');
 }

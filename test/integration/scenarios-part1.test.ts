@@ -58,7 +58,7 @@ describe('executor', () => {
     const table = result.scenarioData!.tables[0]!;
     expect(table.title).toMatch(/^backlog over time/);
     expect(table.rows.at(-1)![2]).toBe('150'); // completed so far, at the last second
-    const summary = printSummary(result, undefined, { width: 160 });
+    const summary = printSummary(result, undefined, { width: 400 });
     expect(summary).toContain('backlog over time');
     expect(summary).toContain('- throughput ');
   });
