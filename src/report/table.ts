@@ -4,9 +4,14 @@
 
 import Table from 'cli-table3';
 
-/** Columns printers fit to when not told: the terminal's, else 80 (a pipe, a file, a CI log). */
-export function terminalWidth(stream: { columns?: number } = process.stdout): number {
-  return stream.columns !== undefined && stream.columns > 0 ? stream.columns : 80;
+/**
+ * Columns printers fit to when not told: the terminal's; for a pipe, a file or a CI log, which have
+ * none, the COLUMNS variable (`COLUMNS=160 … > out.txt` keeps the grid), else 80.
+ */
+export function terminalWidth(stream: { columns?: number } = process.stdout, env: NodeJS.ProcessEnv = process.env): number {
+  if (stream.columns !== undefined && stream.columns > 0) return stream.columns;
+  const given = Number(env['COLUMNS']);
+  return Number.isInteger(given) && given > 0 ? given : 80;
 }
 
 /** Widest line of `text`, in characters (the printers draw no colours and no wide characters). */

@@ -68,3 +68,13 @@ describe('printSummary on a narrow terminal', () => {
     expect(narrow).toMatch(/^ {2}figure 1 +11\.00 ms/m);
   });
 });
+
+describe('the width printers fit to', () => {
+  it('is the terminal\'s; for a pipe, COLUMNS; else 80', async () => {
+    const { terminalWidth } = await import('../../src/report/table.ts');
+    expect(terminalWidth({ columns: 132 }, { COLUMNS: '200' })).toBe(132);
+    expect(terminalWidth({}, { COLUMNS: '200' })).toBe(200);
+    expect(terminalWidth({}, { COLUMNS: 'wide' })).toBe(80);
+    expect(terminalWidth({}, {})).toBe(80);
+  });
+});
