@@ -32,7 +32,7 @@ import { describeError, UsageError } from '../src/errors.ts';
 import { summarize } from '../src/metrics/histogram.ts';
 import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import type { RunConfig } from '../src/config.ts';
-import { backlogSeries } from './kit.ts';
+import { backlogSeries, inStep } from './kit.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import { requestSplitOf, type RequestTotals, requestTotals } from '../src/metrics/requests.ts';
 import type { PipelineOutcome, ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';
@@ -116,7 +116,7 @@ export const fixedRate: Scenario = {
           clock,
           ...(context.runToken ? { runToken: context.runToken } : {}),
           ...(context.signal ? { signal: context.signal } : {}),
-          ...(context.onProgress ? { onProgress: context.onProgress } : {}),
+          ...(context.onProgress ? { onProgress: inStep(context.onProgress, { index: k, count: rates.length, label: `rate ${formatRate(rate)}` }) } : {}),
         });
       } catch (error) {
         // The rate could not run (its queues, or the broker, failed under it): the run ends here.
@@ -333,3 +333,4 @@ export function judge(rate: number, config: RunConfig, outcome: PipelineOutcome)
     status: outcome.status,
   };
 }
+

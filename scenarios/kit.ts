@@ -6,7 +6,7 @@
 
 import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount } from '../src/format.ts';
-import type { ScenarioTable } from '../src/outcome.ts';
+import type { RunProgress, ScenarioTable } from '../src/outcome.ts';
 
 /**
  * A number in [0, 1) that depends only on (seed, a, b): the same message draws the same value on every
@@ -91,4 +91,9 @@ export function seconds(us: number): string {
 /** A broker's delay granularity as a unit in words: 1000 ms is `second`, 60,000 `minute`, anything else `N ms`. */
 export function unitName(ms: number): string {
   return ms === 1000 ? 'second' : ms === 60_000 ? 'minute' : `${ms} ms`;
+}
+
+/** Progress of one step's pipeline, labelled with the step, so a display counts each step against its own total. */
+export function inStep(onProgress: (progress: RunProgress) => void, step: NonNullable<RunProgress['step']>): (progress: RunProgress) => void {
+  return (progress) => onProgress({ ...progress, step });
 }

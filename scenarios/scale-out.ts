@@ -22,6 +22,7 @@ import type { TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
+import { inStep } from './kit.ts';
 import { ledgerVerdicts } from './verdicts.ts';
 import type { PipelineHistograms, PipelineOutcome, RunCounters, ScenarioOutcome, ScenarioValue } from '../src/outcome.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario.ts';
@@ -191,7 +192,14 @@ async function runStep(context: ScenarioContext, k: number, consumers: number, t
         clock: context.clock,
       });
     }
-    return await runPipeline({ ...context, config: stepConfig, queues, ...(external ? { consumers: external } : {}) });
+    const step = { index: k, count: config.scaleSteps.length, label: `${consumers} ${config.scaleBy === 'processes' ? 'consumer processes' : 'consumers'}` };
+    return await runPipeline({
+      ...context,
+      config: stepConfig,
+      queues,
+      ...(context.onProgress ? { onProgress: inStep(context.onProgress, step) } : {}),
+      ...(external ? { consumers: external } : {}),
+    });
   } finally {
     for (const queue of queues) await broker.teardown(queue).catch(() => undefined);
   }

@@ -25,6 +25,11 @@ export interface RunProgress {
   readonly completeRatePerSec: number;
   /** ready + inFlight + delayed at the last sample; undefined before the first. */
   readonly depth: number | undefined;
+  /**
+   * In a scenario of several pipelines (fixed-rate's rates, scale-out's steps), the one this tick is
+   * from: `index` from 0 of `count`, and a label (`rate 3,000/s`). `expected` and `completed` are the step's own.
+   */
+  readonly step?: { readonly index: number; readonly count: number; readonly label: string };
 }
 
 /** Counters the run keeps besides the ledger's. */

@@ -5,13 +5,13 @@
 // LIMITATION: "best" is per row and blind to trade-offs (a faster broker may lose messages); a
 // column merging several runs shows totals over all of them for counts (lost, duplicates ...).
 
-import Table from 'cli-table3';
 import { formatCount, formatLatency, formatRate } from '../format.ts';
 import { groupRuns, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
 import { loadRuns } from './load.ts';
 import { pricingNote, SQS_PRICING } from './pricing.ts';
+import { fitTable, terminalWidth, wrapLines } from './table.ts';
 
 export type CompareFormat = 'table' | 'md' | 'json';
 
@@ -189,15 +189,14 @@ export const NOTES = [
 /** No rule between body rows: a 30-row table stays readable on one screen. */
 const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
 
-export function renderTable(groups: readonly Group[]): string {
+/** The comparison for a terminal `width` columns wide (default: this one's, else 80): a table per group, stacked per broker when too wide. */
+export function renderTable(groups: readonly Group[], width = terminalWidth()): string {
   const sections = groups.map((group) => {
-    const table = new Table({ head: ['', ...group.columns.map((c) => c.label)], style: { head: [], border: [] }, chars: COMPACT });
-    for (const row of renderRows(group)) {
-      table.push([row.label, ...row.cells.map((cell, k) => (row.best[k] ? `${cell} *` : cell))]);
-    }
-    return `${group.title}\n${table.toString()}`;
+    const rows = renderRows(group).map((row) => [row.label, ...row.cells.map((cell, k) => (row.best[k] ? `${cell} *` : cell))]);
+    const table = fitTable(rows, width, { head: ['', ...group.columns.map((c) => c.label)], chars: COMPACT, stackBy: 'column' });
+    return `${wrapLines(group.title, width)}\n${table}`;
   });
-  return [...sections, ['* best in row.', ...NOTES, pricingNote()].join('\n')].join('\n\n');
+  return [...sections, wrapLines(['* best in row.', ...NOTES, pricingNote()].join('\n'), width)].join('\n\n');
 }
 
 export function renderMarkdown(groups: readonly Group[]): string {
@@ -261,6 +260,8 @@ export interface CompareOptions {
   readonly format: CompareFormat;
   /** Also write every histogram as `.hgrm` percentile text into this folder. */
   readonly hgrmDir?: string;
+  /** Columns the table format fits in; default the terminal's, else 80. */
+  readonly width?: number;
 }
 
 export interface CompareOutput {
@@ -281,6 +282,6 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     const written = await writeHgrmFiles(options.hgrmDir, groups);
     notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
-  const render = { table: renderTable, md: renderMarkdown, json: renderJson }[options.format];
+  const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson }[options.format];
   return { output: render(groups), problems, notes };
 }

@@ -1,36 +1,38 @@
 // The summary a run prints on stdout. Returns a string, so tests read it without a terminal.
 
-import Table from 'cli-table3';
 import { lostOf, type LatencyRecord, type ResultFile } from './result-file.ts';
 import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } from '../format.ts';
 import { publishedCount } from '../metrics/ledger.ts';
 import { requestSplitOf } from '../metrics/requests.ts';
+import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
-export function printSummary(result: ResultFile, file?: string): string {
+export interface PrintOptions {
+  /** Columns to fit in; tables wider are stacked, prose wrapped. Default: the terminal's, else 80. */
+  readonly width?: number;
+}
+
+export function printSummary(result: ResultFile, file?: string, options: PrintOptions = {}): string {
+  const width = options.width ?? terminalWidth();
   const { broker, config, throughput, ledger, counters, harness } = result;
   const lines: string[] = [];
   lines.push(
-    `${result.scenario} on ${broker.name} (${broker.mode}) ${broker.serverVersion} at ${broker.endpoint} [${broker.endpointKind}]: ${result.status}`,
+    ...wrap(`${result.scenario} on ${broker.name} (${broker.mode}) ${broker.serverVersion} at ${broker.endpoint} [${broker.endpointKind}]: ${result.status}`, width, '', '  '),
   );
   lines.push(
-    `${formatCount(config.messages)} messages of ${config.payloadBytes} B, batch ${config.publishBatch}, ` +
+    ...wrap(`${formatCount(config.messages)} messages of ${config.payloadBytes} B, batch ${config.publishBatch}, ` +
       `${config.publishConcurrency} publishers, ${config.consumers} consumers, ${config.queues} queue(s)` +
       (config.ratePerSec > 0 ? `, rate ${formatRate(config.ratePerSec)}` + (config.lingerMs === undefined ? '' : ` (linger ${config.lingerMs} ms)`) : '') +
-      (config.task.durationMs > 0 ? `, task ${config.task.durationMs} ms ${config.task.distribution} ${config.task.work}` : ''),
+      (config.task.durationMs > 0 ? `, task ${config.task.durationMs} ms ${config.task.distribution} ${config.task.work}` : ''), width, '', '  '),
   );
 
-  const rates = new Table({ head: ['', 'messages', 'rate', 'over'], style: { head: [], border: [] } });
-  rates.push(
+  const rates = [
     ['published', formatCount(publishedCount(ledger)), formatRate(throughput.publishPerSec), formatSeconds(throughput.publishSec)],
     ['received', formatCount(ledger.deliveries), formatRate(throughput.receivePerSec), formatSeconds(throughput.receiveSec ?? throughput.totalSec)],
     ['completed', formatCount(ledger.completed), formatRate(throughput.completePerSec), formatSeconds(throughput.totalSec)],
-  );
-  lines.push(rates.toString());
+  ];
+  lines.push(fitTable(rates, width, { head: ['', 'messages', 'rate', 'over'], stackBy: 'row' }));
 
-  const latency = new Table({
-    head: ['latency', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean', 'count'],
-    style: { head: [], border: [] },
-  });
+  const latency: string[][] = [];
   const row = (name: string, l: LatencyRecord): string[] => [
     name,
     ...[l.p50, l.p90, l.p99, l.p999, l.max, l.mean].map(formatLatency),
@@ -47,9 +49,9 @@ export function printSummary(result: ResultFile, file?: string): string {
   for (const [name, record] of kinds) if (name !== 'execution' || record.count > 0) latency.push(row(name, record));
   // A scenario's own histograms (e.g. delayed's lateness) are latencies too: same columns.
   for (const [name, record] of Object.entries(result.scenarioData?.histograms ?? {})) latency.push(row(name, record));
-  lines.push(latency.toString());
+  lines.push(fitTable(latency, width, { head: ['latency', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean', 'count'], stackBy: 'row' }));
 
-  const books = new Table({ style: { head: [], border: [] } });
+  const books: Record<string, string>[] = [];
   books.push(
     // A run cut short cannot tell lost from not yet delivered (the verdicts say how many were still queued).
     // Dead-lettered messages were never completed but are not lost: the broker holds them (lostOf).
@@ -84,17 +86,18 @@ export function printSummary(result: ResultFile, file?: string): string {
     const figures = Object.entries(result.queueStats).map(([name, value]) => `${name} ${formatCount(value)}`);
     books.push({ 'queues after the run': figures.join(', ') });
   }
-  lines.push(books.toString());
+  lines.push(fitTable(books.flatMap((entry) => Object.entries(entry)), width, { stackBy: 'row' }));
   for (const table of result.scenarioData?.tables ?? []) {
-    const printed = new Table({ head: [...table.head], style: { head: [], border: [] } });
-    for (const cells of table.rows) printed.push([...cells]);
-    lines.push(table.title, printed.toString());
+    lines.push(wrapLines(table.title, width), fitTable(table.rows, width, { head: table.head, stackBy: 'row' }));
   }
-  for (const verdict of result.verdicts) lines.push(`- ${verdict}`);
+  // Marked lines wrap under their text, so a verdict reads as one item.
+  const marked = (mark: string, text: string): string[] => wrap(text, width, `${mark} `, ' '.repeat(mark.length + 1));
+  for (const verdict of result.verdicts) lines.push(...marked('-', verdict));
   for (const [name, record] of kinds) {
-    if (record.clamped) lines.push(`! ${formatCount(record.clamped)} ${name} latencies were outside 1 µs to 1 h and recorded at the bound`);
+    if (record.clamped) lines.push(...marked('!', `${formatCount(record.clamped)} ${name} latencies were outside 1 µs to 1 h and recorded at the bound`));
   }
-  for (const error of result.errors) lines.push(`! first ${error}`);
+  for (const error of result.errors) lines.push(...marked('!', `first ${error}`));
+  // One line however long: scripts and people find the file by it.
   if (file) lines.push(`result: ${file}`);
   return lines.join('\n');
 }

@@ -9,6 +9,7 @@ import { hasQueueStats, isRequestCounting, type Broker, type BrokerAdapter, type
 import { systemClock, type Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { describeEnvironment } from '../environment.ts';
+import { formatCount } from '../format.ts';
 import { UsageError } from '../errors.ts';
 import { newRunToken } from '../pipeline/message.ts';
 import { withinMs } from '../pipeline/waits.ts';
@@ -71,7 +72,7 @@ export async function runScenario(options: RunScenarioOptions): Promise<RunRecor
     for (const name of queues) {
       await broker.prepare({ name, visibilityTimeoutMs: config.visibilityTimeoutMs, maxReceives: config.maxReceives });
     }
-    onEvent?.({ type: 'phase', phase: 'run', detail: `${scenario.name}: ${config.messages} messages` });
+    onEvent?.({ type: 'phase', phase: 'run', detail: `${scenario.name}: ${formatCount(config.messages)} messages` });
     const outcome = await scenario.run({
       broker,
       config,

@@ -96,7 +96,7 @@ export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
     const { adapter } = targetOf(target);
     const record = await runScenario({ adapter, connection: connection(target, url), config: configFor(scenario, target, change), scenario });
     const result = buildResult(record);
-    expect(printSummary(result)).toContain(result.scenarioData?.tables[0]?.title ?? '');
+    expect(printSummary(result, undefined, { width: 400 })).toContain(result.scenarioData?.tables[0]?.title ?? '');
     return JSON.parse(JSON.stringify(result)) as ResultFile;
   }
 

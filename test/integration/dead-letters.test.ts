@@ -22,7 +22,7 @@ let result: ResultFile;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'brokerbench-dead-letters-'));
   const out = path.join(dir, 'run');
-  const env = { REDIS_URL: redisUrl(), QUEUE: 'REDIS', CHANNEL_NAME: 'dead-letters-test' };
+  const env = { REDIS_URL: redisUrl(), QUEUE: 'REDIS', CHANNEL_NAME: 'dead-letters-test', COLUMNS: '400' };
   // 200 messages, 10% poison: every poison message fails all 3 attempts and is dead-lettered.
   const run = await runCli(['scenario', '200', '--scenario', 'retry-dlq', '--retry-intervals', '0.05,0.1', '--poison-rate', '0.1', '--results-dir', out], env, 120_000);
   expect(run.code, run.stderr).toBe(0);
@@ -50,7 +50,7 @@ describe('a retry-dlq result', () => {
 
   it('compare shows lost 0 next to the dead-lettered count, in every format', async () => {
     const dead = result.finalDepth.dead;
-    const table = await runCli(['compare', file]);
+    const table = await runCli(['compare', file], { COLUMNS: '400' });
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/│ lost +│ 0 +│/);
     expect(table.stdout).toMatch(new RegExp(`│ dead-lettered +│ ${dead} +│`));

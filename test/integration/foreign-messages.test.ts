@@ -76,7 +76,7 @@ function expectForgeriesSetApart(result: ResultFile, ledgerVerdicts = true): voi
   expect(result.latency.completion.max).toBeLessThan(result.config.timeoutMs * 1000);
   expect(result.runToken).toMatch(/^[0-9a-f]{16}$/);
   expect(result.finalDepth).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
-  expect(printSummary(result)).toMatch(/foreign \(not this run's\)\s*│\s*3\b/);
+  expect(printSummary(result, undefined, { width: 400 })).toMatch(/foreign \(not this run's\)\s*│\s*3\b/);
   if (ledgerVerdicts) expect(result.verdicts).toContain("3 messages did not carry this run's token (foreign: acked, never booked as deliveries)");
 }
 

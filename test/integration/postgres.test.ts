@@ -37,7 +37,7 @@ describe('postgres through the scenarios', () => {
     const stats = result.queueStats!;
     expect(Object.keys(stats).sort()).toEqual(['autovacuums', 'deadTuples']);
     expect(stats['deadTuples']! > 0 || stats['autovacuums']! > 0).toBe(true);
-    expect(printSummary(result)).toMatch(/queues after the run\s*│ deadTuples [\d,]+, autovacuums \d+/);
+    expect(printSummary(result, undefined, { width: 400 })).toMatch(/queues after the run\s*│ deadTuples [\d,]+, autovacuums \d+/);
   });
 
   it.each([1, 2, 3])('crash-recovery, random kill with seed %i: nothing lost, what the victim held came back', async (seed) => {

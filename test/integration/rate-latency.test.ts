@@ -67,7 +67,7 @@ describe('--rate with the default batch of 100', () => {
     const bad = await runCli(['scenario', '100', '--rate', '100', '--linger-ms', '-1']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe('brokerbench: --linger-ms must be a number of 0 or more, got -1');
-    const ok = await runCli(['scenario', '200', '--rate', '400', '--linger-ms', '3', '--results-dir', (await import('node:os')).tmpdir()], { REDIS_URL: server.url });
+    const ok = await runCli(['scenario', '200', '--rate', '400', '--linger-ms', '3', '--results-dir', (await import('node:os')).tmpdir()], { REDIS_URL: server.url, COLUMNS: '400' });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/│ batch wait +│/);
     expect(ok.stdout).toContain('rate 400/s (linger 3 ms)');

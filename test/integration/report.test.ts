@@ -67,7 +67,7 @@ async function badInputs(): Promise<BadInputs> {
 
 describe('npm run compare', () => {
   it('prints one table per workload, a column per broker, best marked, the price dated', async () => {
-    const run = await runCli(['compare', FIXTURES + '/same', FIXTURES + '/other']);
+    const run = await runCli(['compare', FIXTURES + '/same', FIXTURES + '/other'], { COLUMNS: '400' });
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^throughput: 500 messages of 200 B/);
@@ -116,7 +116,7 @@ describe('npm run compare', () => {
   it('names each bad file on one line, still compares the good ones, and exits 2', async () => {
     const bad = await badInputs();
     const good = path.join(SAME, (await readdir(SAME)).find((n) => n.includes('redis-list-simple'))!);
-    const run = await runCli(['compare', bad.missing, good, bad.notJson, bad.otherJson, bad.futureVersion, bad.timedOut]);
+    const run = await runCli(['compare', bad.missing, good, bad.notJson, bad.otherJson, bad.futureVersion, bad.timedOut], { COLUMNS: '400' });
     expect(run.code).toBe(2);
     const lines = run.stderr.trimEnd().split('\n');
     expect(lines).toEqual([

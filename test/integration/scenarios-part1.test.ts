@@ -58,7 +58,7 @@ describe('executor', () => {
     const table = result.scenarioData!.tables[0]!;
     expect(table.title).toMatch(/^backlog over time/);
     expect(table.rows.at(-1)![2]).toBe('150'); // completed so far, at the last second
-    const summary = printSummary(result);
+    const summary = printSummary(result, undefined, { width: 400 });
     expect(summary).toContain('backlog over time');
     expect(summary).toContain('- throughput ');
   });
@@ -188,7 +188,7 @@ describe('delayed', () => {
     // The rounding note comes from the delay granularity the adapter declares: only SQS rounds (to seconds).
     const rounded = 'SQS takes DelaySeconds in whole seconds: each delay was rounded up to the next second, which counts as lateness here';
     expect(result.verdicts.includes(rounded)).toBe(target === 'sqs');
-    expect(printSummary(result)).toMatch(/\n│ lateness +│/);
+    expect(printSummary(result, undefined, { width: 400 })).toMatch(/\n│ lateness +│/);
   });
 
   it('is refused on SQS FIFO queues, which take no per-message delay', () => {

@@ -73,7 +73,7 @@ async function runStalled(name: string, adapter: BrokerAdapter, target: Target, 
     scenario,
   });
   const result = buildResult(record);
-  expect(printSummary(result)).toContain(result.scenarioData!.tables[0]!.title);
+  expect(printSummary(result, undefined, { width: 400 })).toContain(result.scenarioData!.tables[0]!.title);
   return JSON.parse(JSON.stringify(result)) as ResultFile;
 }
 

@@ -63,7 +63,7 @@ describe('sqs request counts', () => {
     // Small bodies: every workload request is billed once; housekeeping is not priced per message.
     expect(requests.billedWorkload).toBe(requests.workload);
     expect(requests.billed).toBe(requests.total);
-    const summary = printSummary(result);
+    const summary = printSummary(result, undefined, { width: 400 });
     expect(summary).toMatch(new RegExp(`API requests \\(workload\\)\\s*│ ${requests.workload} \\(${perMessage.toFixed(3)} per message; ${requests.workload} billed\\)`));
     expect(summary).toMatch(new RegExp(`API requests \\(housekeeping\\)\\s*│ ${requests.housekeeping} `));
   });

@@ -41,7 +41,7 @@ describe('compare and multi-step runs', () => {
     expect(column.completed).toBe(base.result.ledger.completed);
     const p50 = renderRows(group!).find((row) => row.id === 'endToEnd.p50')!;
     expect(p50.cells).toEqual(['n/a']);
-    expect(renderTable([group!])).toContain('a scale-out run of several steps adds no latency to its column');
+    expect(renderTable([group!], 160)).toContain('a scale-out run of several steps adds no latency to its column');
     // One step merges nothing: its latency stays.
     const [single] = groupRuns([withScenarioData({}, { steps: [{ consumers: 4 }] }, 'e')]);
     expect(single!.columns[0]!.latencyUs.endToEnd.count).toBe(base.result.latency.endToEnd.count);

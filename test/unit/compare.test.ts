@@ -158,7 +158,8 @@ describe('best in row', () => {
 
 describe('output formats', () => {
   it('prints a terminal table per group with the marks, the merging note and the dated price', () => {
-    const text = renderTable(groups);
+    // Wide enough that neither the grid is stacked nor the notes wrapped.
+    const text = renderTable(groups, 400);
     expect(text.indexOf('throughput: 500 messages')).toBeLessThan(text.indexOf('throughput: 1,000 messages'));
     expect(text).toMatch(/│ +│ redis-list reliable +│ redis-list simple +│ redis-stream group +│ sqs fifo +│ sqs standard +│/);
     expect(text).toMatch(/│ end-to-end p99\.9 +│/);
@@ -210,5 +211,18 @@ describe('latency by percentile for the chart', () => {
       expect(points[k]![0]).toBeGreaterThan(points[k - 1]![0]);
       expect(points[k]![1]).toBeGreaterThanOrEqual(points[k - 1]![1]);
     }
+  });
+});
+
+describe('the terminal table on a narrow terminal', () => {
+  it('stacks one block per broker within 80 columns, every cell and best mark kept', () => {
+    const narrow = renderTable(groups, 80);
+    expect(Math.max(...narrow.split('\n').map((line) => [...line].length))).toBeLessThanOrEqual(80);
+    for (const label of ['redis-list reliable', 'redis-list simple', 'redis-stream group', 'sqs fifo', 'sqs standard']) {
+      expect(narrow).toMatch(new RegExp(`^${label}$`, 'm'));
+    }
+    expect(narrow).toMatch(/^ {2}completion rate +[\d,]+\/s \*$/m);
+    const marks = (text: string): number => text.split(' *').length;
+    expect(marks(narrow)).toBe(marks(renderTable(groups, 400)));
   });
 });
