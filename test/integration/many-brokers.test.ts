@@ -27,7 +27,7 @@ interface ComparisonJson {
 describe('several brokers in one command', () => {
   it('runs each broker of the list, writes a result file each and one comparison naming all three', async () => {
     const out = path.join(dir, 'three');
-    const run = await runCli(['scenario', '600', '--quiet', '--results-dir', out], { QUEUE: 'REDIS,REDIS:simple,memory' }, 120_000);
+    const run = await runCli(['scenario', '600', '--quiet', '--results-dir', out], { QUEUE: 'REDIS,REDIS:simple,memory', COLUMNS: '400' }, 120_000);
     expect(run.stderr).toContain('every broker gets --batch 100, --receive-batch 100');
     expect(run.code).toBe(0);
     const files = (await readdir(out)).sort();
@@ -60,7 +60,7 @@ describe('several brokers in one command', () => {
     const out = path.join(dir, 'one-missing');
     const run = await runCli(
       ['scenario', '300', '--quiet', '--results-dir', out],
-      { QUEUE: 'memory,RABBITMQ,REDIS', RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${closedPort}` },
+      { QUEUE: 'memory,RABBITMQ,REDIS', RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${closedPort}`, COLUMNS: '400' },
       120_000,
     );
     expect(run.code).toBe(1);
@@ -85,7 +85,7 @@ describe('several brokers in one command', () => {
 
   it('holds every broker to the smallest batch limit and says so in one line', async () => {
     const out = path.join(dir, 'with-sqs');
-    const run = await runCli(['scenario', '200', '--quiet', '--results-dir', out], { QUEUE: 'memory,SQS' }, 120_000);
+    const run = await runCli(['scenario', '200', '--quiet', '--results-dir', out], { QUEUE: 'memory,SQS', COLUMNS: '400' }, 120_000);
     expect(run.code).toBe(0);
     expect(run.stderr).toContain('every broker gets --batch 10, --receive-batch 10 (sqs standard takes at most 10 per call)\n');
     expect(run.stdout).toMatch(/^throughput: 200 messages of 200 B, publish batch 10 × 4 in flight, 4 consumers \(receive batch 10\)/);
