@@ -23,6 +23,7 @@ import { printSummary } from './report/print.ts';
 import { createProgress } from './report/progress.ts';
 import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { runScenario } from './runner/runner.ts';
+import { readWorkload, withWorkload } from './workload.ts';
 
 /** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
 const COMMAND_TIMEOUT_MS = 3000;
@@ -38,7 +39,8 @@ function scenarioOptions(y: Argv): Argv {
       queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()} [default: ${DEFAULT_QUEUE}]` },
       mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
-      scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
+      workload: { type: 'string', describe: 'a YAML or JSON file of a scenario and its settings, keyed by these flags\' names; flags given here win' },
+      scenario: { type: 'string', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')} [default: throughput]` },
       channel: { type: 'string', describe: `queue name (env CHANNEL_NAME) [default: ${DEFAULTS.channel}]` },
       queues: { type: 'string', describe: `spread the load over N queues [default: ${DEFAULTS.queues}]` },
       'payload-bytes': { type: 'string', describe: `message body size in bytes [default: ${DEFAULTS.payloadBytes}]` },
@@ -89,6 +91,9 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
   }
   if (extras.length === 1) argv = { ...argv, messages: extras[0] };
+  const workloadFile = str(argv.workload);
+  const workload = workloadFile === undefined ? undefined : readWorkload(workloadFile);
+  if (workload) argv = withWorkload(argv, workload);
   const adapterName = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
   const adapter = findAdapter(adapterName);
   if (!adapter) throw new UsageError(`unknown QUEUE "${adapterName}"; use one of: ${adapterNames()}`);
@@ -213,7 +218,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
       onEvent: (event) => progress.onEvent(event),
     });
     progress.stop();
-    const result = buildResult(record);
+    const result = buildResult(record, workload);
     const file = await writeResultSomewhere(config.resultsDir, result);
     print(process.stdout, printSummary(result, file));
     if (file === undefined) return 1;
