@@ -115,8 +115,9 @@ export function readWorkload(file: string): Workload {
     throw new UsageError(`--workload ${file}: not YAML or JSON (line ${line}): ${oneLine(problem.message)}`);
   }
   const parsed: unknown = document.toJS({ maxAliasCount: 50 });
+  // What a file that is no mapping holds is not echoed: --workload may have been pointed at any file.
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError(`--workload ${file}: must be a mapping of settings (e.g. "scenario: throughput"), got ${parsed === null ? 'an empty file' : Array.isArray(parsed) ? 'a list' : `"${oneLine(String(parsed))}"`}`);
+    throw new UsageError(`--workload ${file}: must be a mapping of settings (e.g. "scenario: throughput"), got ${parsed === null ? 'an empty file' : Array.isArray(parsed) ? 'a list' : `a single ${typeof parsed === 'string' ? 'line of text' : 'value'}`}`);
   }
   const checked = workloadSchema.safeParse(parsed);
   if (!checked.success) throw new UsageError(`--workload ${file}: ${issueLine(checked.error.issues[0]!, parsed as Record<string, unknown>)}`);

@@ -116,6 +116,7 @@ describe('brokerbench scenario --workload', () => {
     ['a key twice', '{"messages": 10, "messages": 20}', /: not YAML or JSON \(line 1\): Map keys must be unique/],
     ['a list instead of settings', '- scenario: throughput\n', /: must be a mapping of settings .*, got a list$/],
     ['an empty file', '', /: must be a mapping of settings .*, got an empty file$/],
+    ['a file of one line, not echoed', 'PASSWORD=hunter2\n', /: must be a mapping of settings .*, got a single line of text$/],
     ['bytes that are not text', Buffer.from([0x73, 0x00, 0xff, 0xfe]), /: not text, so not YAML or JSON$/],
   ];
 
