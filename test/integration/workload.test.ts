@@ -30,16 +30,19 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `bin/brokerbench.js <args>` as `npx brokerbench` does, from `cwd`. */
+/**
+ * Runs `bin/brokerbench.js <args>` as `npx brokerbench` does, from `cwd`, leading a process group of its
+ * own: `process.kill(-pid)` reaches it and the program under it at once, as Ctrl-C in a terminal does.
+ */
 function launch(args: readonly string[], cwd: string, env: Record<string, string> = {}): { pid: number; done: Promise<CliRun>; stderr: () => string } {
   const started = performance.now();
-  const child = spawn(process.execPath, [LAUNCHER, ...args], { cwd, env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [LAUNCHER, ...args], { cwd, env: { ...process.env, ...env }, detached: true });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const done = new Promise<CliRun>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -165,13 +168,19 @@ describe('the brokerbench launcher (bin/brokerbench.js, what npx brokerbench run
     expect(run.stderr).toMatch(/^brokerbench compare: .*nothing-here\.json/);
   });
 
-  it('passes SIGTERM sent to it alone on to the run, which writes its result and exits 130', async () => {
-    const out = path.join(dir, 'signalled');
-    const cli = launch(['scenario', '5000', '--rate', '500', '--batch', '10', '--consumers', '2', '--results-dir', out], dir, { ...base, CHANNEL_NAME: 'workload-sig' });
+  // Sent to the launcher alone, a signal reaches the run only if it is passed on; sent to the group (a
+  // terminal's Ctrl-C), the run gets it twice, directly and passed on, and must take it as one.
+  it.each([
+    { to: 'the launcher alone', signal: 'SIGTERM', group: false },
+    { to: 'the process group (Ctrl-C in a terminal)', signal: 'SIGINT', group: true },
+  ] as const)('passes $signal sent to $to on to the run, which writes its result and exits 130', async ({ signal, group }) => {
+    const out = path.join(dir, `signalled-${signal}`);
+    const cli = launch(['scenario', '5000', '--rate', '500', '--batch', '10', '--consumers', '2', '--results-dir', out], dir, { ...base, CHANNEL_NAME: `workload-${signal.toLowerCase()}` });
     await waitFor('the run phase', () => /^run: /m.test(cli.stderr()), 30_000);
-    process.kill(cli.pid, 'SIGTERM');
+    process.kill(group ? -cli.pid : cli.pid, signal);
     const run = await cli.done;
-    expect(run.stderr).toContain('SIGTERM: stopping');
+    expect(run.stderr).toContain(`${signal}: stopping`);
+    expect(run.stderr).not.toContain('again: quitting at once');
     expect(run.code, run.stderr).toBe(130);
     const names = (await readdir(out)).filter((name) => name.endsWith('.json'));
     expect(names).toHaveLength(1);
