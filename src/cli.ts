@@ -25,6 +25,7 @@ import { printSummary } from './report/print.ts';
 import { createProgress, type ProgressDisplay } from './report/progress.ts';
 import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { runScenario } from './runner/runner.ts';
+import { readWorkload, withWorkload, type Workload } from './workload.ts';
 
 /** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
 const COMMAND_TIMEOUT_MS = 3000;
@@ -40,7 +41,8 @@ function scenarioOptions(y: Argv): Argv {
       queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()}; NAME:MODE for a mode; a comma list (REDIS,SQS:fifo) or all runs each in turn and compares them [default: ${DEFAULT_QUEUE}]` },
       mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
       fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
-      scenario: { type: 'string', default: 'throughput', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')}` },
+      workload: { type: 'string', describe: 'a YAML or JSON file of a scenario and its settings, keyed by these flags\' names; flags given here win' },
+      scenario: { type: 'string', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')} [default: throughput]` },
       channel: { type: 'string', describe: `queue name (env CHANNEL_NAME) [default: ${DEFAULTS.channel}]` },
       queues: { type: 'string', describe: `spread the load over N queues [default: ${DEFAULTS.queues}]` },
       'payload-bytes': { type: 'string', describe: `message body size in bytes [default: ${DEFAULTS.payloadBytes}]` },
@@ -91,8 +93,12 @@ async function scenarioCommand(argv: Options): Promise<number> {
     throw new UsageError(`unexpected argument "${extras.at(-1)}"; give the message count once, as the first argument`);
   }
   if (extras.length === 1) argv = { ...argv, messages: extras[0] };
+  // A workload file fills in the flags not given on the command line, for one broker or several.
+  const workloadFile = str(argv.workload);
+  const workload = workloadFile === undefined ? undefined : readWorkload(workloadFile);
+  if (workload) argv = withWorkload(argv, workload);
   const queue = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
-  if (isBrokerList(queue)) return manyCommand(argv, parseBrokerList(queue));
+  if (isBrokerList(queue)) return manyCommand(argv, parseBrokerList(queue), workload);
   const choice = parseChoice(queue, argv.fifo === true ? 'fifo' : str(argv.mode));
   const scenario = findScenarioFlag(argv);
   const { adapter, mode } = choice;
@@ -103,7 +109,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
   const plan = planRun(argv, choice, scenario);
   await ensureWritable(plan.config.resultsDir);
   return withInterrupt(async (interrupt) => {
-    const { result, file } = await executeRun(plan, interrupt, argv.quiet === true);
+    const { result, file } = await executeRun(plan, interrupt, argv.quiet === true, workload);
     print(process.stdout, printSummary(result, file));
     if (file === undefined) return 1;
     return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
@@ -232,7 +238,7 @@ async function withInterrupt<T>(body: (interrupt: AbortSignal) => Promise<T>): P
 let activeProgress: ProgressDisplay | undefined;
 
 /** Runs a planned broker against its server and writes its result file (undefined if nowhere would take it). */
-async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean): Promise<{ result: ResultFile; file: string | undefined }> {
+async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean, workload?: Workload): Promise<{ result: ResultFile; file: string | undefined }> {
   const { choice: { adapter }, config, scenario, maxlen } = plan;
   const maxlenSetting = adapter.flagSettings?.['maxlen']?.setting;
   const progress = createProgress(process.stderr, quiet);
@@ -259,7 +265,7 @@ async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean): P
       onEvent: (event) => progress.onEvent(event),
     });
     progress.stop();
-    const result = buildResult(record);
+    const result = buildResult(record, workload);
     return { result, file: await writeResultSomewhere(config.resultsDir, result) };
   } finally {
     progress.stop();
@@ -272,7 +278,7 @@ async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean): P
  * Several brokers (QUEUE=REDIS,SQS or all): each planned from the same flags, run in turn; see
  * src/cli-many.ts for what is compared and the exit codes.
  */
-async function manyCommand(argv: Options, choices: readonly BrokerChoice[]): Promise<number> {
+async function manyCommand(argv: Options, choices: readonly BrokerChoice[], workload: Workload | undefined): Promise<number> {
   if (argv.fifo === true || argv.mode !== undefined) {
     throw new UsageError('--mode and --fifo apply to one broker; with several, give each its mode in the list, e.g. QUEUE=REDIS:simple,SQS:fifo');
   }
@@ -295,7 +301,7 @@ async function manyCommand(argv: Options, choices: readonly BrokerChoice[]): Pro
       },
       run: async (plan) => {
         try {
-          const { result, file } = await executeRun(plan as CliPlan, interrupt, quiet);
+          const { result, file } = await executeRun(plan as CliPlan, interrupt, quiet, workload);
           return file === undefined ? { status: result.status } : { status: result.status, file };
         } catch (error) {
           // A server that is not there (or refused us) skips this broker; the others still run.

@@ -13,6 +13,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import type { BrokerCapabilities, BrokerInfo, QueueDepth } from '../broker.ts';
 import type { RunConfig } from '../config.ts';
 import type { EnvironmentInfo } from '../environment.ts';
+import type { WorkloadRecord } from '../workload.ts';
 import { resultShapeProblem } from './result-schema.ts';
 import { UsageError } from '../errors.ts';
 import { scrubSecrets } from '../secrets.ts';
@@ -50,6 +51,8 @@ export interface ResultFile {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly scenario: string;
+  /** The --workload file the run's settings came from (flags may have overridden some); absent without one. */
+  readonly workload?: WorkloadRecord;
   readonly config: RunConfig;
   readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };
   readonly environment: EnvironmentInfo;
@@ -113,7 +116,7 @@ export function lostOf(result: { readonly config: Pick<RunConfig, 'maxReceives'>
   return lostCount(result.ledger, result.config.maxReceives > 0 ? result.finalDepth.dead : 0);
 }
 
-export function buildResult(record: RunRecord): ResultFile {
+export function buildResult(record: RunRecord, workload?: WorkloadRecord): ResultFile {
   const { outcome } = record;
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
   const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
@@ -133,6 +136,7 @@ export function buildResult(record: RunRecord): ResultFile {
     startedAt: record.startedAt.toISOString(),
     finishedAt: record.finishedAt.toISOString(),
     scenario: record.config.scenario,
+    ...(workload === undefined ? {} : { workload: { name: workload.name, file: workload.file, content: workload.content } }),
     config: record.config,
     broker: record.broker,
     environment: record.environment,

@@ -34,6 +34,7 @@ export const resultSchema = z.looseObject({
   startedAt: text,
   finishedAt: text,
   scenario: text,
+  workload: z.looseObject({ name: text, file: text, content: text }).optional(),
   config: z.looseObject({
     adapter: text,
     mode: text,
