@@ -1,16 +1,15 @@
-// The command line: `scenario` runs one scenario against one broker and writes a result file;
+// The command line: `scenario` runs one scenario against one broker (src/cli-run.ts) or several in turn
+// (src/cli-many.ts) and writes result files;
 // `compare` puts result files side by side; `report` draws them into one offline HTML file.
 // User errors end in one line and exit code 2.
 
 import { isUtf8 } from 'node:buffer';
 import { existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
+import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
-import { choiceLabel, isBrokerList, parseBrokerList, parseChoice, runMany, type BrokerChoice, type PlannedRun } from './cli-many.ts';
+import { choiceLabel, isBrokerList, parseBrokerList, parseChoice, runMany, type BrokerChoice } from './cli-many.ts';
 import { BrokerError } from './broker.ts';
 import type { Scenario } from './scenario.ts';
 import { DEFAULTS, type DurationDistribution, type RunConfig, type TaskWork, validateConfig } from './config.ts';
@@ -19,18 +18,11 @@ import { byteSize, int, num, numList, str } from './flags.ts';
 import { redactUrls } from './redact.ts';
 import { scrubSecrets } from './secrets.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
-import { stripControls } from './format.ts';
 import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
-import { createProgress, type ProgressDisplay } from './report/progress.ts';
-import { buildResult, ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
-import { runScenario } from './runner/runner.ts';
+import { ensureWritable } from './report/result-file.ts';
 import { readWorkload, withWorkload, type Workload } from './workload.ts';
-
-/** Limit for connecting and for single non-blocking commands: unreachable brokers fail well within 5 s. */
-const COMMAND_TIMEOUT_MS = 3000;
-/** Signals this close after the first are the same Ctrl-C, delivered twice (by the terminal and by npm). */
-const SAME_SIGNAL_MS = 500;
+import { executeRun, print, withInterrupt, type CliPlan } from './cli-run.ts';
 
 type Options = Record<string, unknown>;
 
@@ -126,12 +118,6 @@ function findScenarioFlag(argv: Options): Scenario {
   return scenario;
 }
 
-/** A run planned from the flags for one broker; settings it cannot take throw UsageError. */
-interface CliPlan extends PlannedRun {
-  readonly scenario: Scenario;
-  readonly maxlen: number | undefined;
-}
-
 /**
  * The run configuration for one broker from the flags: the scenario's defaults where a flag is absent,
  * batches held to `batchLimit` (the broker's own, or the smallest of several brokers compared), queues
@@ -207,73 +193,6 @@ function planRun(argv: Options, choice: BrokerChoice, scenario: Scenario, batchL
   return { choice, scenario, config, maxlen };
 }
 
-/** Runs `body` with Ctrl-C handled: the first stops the run gently (the signal it gets), a second quits. */
-async function withInterrupt<T>(body: (interrupt: AbortSignal) => Promise<T>): Promise<T> {
-  const interrupt = new AbortController();
-  let firstSignalAtMs: number | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    // Ctrl-C in a terminal reaches this process and `npm run`, which forwards it: the same keypress can
-    // arrive twice within a few ms. Only a signal after SAME_SIGNAL_MS is a second Ctrl-C.
-    const nowMs = performance.now();
-    if (firstSignalAtMs !== undefined && nowMs - firstSignalAtMs < SAME_SIGNAL_MS) return;
-    if (firstSignalAtMs !== undefined) {
-      process.stderr.write(`${signal} again: quitting at once; no result written, the run's queues may be left behind\n`);
-      process.exit(130);
-    }
-    firstSignalAtMs = nowMs;
-    // The bar is cleared first, so the line below and the summary after it are not drawn over.
-    activeProgress?.stop();
-    process.stderr.write(`\n${signal}: stopping; work in hand gets a moment, then the result is written; press Ctrl-C again to quit at once\n`);
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  try {
-    return await body(interrupt.signal);
-  } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-  }
-}
-
-/** The progress display of the run in hand, cleared by a signal before anything else is written. */
-let activeProgress: ProgressDisplay | undefined;
-
-/** Runs a planned broker against its server and writes its result file (undefined if nowhere would take it). */
-async function executeRun(plan: CliPlan, signal: AbortSignal, quiet: boolean, workload?: Workload): Promise<{ result: ResultFile; file: string | undefined }> {
-  const { choice: { adapter }, config, scenario, maxlen } = plan;
-  const maxlenSetting = adapter.flagSettings?.['maxlen']?.setting;
-  const progress = createProgress(process.stderr, quiet);
-  activeProgress = progress;
-  let endpoint: Endpoint | undefined;
-  try {
-    // --maxmemory: a throw-away server with that limit, never the one the environment names.
-    const capped = config.maxMemoryBytes > 0 ? adapter.cappedServer : undefined;
-    endpoint = capped ? await capped.start(config.maxMemoryBytes) : await resolveEndpoint(adapter, process.env);
-    const record = await runScenario({
-      adapter,
-      connection: {
-        ...(endpoint.url === undefined ? {} : { url: endpoint.url }),
-        commandTimeoutMs: COMMAND_TIMEOUT_MS,
-        settings: {
-          ...endpoint.settings,
-          maxSockets: Math.max(64, config.publishConcurrency * 4 + Math.max(config.consumers * config.fanOutGroups, ...config.scaleSteps) * 2),
-          ...(maxlen === undefined || maxlenSetting === undefined ? {} : { [maxlenSetting]: maxlen }),
-        },
-      },
-      config,
-      scenario,
-      signal,
-      onEvent: (event) => progress.onEvent(event),
-    });
-    progress.stop();
-    const result = buildResult(record, workload);
-    return { result, file: await writeResultSomewhere(config.resultsDir, result) };
-  } finally {
-    progress.stop();
-    activeProgress = undefined;
-    await endpoint?.stop();
-  }
-}
-
 /**
  * Several brokers (QUEUE=REDIS,SQS or all): each planned from the same flags, run in turn; see
  * src/cli-many.ts for what is compared and the exit codes.
@@ -314,28 +233,6 @@ async function manyCommand(argv: Options, choices: readonly BrokerChoice[], work
       err: (text) => print(process.stderr, text),
     }),
   );
-}
-
-/**
- * Writes the result to `dir`; if that fails now (it was checked before the run, but a folder can vanish
- * or a disk fill up meanwhile), to a folder under the system's temporary directory, saying so: a
- * measured run is never thrown away for want of a place to put it. Undefined if both fail (said on stderr).
- */
-async function writeResultSomewhere(dir: string, result: ResultFile): Promise<string | undefined> {
-  try {
-    return await writeResult(dir, result);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    const fallback = path.join(tmpdir(), 'brokerbench-results');
-    try {
-      const file = await writeResult(fallback, result);
-      process.stderr.write(`brokerbench: cannot write results to ${dir} (${code}); wrote ${file} instead\n`);
-      return file;
-    } catch {
-      process.stderr.write(`brokerbench: cannot write results to ${dir} (${code}) nor to ${fallback}; the summary below is all that is left\n`);
-      return undefined;
-    }
-  }
 }
 
 async function compareCommand(argv: Options): Promise<number> {
@@ -434,11 +331,6 @@ function loadDotEnv(file: string): void {
   }
   if (bytes.includes(0) || !isUtf8(bytes)) throw new UsageError(`${file}: not text; make it a text file of NAME=value lines, or remove it`);
   process.loadEnvFile(file);
-}
-
-/** Writes `text` and a newline, with the environment's secrets scrubbed and no terminal control characters. */
-function print(stream: NodeJS.WriteStream, text: string): void {
-  stream.write(`${stripControls(scrubSecrets(text))}\n`);
 }
 
 /** Prints a user's error as one line (exit 2); anything else is a bug and keeps its stack (exit 1). */

@@ -189,7 +189,7 @@ export const NOTES = [
 /** No rule between body rows: a 30-row table stays readable on one screen. */
 const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
 
-/** The comparison for a terminal `width` columns wide (default: this one's, else 80): a table per group, stacked per broker when too wide. */
+/** The comparison for a terminal `width` columns wide (default: this one's, else COLUMNS, else no limit): a table per group, stacked per broker when too wide. */
 export function renderTable(groups: readonly Group[], width = terminalWidth()): string {
   const sections = groups.map((group) => {
     const rows = renderRows(group).map((row) => [row.label, ...row.cells.map((cell, k) => (row.best[k] ? `${cell} *` : cell))]);
@@ -260,7 +260,7 @@ export interface CompareOptions {
   readonly format: CompareFormat;
   /** Also write every histogram as `.hgrm` percentile text into this folder. */
   readonly hgrmDir?: string;
-  /** Columns the table format fits in; default the terminal's, else 80. */
+  /** Columns the table format fits in; default the terminal's, else COLUMNS, else no limit. */
   readonly width?: number;
 }
 

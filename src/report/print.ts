@@ -7,7 +7,7 @@ import { requestSplitOf } from '../metrics/requests.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
 export interface PrintOptions {
-  /** Columns to fit in; tables wider are stacked, prose wrapped. Default: the terminal's, else 80. */
+  /** Columns to fit in; tables wider are stacked, prose wrapped. Default: the terminal's, else COLUMNS, else no limit (a pipe keeps lines whole). */
   readonly width?: number;
 }
 

@@ -6,12 +6,13 @@ import Table from 'cli-table3';
 
 /**
  * Columns printers fit to when not told: the terminal's; for a pipe, a file or a CI log, which have
- * none, the COLUMNS variable (`COLUMNS=160 … > out.txt` keeps the grid), else 80.
+ * none, the COLUMNS variable (`COLUMNS=80 … > out.txt` fits a file to 80), else no limit: lines stay
+ * whole there, as grep and scripts reading `…: completed` or a verdict expect.
  */
 export function terminalWidth(stream: { columns?: number } = process.stdout, env: NodeJS.ProcessEnv = process.env): number {
   if (stream.columns !== undefined && stream.columns > 0) return stream.columns;
   const given = Number(env['COLUMNS']);
-  return Number.isInteger(given) && given > 0 ? given : 80;
+  return Number.isInteger(given) && given > 0 ? given : Number.POSITIVE_INFINITY;
 }
 
 /** Widest line of `text`, in characters (the printers draw no colours and no wide characters). */

@@ -70,11 +70,11 @@ describe('printSummary on a narrow terminal', () => {
 });
 
 describe('the width printers fit to', () => {
-  it('is the terminal\'s; for a pipe, COLUMNS; else 80', async () => {
+  it('is the terminal\'s; for a pipe, COLUMNS; else no limit (lines stay whole for scripts)', async () => {
     const { terminalWidth } = await import('../../src/report/table.ts');
     expect(terminalWidth({ columns: 132 }, { COLUMNS: '200' })).toBe(132);
     expect(terminalWidth({}, { COLUMNS: '200' })).toBe(200);
-    expect(terminalWidth({}, { COLUMNS: 'wide' })).toBe(80);
-    expect(terminalWidth({}, {})).toBe(80);
+    expect(terminalWidth({}, { COLUMNS: 'wide' })).toBe(Number.POSITIVE_INFINITY);
+    expect(terminalWidth({}, {})).toBe(Number.POSITIVE_INFINITY);
   });
 });
