@@ -36,7 +36,7 @@ const VICTIM_SLOT = 0;
 const MAX_KILL_DELAY_MS = 300;
 
 /** What happened to the killed consumer's messages, from the deliveries every process reported. */
-class RecoveryTracker {
+export class RecoveryTracker {
   /** Messages the victim held, by index: its (first) delivery time, µs; removed once delivered again. */
   readonly #waiting = new Map<number, number>();
   readonly #completed: Uint8Array;
@@ -53,23 +53,53 @@ class RecoveryTracker {
     this.#delivered = new Uint8Array(messages);
   }
 
+  /**
+   * Deliveries booked from the moment the kill began until arm(), by index (the first one's time): what
+   * the victim held can come back before its own journal has been read to the end and arm() runs (RabbitMQ
+   * gives a dead consumer's messages back as its connection closes, within milliseconds). Undefined otherwise.
+   */
+  #sinceKill: Map<number, { receivedUs: number; receiveCount: number }> | undefined;
+
+  /** The kill is about to happen: deliveries from now on are kept until arm() says which were the victim's. */
+  killing(): void {
+    this.#sinceKill = new Map();
+  }
+
   /** The victim's holdings, flat [index, receivedUs] pairs, from now on watched for redelivery. */
   arm(held: readonly number[]): void {
-    for (let k = 0; k < held.length; k += 2) this.#waiting.set(held[k]!, held[k + 1]!);
-    this.held = this.#waiting.size;
+    const early = this.#sinceKill ?? new Map();
+    this.#sinceKill = undefined;
+    for (let k = 0; k < held.length; k += 2) {
+      const index = held[k]!;
+      const firstUs = held[k + 1]!;
+      const again = early.get(index);
+      if (again !== undefined && again.receivedUs > firstUs) {
+        // Back already, and counted among the others then: it was the victim's.
+        if (again.receiveCount > 1) this.otherRedeliveries--;
+        this.#redeliveredAt(again.receivedUs - firstUs, again.receivedUs);
+      } else {
+        this.#waiting.set(index, firstUs);
+      }
+    }
+    this.held = new Set(held.filter((_, k) => k % 2 === 0)).size;
+  }
+
+  #redeliveredAt(delayUs: number, receivedUs: number): void {
+    this.redelivered++;
+    recordLatency(this.redelivery, delayUs);
+    if (receivedUs > this.lastRedeliveryUs) this.lastRedeliveryUs = receivedUs;
   }
 
   delivered(index: number, receivedUs: number, receiveCount: number): void {
     this.#delivered[index] = 1;
+    if (this.#sinceKill !== undefined && !this.#sinceKill.has(index)) this.#sinceKill.set(index, { receivedUs, receiveCount });
     const firstUs = this.#waiting.get(index);
     if (firstUs === undefined) {
       if (receiveCount > 1) this.otherRedeliveries++;
       return;
     }
     this.#waiting.delete(index);
-    this.redelivered++;
-    recordLatency(this.redelivery, receivedUs - firstUs);
-    if (receivedUs > this.lastRedeliveryUs) this.lastRedeliveryUs = receivedUs;
+    this.#redeliveredAt(receivedUs - firstUs, receivedUs);
   }
 
   completed(index: number): void {
@@ -142,6 +172,7 @@ export const crashRecovery: Scenario = {
         if (++completions === killAfter) {
           crash = (async () => {
             let record: CrashRecord;
+            tracker.killing();
             if (config.killMode === 'staged') {
               record = await consumers.crash(VICTIM_SLOT);
             } else {
