@@ -102,3 +102,33 @@ export function scenarioRunner(sqsEndpoint: () => SqsEndpoint) {
 
   return { connection, configFor, run };
 }
+
+/** A scenario's own figures (`scenarioData.values`); the scenario must have written some. */
+export function scenarioValues(result: ResultFile): Record<string, unknown> {
+  expect(result.scenarioData).toBeDefined();
+  return result.scenarioData!.values;
+}
+
+/** crash-recovery on an at-least-once broker: completed, nothing lost, every message the victim held delivered again. */
+export function expectRecovered(result: ResultFile): void {
+  const v = scenarioValues(result);
+  expect(result.status).toBe('completed');
+  expect(result.ledger.lost).toBe(0);
+  expect(result.ledger.completed).toBe(result.ledger.expected);
+  const held = v['heldMessages'] as number;
+  expect(v['redeliveredMessages']).toBe(held);
+  expect(v['neverRedeliveredMessages']).toBe(0);
+  expect(result.ledger.duplicateDeliveries).toBeGreaterThanOrEqual(held);
+}
+
+/** fan-out to groups g0 and g1: each got all `messages` once; `native` says whether the broker fanned out itself. */
+export function expectFannedOut(result: ResultFile, messages: number, native: boolean): void {
+  expect(result.status).toBe('completed');
+  expect(scenarioValues(result)['native']).toBe(native);
+  const groups = result.scenarioData!.records['groups']!;
+  expect(groups.map((group) => [group['group'], group['completed'], group['lost'], group['duplicateDeliveries']])).toEqual([
+    ['g0', messages, 0, 0],
+    ['g1', messages, 0, 0],
+  ]);
+  expect(result.ledger).toMatchObject({ expected: messages, completed: messages, lost: 0, duplicateDeliveries: 0 });
+}

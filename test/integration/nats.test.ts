@@ -13,13 +13,13 @@ import { natsAdapter } from '../../adapters/nats.ts';
 import { streamsWithPrefix } from '../../adapters/nats-registry.ts';
 import { UsageError } from '../../src/errors.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
-import { lostOf, type ResultFile } from '../../src/report/result-file.ts';
+import { lostOf } from '../../src/report/result-file.ts';
 import { freePort } from '../../src/services/children.ts';
 import { startNatsServer } from '../../src/services/nats-server.ts';
 import { findScenario } from '../../scenarios/index.ts';
 import { runCli } from '../helpers/cli.ts';
 import { uniqueNamespace } from '../helpers/fixture.ts';
-import { scenarioRunner } from '../helpers/scenarios.ts';
+import { expectFannedOut, expectRecovered, scenarioRunner, scenarioValues } from '../helpers/scenarios.ts';
 import { useSqsEndpoint } from '../helpers/sqs.ts';
 
 const sqsEndpoint = useSqsEndpoint();
@@ -30,10 +30,6 @@ async function runStreams(): Promise<string[]> {
   return (await streamsWithPrefix(connection('nats').url!, 'bb-')).filter((name) => /^bb-[0-9a-f]{8}_/.test(name));
 }
 
-function values(result: ResultFile): Record<string, unknown> {
-  expect(result.scenarioData).toBeDefined();
-  return result.scenarioData!.values;
-}
 
 describe('nats', () => {
   it('throughput: every message completed once, nothing lost, and the run left no stream behind', async () => {
@@ -56,21 +52,14 @@ describe('nats', () => {
       seed,
       task: { ...NO_TASK, durationMs: 40 },
     });
-    const v = values(result);
-    expect(result.status).toBe('completed');
-    expect(result.ledger.lost).toBe(0);
-    expect(result.ledger.completed).toBe(result.ledger.expected);
-    const held = v['heldMessages'] as number;
-    expect(v['redeliveredMessages']).toBe(held);
-    expect(v['neverRedeliveredMessages']).toBe(0);
-    expect(result.ledger.duplicateDeliveries).toBeGreaterThanOrEqual(held);
+    expectRecovered(result);
   });
 
   it('retry-dlq: completed + dead-lettered = published, the dead counted in the dead-letter stream', async () => {
     const result = await run('retry-dlq', 'nats', { messages: 300, retryIntervalsMs: [50, 100], poisonRate: 0.1, task: { ...NO_TASK, failureRate: 0.4 } });
     expect(result.status).toBe('completed');
     expect(result.config.maxReceives).toBe(3);
-    const v = values(result);
+    const v = scenarioValues(result);
     expect((v['completed'] as number) + (v['deadLettered'] as number)).toBe(300);
     expect(v['balanced']).toBe(true);
     expect(v['deadLettered']).toBe(v['expectedDead']);
@@ -84,14 +73,7 @@ describe('nats', () => {
   it('fan-out: one stream read by a durable consumer per group, every message reaching both, once each', async () => {
     const before = await runStreams();
     const result = await run('fan-out', 'nats', { messages: 1_000, fanOutGroups: 2, consumers: 2 });
-    expect(result.status).toBe('completed');
-    expect(values(result)['native']).toBe(true);
-    const groups = result.scenarioData!.records['groups']!;
-    expect(groups.map((group) => [group['group'], group['completed'], group['lost'], group['duplicateDeliveries']])).toEqual([
-      ['g0', 1_000, 0, 0],
-      ['g1', 1_000, 0, 0],
-    ]);
-    expect(result.ledger).toMatchObject({ expected: 1_000, completed: 1_000, lost: 0, duplicateDeliveries: 0 });
+    expectFannedOut(result, 1_000, true);
     expect(await runStreams()).toEqual(before);
   });
 
