@@ -50,7 +50,7 @@ export const natsServerFacts = {
     return { url: nats.url, settings: { endpointKind: nats.kind }, stop: () => nats.stop() };
   },
   // A token in the user part (nats://token@host) is kept out of output by displayUrl, where the adapter shows its URL.
-  secretVariables: [{ name: 'NATS_URL', part: 'url-password' }],
+  secretVariables: [{ name: 'NATS_URL', part: 'url-userinfo' }],
   testing: {
     leftovers: (endpoint, namespace) => streamsWithPrefix(endpoint.url ?? DEFAULT_NATS_URL, `${streamPart(namespace)}_`),
     unreachableUrl: (port: number) => `nats://127.0.0.1:${port}`,

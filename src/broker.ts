@@ -230,10 +230,13 @@ export interface Endpoint {
 /** The process environment, or the part of it a caller passes. */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
-/** An environment variable holding a secret: the whole value, or the password in a URL. */
+/**
+ * An environment variable holding a secret: the whole value, the password in a URL, or a URL's whole
+ * user part where a user name alone is a credential (NATS takes `nats://token@host`).
+ */
 export interface SecretVariable {
   readonly name: string;
-  readonly part: 'value' | 'url-password';
+  readonly part: 'value' | 'url-password' | 'url-userinfo';
 }
 
 /** A throw-away server started with a memory limit (for `--maxmemory`). */

@@ -3,7 +3,7 @@
 // made. Which environment variables hold secrets is the adapter registry's to say.
 //
 // LIMITATION: scrubSecrets knows only the secrets in this process's environment, in the variables the
-// adapter registry declares (AWS keys, session token, the REDIS_URL password), and skips values under
+// adapter registry declares (AWS keys, session token, URL passwords, a NATS_URL token), and skips values under
 // 8 characters; a secret given any other way relies on redactUrl alone.
 
 import { secretVariables } from '../adapters/index.ts';
@@ -22,21 +22,24 @@ export function knownSecrets(env: Readonly<Record<string, string | undefined>> =
     const value = env[variable.name]?.trim();
     if (!value) continue;
     if (variable.part === 'value') found.add(value);
-    else for (const secret of urlPasswords(value)) found.add(secret);
+    else for (const secret of urlPasswords(value, variable.part === 'url-userinfo')) found.add(secret);
   }
   return [...found].filter((secret) => secret.length >= MIN_SCRUB_CHARS);
 }
 
-/** The password in `url`, as written and URL-decoded. */
-function urlPasswords(url: string): string[] {
+/** The password in `url`, as written and URL-decoded; with `userAlone`, a user name without a password too (a token). */
+function urlPasswords(url: string, userAlone = false): string[] {
   try {
-    const { password } = new URL(url);
-    return password ? [password, decodeOrSame(password)] : [];
+    const { username, password } = new URL(url);
+    const secret = password || (userAlone ? username : '');
+    return secret ? [secret, decodeOrSame(secret)] : [];
   } catch {
     // Not a URL (an unencoded reserved character): the password is what stands between the first ':' and the last '@'.
     const userinfo = url.slice(url.indexOf('://') + 3, url.lastIndexOf('@'));
     const colon = userinfo.indexOf(':');
-    return url.includes('://') && colon >= 0 ? [userinfo.slice(colon + 1)] : [];
+    if (!url.includes('://') || !url.includes('@')) return [];
+    if (colon >= 0) return [userinfo.slice(colon + 1)];
+    return userAlone ? [userinfo] : [];
   }
 }
 

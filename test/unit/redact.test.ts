@@ -41,6 +41,12 @@ describe('scrubSecrets', () => {
     expect(scrubSecrets(text, env)).toBe('Credential=***/x sig ***; auth *** token ***');
   });
 
+  it('knows a token written as the user part of NATS_URL, though a user name alone is no secret elsewhere', () => {
+    const text = 'connect to nats://s3cr3t-nats-token@127.0.0.1:4222 failed; token s3cr3t-nats-token';
+    expect(scrubSecrets(text, { NATS_URL: 'nats://s3cr3t-nats-token@127.0.0.1:4222' })).toBe('connect to nats://***@127.0.0.1:4222 failed; token ***');
+    expect(knownSecrets({ REDIS_URL: 'redis://benchuser-name@127.0.0.1:6379' })).toEqual([]);
+  });
+
   it('leaves short values alone rather than mangle ordinary words (LocalStack keys are "test")', () => {
     expect(scrubSecrets('cli-test on test queue', { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })).toBe('cli-test on test queue');
   });
