@@ -22,9 +22,31 @@ interface Stored { readonly body: string; receiveCount: number; dueMs: number }
 /** Numbers every delivery in this process: its receipt, so the receipt of a delivery that expired settles nothing. */
 let deliveries = 0;
 
+/**
+ * Ready messages in order: taken from the front by moving a head index, so a receive costs its batch, not
+ * the backlog (`splice(0, n)` moved every message behind it: 500,000 queued made each receive linear).
+ */
+class Fifo {
+  #items: Stored[] = [];
+  #head = 0;
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(message: Stored): void {
+    this.#items.push(message);
+  }
+  take(count: number): Stored[] {
+    const taken = this.#items.slice(this.#head, this.#head + count);
+    this.#head += taken.length;
+    // Drop the taken prefix once it is most of the array, so memory follows the backlog.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) [this.#items, this.#head] = [this.#items.slice(this.#head), 0];
+    return taken;
+  }
+}
+
 /** One queue's messages by state. */
 class Queue {
-  ready: Stored[] = [];
+  ready = new Fifo();
   dead: Stored[] = [];
   /** In receive order, which is due order: a queue has one visibility timeout. */
   readonly inFlight = new Map<string, Stored>();
@@ -150,7 +172,7 @@ export class MemoryDriver implements Driver {
   async purge(queue: string): Promise<void> {
     const target = queuesOf(this.namespace).get(queue);
     target?.inFlight.clear();
-    if (target !== undefined) [target.ready, target.delayed, target.dead] = [[], [], []];
+    if (target !== undefined) [target.ready, target.delayed, target.dead] = [new Fifo(), [], []];
   }
 
   async teardown(queue: string): Promise<void> {
@@ -172,7 +194,7 @@ export class MemoryDriver implements Driver {
 
 /** Delivers up to `maxMessages` ready messages: each becomes in flight until its visibility timeout. */
 function take(target: Queue, maxMessages: number, nowMs: number): ReceivedMessage[] {
-  return target.ready.splice(0, maxMessages).map((message) => {
+  return target.ready.take(maxMessages).map((message) => {
     message.receiveCount++;
     message.dueMs = nowMs + target.spec.visibilityTimeoutMs;
     const receipt = String(++deliveries);
