@@ -8,6 +8,7 @@
 // only brokers of one delivery guarantee are ranked together; a column merging several runs shows
 // totals over all of them for counts (lost, duplicates ...).
 
+import { isFifoMode } from '../../adapters/sqs-connection.ts';
 import { formatCount, formatLatency, formatRate } from '../format.ts';
 import { answerFor, BEST_RULE, bestMarks, guaranteesOf, runSpread, type Answer, type AnswerEntry, type AnswerField, type Ranked } from './answer.ts';
 import { groupRuns, mergesSteps, type Column, type Group, type Spread } from './group.ts';
@@ -145,7 +146,7 @@ const ROWS: readonly Row[] = [
     text: (c) =>
       c.requests?.usdPerMillionMessages === undefined
         ? 'n/a'
-        : `$${c.requests.usdPerMillionMessages.toFixed(2)} (${c.mode === 'fifo' ? 'FIFO' : 'standard'} $${c.requests.usdPerMillionRequests!.toFixed(2)}/M)`,
+        : `$${c.requests.usdPerMillionMessages.toFixed(2)} (${isFifoMode(c.mode) ? 'FIFO' : 'standard'} $${c.requests.usdPerMillionRequests!.toFixed(2)}/M)`,
     better: 'lower',
   },
   { id: 'harnessCpuCores', label: 'harness CPU (cores, median)', text: (c) => c.harnessCpuCores.toFixed(2) },

@@ -235,6 +235,16 @@ describe('the answer leads every group', () => {
     const marks = (text: string): number => text.split(' *').length;
     expect(marks(narrow)).toBe(marks(renderTable([same], 200)));
   });
+
+  it('labels every FIFO mode\'s cost FIFO, fifo-high-throughput too', () => {
+    const fifo = column(same, 'sqs fifo').runs[0]!;
+    const high = {
+      ...fifo,
+      result: { ...fifo.result, config: { ...fifo.result.config, mode: 'fifo-high-throughput' }, broker: { ...fifo.result.broker, mode: 'fifo-high-throughput' } },
+    };
+    const cost = renderRows(groupRuns([high])[0]!).find((row) => row.id === 'usdPerMillionMessages')!;
+    expect(cost.cells[0]).toMatch(/^\$\d+\.\d\d \(FIFO \$0\.50\/M\)$/);
+  });
 });
 
 describe('output formats', () => {
