@@ -6,13 +6,13 @@
 // LIMITATION: request prices only, for us-east-1, at the first volume tier; the monthly free tier
 // (first 1 million requests), volume discounts, data transfer and KMS are left out. An embedded or
 // LocalStack endpoint's requests are priced as if AWS had answered them. Redis has no per-request
-// price, so its cost is "n/a", not zero. Prices change: PRICE_SOURCE says when they were checked.
+// price, so its cost is "n/a", not zero. Prices change: src/prices.ts says when they were checked.
 
 import { adapters } from '../../adapters/index.ts';
-import { SQS_PRICING } from '../../adapters/sqs-registry.ts';
+import { SQS_PRICING } from '../prices.ts';
 import type { ResultFile } from './result-file.ts';
 
-/** Where and when the SQS prices were taken (with the sqs registry entry, adapters/sqs-registry.ts). */
+/** Where and when the SQS and SNS prices were taken (src/prices.ts). */
 export { SQS_PRICING };
 
 /** One line for table footers and the HTML report. */
