@@ -3,16 +3,31 @@
 // the tests need (leftover queues).
 //
 // LIMITATION: request prices only, for us-east-1, at the first volume tier (src/prices.ts holds them and
-// says what is left out). The report prices every billed request at the queue's one SQS rate per mode, so a
-// fan-out run's PublishBatch requests are priced at SQS's $0.40 (standard) rather than SNS's $0.50 per
-// million: the SNS figures are declared in src/prices.ts, not yet applied. Leftovers are listed with one ListQueues
-// call, which returns at most 1,000 queues.
+// says what is left out). Each action is priced by the service it belongs to: a fan-out run's SNS
+// publishes at SNS's price, the rest at SQS's. Leftovers are listed with one ListQueues call, which
+// returns at most 1,000 queues.
 
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { BrokerAdapter, Endpoint, Environment } from '../src/broker.ts';
+import type { BrokerAdapter, Endpoint, Environment, ServicePrice } from '../src/broker.ts';
 import { SQS_PRICING } from '../src/prices.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { isFifoMode } from './sqs-connection.ts';
+
+/** Actions of SNS among the counted requests (fan-out publishes through a topic, sqs-topics.ts); every other is SQS's. */
+const SNS_ACTIONS: ReadonlySet<string> = new Set([
+  'Publish', 'PublishBatch', 'CreateTopic', 'DeleteTopic', 'Subscribe', 'Unsubscribe', 'GetTopicAttributes',
+  'SetTopicAttributes', 'GetSubscriptionAttributes', 'SetSubscriptionAttributes', 'ListTopics', 'ListSubscriptionsByTopic',
+]);
+
+/** The service that bills `action` on a queue in `mode`, its tier and price (src/prices.ts). */
+function priceOf(action: string, mode: string): ServicePrice {
+  const fifo = isFifoMode(mode);
+  const tier = fifo ? 'FIFO' : 'standard';
+  if (SNS_ACTIONS.has(action)) {
+    return { service: 'SNS', tier, usdPerMillionRequests: fifo ? SQS_PRICING.snsFifoUsdPerMillion : SQS_PRICING.snsStandardUsdPerMillion };
+  }
+  return { service: 'SQS', tier, usdPerMillionRequests: fifo ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion };
+}
 
 /** The registry facts of the sqs entry. */
 export const sqsServerFacts = {
@@ -32,6 +47,7 @@ export const sqsServerFacts = {
   ],
   pricing: {
     usdPerMillionRequests: (mode: string) => (isFifoMode(mode) ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion),
+    priceOf,
   },
   testing: {
     leftovers: (endpoint, namespace) => queuesWithPrefix(endpoint, namespace),

@@ -10,7 +10,7 @@ import { groupRuns, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
 import { loadRuns } from './load.ts';
-import { pricingNote, SQS_PRICING } from './pricing.ts';
+import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrapLines } from './table.ts';
 
 export type CompareFormat = 'table' | 'md' | 'json';
@@ -123,7 +123,7 @@ const ROWS: readonly Row[] = [
     text: (c) =>
       c.requests?.usdPerMillionMessages === undefined
         ? 'n/a'
-        : `$${c.requests.usdPerMillionMessages.toFixed(2)} (${c.mode === 'fifo' ? 'FIFO' : 'standard'} $${c.requests.usdPerMillionRequests!.toFixed(2)}/M)`,
+        : describeRequestCost(c.requests.usdPerMillionMessages, c.requests.byService ?? []),
     better: 'lower',
   },
   { id: 'harnessCpuCores', label: 'harness CPU (cores, median)', text: (c) => c.harnessCpuCores.toFixed(2) },
