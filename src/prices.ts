@@ -1,7 +1,7 @@
 // Every price the harness uses, each with the date it was checked and where it came from: the SQS and
-// SNS request prices and the 64 KiB billing chunk. The sqs registry entry (adapters/sqs-registry.ts),
-// the request counter (adapters/sqs-connection.ts) and the pricing notes (src/report/pricing.ts) all
-// read them here; there is no other copy.
+// SNS request prices, the 64 KiB billing chunk, and the month the cost model counts. The sqs registry
+// entry (adapters/sqs-registry.ts), the request counter (adapters/sqs-connection.ts), the pricing notes
+// (src/report/pricing.ts) and the cost model (src/report/cost.ts) all read them here; there is no other copy.
 //
 // LIMITATION: us-east-1, first volume tier, free tier ignored. AWS's own pricing pages could not be
 // reached when the figures were checked: they are taken from third-party guides that quote them, as
@@ -38,3 +38,10 @@ export const SQS_PRICING = {
   snsCheckedOn: '2026-12-06',
   snsSource: 'aws.amazon.com/sns/pricing as known on 2026-12-06, the same in a third-party guide dated 2026-06-13 (the AWS page was not fetched)',
 } as const;
+
+/**
+ * The month a monthly cost is counted over: 730 hours, the average month of a 365-day year (8,760 / 12),
+ * as AWS cost estimates (and tools such as infracost) count an always-on month.
+ */
+export const HOURS_PER_MONTH = 730;
+export const SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600;

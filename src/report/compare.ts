@@ -10,6 +10,7 @@ import { groupRuns, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
 import { loadRuns } from './load.ts';
+import { costJson, costOfGroup, renderCostMarkdown, renderCostTable, type CostOptions } from './cost.ts';
 import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrapLines } from './table.ts';
 
@@ -212,7 +213,7 @@ export function renderMarkdown(groups: readonly Group[]): string {
   return [...sections, `**Bold**: best in row. ${[...NOTES, pricingNote()].map(escape).join(' ')}`].join('\n\n');
 }
 
-export function renderJson(groups: readonly Group[]): string {
+export function renderJson(groups: readonly Group[], extra: Readonly<Record<string, unknown>> = {}): string {
   return JSON.stringify(
     {
       schema: COMPARISON_SCHEMA,
@@ -250,6 +251,7 @@ export function renderJson(groups: readonly Group[]): string {
             .map((row) => [row.id, group.columns.filter((_, k) => row.best[k]).map((c) => c.label)]),
         ),
       })),
+      ...extra,
     },
     null,
     2,
@@ -262,6 +264,8 @@ export interface CompareOptions {
   readonly hgrmDir?: string;
   /** Columns the table format fits in; default the terminal's, else COLUMNS, else no limit. */
   readonly width?: number;
+  /** Also what a month at a sustained rate costs on each broker (src/report/cost.ts), after the tables. */
+  readonly cost?: CostOptions;
 }
 
 export interface CompareOutput {
@@ -283,5 +287,13 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
   const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson }[options.format];
-  return { output: render(groups), problems, notes };
+  const { cost } = options;
+  if (cost === undefined) return { output: render(groups), problems, notes };
+  const costs = groups.map((group) => costOfGroup(group, cost));
+  const output = {
+    table: () => `${renderTable(groups, options.width)}\n\n${renderCostTable(costs, cost, options.width ?? terminalWidth())}`,
+    md: () => `${renderMarkdown(groups)}\n\n${renderCostMarkdown(costs, cost)}`,
+    json: () => renderJson(groups, { cost: costJson(costs, cost) }),
+  }[options.format]();
+  return { output, problems, notes };
 }
