@@ -41,7 +41,7 @@ export const SQS_PRICING = {
 
 /**
  * The month a monthly cost is counted over: 730 hours, the average month of a 365-day year (8,760 / 12),
- * as AWS cost estimates (and tools such as infracost) count an always-on month.
+ * the always-on month cost tools for AWS (infracost, for one) count.
  */
 export const HOURS_PER_MONTH = 730;
 export const SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600;
