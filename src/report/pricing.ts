@@ -60,9 +60,11 @@ export function requestPricedAdapters(): string[] {
  * when several bill the workload (fan-out through SNS).
  */
 export function describeRequestCost(usdPerMillionMessages: number, services: readonly ServicePrice[]): string {
+  const [only] = services;
   const prices =
     services.length === 1
-      ? `${services[0]!.tier} $${services[0]!.usdPerMillionRequests.toFixed(2)}/M`
+      ? `${only!.tier} $${only!.usdPerMillionRequests.toFixed(2)}/M`
       : services.map((s) => `${s.service} ${s.tier} $${s.usdPerMillionRequests.toFixed(2)}/M`).join(', ');
-  return `$${usdPerMillionMessages.toFixed(2)} (${prices})`;
+  // A file whose workload made no request at all has no price to name.
+  return prices === '' ? `$${usdPerMillionMessages.toFixed(2)}` : `$${usdPerMillionMessages.toFixed(2)} (${prices})`;
 }

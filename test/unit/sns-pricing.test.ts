@@ -10,7 +10,7 @@ import { billedWorkloadByService, requestTotals } from '../../src/metrics/reques
 import { renderRows } from '../../src/report/compare.ts';
 import { groupRuns, type Group } from '../../src/report/group.ts';
 import { loadRuns } from '../../src/report/load.ts';
-import { SQS_PRICING } from '../../src/report/pricing.ts';
+import { describeRequestCost, SQS_PRICING } from '../../src/report/pricing.ts';
 
 const FAN_OUT = fileURLToPath(new URL('../fixtures/cost/fan-out', import.meta.url));
 
@@ -101,5 +101,15 @@ describe('billed requests by service', () => {
       { service: 'SQS', requests: 60, billed: 65 },
       { service: 'SNS', requests: 10, billed: 12 },
     ]);
+  });
+});
+
+describe('the request cost row', () => {
+  it('names the one price, both prices, or none for a file whose workload made no request', () => {
+    const sqs = { service: 'SQS', tier: 'standard', usdPerMillionRequests: 0.4 };
+    const sns = { service: 'SNS', tier: 'standard', usdPerMillionRequests: 0.5 };
+    expect(describeRequestCost(0.12, [sqs])).toBe('$0.12 (standard $0.40/M)');
+    expect(describeRequestCost(0.29, [sqs, sns])).toBe('$0.29 (SQS standard $0.40/M, SNS standard $0.50/M)');
+    expect(describeRequestCost(0, [])).toBe('$0.00');
   });
 });
