@@ -16,14 +16,15 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { BrokerError, type BrokerOptions, type QueueSpec } from '../src/broker.ts';
+import { SQS_PRICING } from '../src/prices.ts';
 import { redactUrl } from '../src/redact.ts';
 import { firstLine, SettingsReader, type EndpointKind } from './kit/index.ts';
 import { endpointLimits, MAX_BATCH_ENTRIES, MAX_IN_FLIGHT, MAX_NAME_CHARS } from './sqs-limits.ts';
 
 export { MAX_BATCH_ENTRIES, MAX_NAME_CHARS };
 export const ADAPTER = 'sqs';
-/** SQS bills each started 64 KiB of a request's payload as one request, and SNS its publishes alike (sqs-registry.ts). */
-const BILLING_CHUNK_BYTES = 65_536;
+/** SQS bills each started 64 KiB of a request's payload as one request, and SNS its publishes alike (src/prices.ts). */
+const BILLING_CHUNK_BYTES = SQS_PRICING.billedChunkBytes;
 /** Actions whose sent bodies are billed by the chunk, and the field that holds their entries. */
 const BILLED_SENDS: Readonly<Record<string, string>> = { SendMessageBatch: 'Entries', PublishBatch: 'PublishBatchRequestEntries' };
 const DEFAULT_MAX_SOCKETS = 64;

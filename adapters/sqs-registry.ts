@@ -2,44 +2,32 @@
 // (SQS_ENDPOINT, else the embedded fauxqs), which variables hold secrets, the request prices, and what
 // the tests need (leftover queues).
 //
-// LIMITATION: request prices only, for us-east-1, at the first volume tier (src/report/pricing.ts says
-// what is left out). The report prices every billed request at the queue's one SQS rate per mode, so a
-// fan-out run's PublishBatch requests are priced at SQS's $0.40 (standard) rather than SNS's $0.50 per
-// million: the SNS figures are declared here, not yet applied. Leftovers are listed with one ListQueues
-// call, which returns at most 1,000 queues.
+// LIMITATION: request prices only, for us-east-1, at the first volume tier (src/prices.ts holds them and
+// says what is left out). Each action is priced by the service it belongs to: a fan-out run's SNS
+// publishes at SNS's price, the rest at SQS's. Leftovers are listed with one ListQueues call, which
+// returns at most 1,000 queues.
 
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { BrokerAdapter, Endpoint, Environment } from '../src/broker.ts';
+import type { BrokerAdapter, Endpoint, Environment, ServicePrice } from '../src/broker.ts';
+import { SQS_PRICING } from '../src/prices.ts';
 import { resolveSqs } from '../src/services/sqs-endpoint.ts';
 import { isFifoMode } from './sqs-connection.ts';
 
-/** Where and when the prices below were taken; printed beside every cost. */
-export const SQS_PRICING = {
-  region: 'us-east-1',
-  /** USD per million requests to a standard queue (first tier, up to 100 billion a month). */
-  standardUsdPerMillion: 0.4,
-  /** USD per million requests to a FIFO queue. */
-  fifoUsdPerMillion: 0.5,
-  /** Each started chunk of this many payload bytes in one request is billed as one request. */
-  billedChunkBytes: 64 * 1024,
-  /** When the figures were checked. */
-  checkedOn: '2026-11-26',
-  source:
-    'aws.amazon.com/sqs/pricing as summarised by third-party guides dated March and June 2026 ' +
-    '(the AWS page itself was not reachable when checked)',
-  /**
-   * SNS, which fan-out on SQS publishes through (sqs-topics.ts): USD per million Publish or PublishBatch
-   * requests to a standard topic, each started 64 KiB of a request's payload billed as one request,
-   * as SQS does (billedRequests() counts them so). Taken on 2026-12-06 from aws.amazon.com/sns/pricing
-   * as known then, and the same in a third-party guide dated 2026-06-13; the AWS page was not fetched.
-   */
-  snsStandardUsdPerMillion: 0.5,
-  /** The same for a FIFO topic, which also bills $0.017 per GB of payload published (not counted here). Same source and date. */
-  snsFifoUsdPerMillion: 0.3,
-  /** Deliveries from a standard topic to SQS queues are not charged (SNS pricing, its delivery table). Same source and date. */
-  snsToSqsDeliveryUsdPerMillion: 0,
-  snsCheckedOn: '2026-12-06',
-} as const;
+/** Actions of SNS among the counted requests (fan-out publishes through a topic, sqs-topics.ts); every other is SQS's. */
+const SNS_ACTIONS: ReadonlySet<string> = new Set([
+  'Publish', 'PublishBatch', 'CreateTopic', 'DeleteTopic', 'Subscribe', 'Unsubscribe', 'GetTopicAttributes',
+  'SetTopicAttributes', 'GetSubscriptionAttributes', 'SetSubscriptionAttributes', 'ListTopics', 'ListSubscriptionsByTopic',
+]);
+
+/** The service that bills `action` on a queue in `mode`, its tier and price (src/prices.ts). */
+function priceOf(action: string, mode: string): ServicePrice {
+  const fifo = isFifoMode(mode);
+  const tier = fifo ? 'FIFO' : 'standard';
+  if (SNS_ACTIONS.has(action)) {
+    return { service: 'SNS', tier, usdPerMillionRequests: fifo ? SQS_PRICING.snsFifoUsdPerMillion : SQS_PRICING.snsStandardUsdPerMillion };
+  }
+  return { service: 'SQS', tier, usdPerMillionRequests: fifo ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion };
+}
 
 /** The registry facts of the sqs entry. */
 export const sqsServerFacts = {
@@ -59,6 +47,7 @@ export const sqsServerFacts = {
   ],
   pricing: {
     usdPerMillionRequests: (mode: string) => (isFifoMode(mode) ? SQS_PRICING.fifoUsdPerMillion : SQS_PRICING.standardUsdPerMillion),
+    priceOf,
   },
   testing: {
     leftovers: (endpoint, namespace) => queuesWithPrefix(endpoint, namespace),

@@ -259,6 +259,20 @@ export interface FlagSetting {
 export interface RequestPricing {
   /** USD per million billed requests for a queue in `mode`. */
   usdPerMillionRequests(mode: string): number;
+  /**
+   * The service (and its tier) that bills API `action` on a queue in `mode`, and its price: fan-out on
+   * SQS publishes through SNS, billed as SNS. Absent: every action is the queue's own, at usdPerMillionRequests.
+   */
+  priceOf?(action: string, mode: string): ServicePrice;
+}
+
+/** Who bills a request, and at what price. */
+export interface ServicePrice {
+  /** As people name it: `SQS`, `SNS`. */
+  readonly service: string;
+  /** `standard`, `FIFO`. */
+  readonly tier: string;
+  readonly usdPerMillionRequests: number;
 }
 
 /** What the test suites need to know of an adapter, without naming it. */

@@ -17,6 +17,7 @@ import type { RunConfig } from './config.ts';
 import { UsageError } from './errors.ts';
 import type { RunStatus } from './outcome.ts';
 import { compareFiles } from './report/compare.ts';
+import type { CostOptions } from './report/cost.ts';
 import { reportFiles } from './report/html.ts';
 import { makeFolder } from './report/result-file.ts';
 import type { Scenario } from './scenario.ts';
@@ -84,6 +85,8 @@ export interface ManyDeps {
   /** The channel the user asked for (or the default); each broker gets a fresh one derived from it. */
   readonly channel: string;
   readonly resultsDir: string;
+  /** The cost model's rate and instance price (--cost-rate, --instance-usd-month), for the comparison. */
+  readonly cost?: CostOptions;
   /** Called once every broker is planned, before any runs: fails (UsageError) if results cannot be written. */
   ready(): Promise<void>;
   /** Runs one planned broker to a result file; a BrokerError (no server) becomes a skip. */
@@ -161,16 +164,17 @@ function batchLine(plans: readonly PlannedRun[], limits: readonly { choice: Brok
 
 /** Prints the comparison of `files` and writes it as Markdown, JSON and HTML into the results folder. */
 async function compareAndWrite(files: readonly string[], deps: ManyDeps): Promise<void> {
-  const table = await compareFiles(files, { format: 'table' });
+  const cost = deps.cost ? { cost: deps.cost } : {};
+  const table = await compareFiles(files, { format: 'table', ...cost });
   for (const problem of table.problems) deps.err(`compare: ${problem}`);
   deps.out(table.output);
   const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   const base = path.join(deps.resultsDir, `${stamp}-comparison-${deps.scenario.name}`);
   await makeFolder(deps.resultsDir);
   for (const format of ['md', 'json'] as const) {
-    const { output } = await compareFiles(files, { format });
+    const { output } = await compareFiles(files, { format, ...cost });
     await writeFile(`${base}.${format}`, `${output}\n`);
   }
-  await reportFiles(files, { outFile: `${base}.html` });
+  await reportFiles(files, { outFile: `${base}.html`, ...cost });
   deps.err(`wrote the comparison of ${files.length} run(s): ${base}.md, .json and .html`);
 }

@@ -18,6 +18,7 @@ import { byteSize, int, num, numList, str } from './flags.ts';
 import { redactUrls } from './redact.ts';
 import { scrubSecrets } from './secrets.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
+import { costOptionsFrom, type CostOptions } from './report/cost.ts';
 import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
 import { ensureWritable } from './report/result-file.ts';
@@ -25,6 +26,12 @@ import { readWorkload, withWorkload, type Workload } from './workload.ts';
 import { executeRun, print, withInterrupt, type CliPlan } from './cli-run.ts';
 
 type Options = Record<string, unknown>;
+
+/** The cost model's flags, on scenario, compare and report (src/report/cost.ts). */
+const COST_OPTIONS = {
+  'cost-rate': { type: 'string', describe: 'also show what a month at this sustained rate (messages per second) would cost: requests billed per message, instances otherwise, and the break-even rate' },
+  'instance-usd-month': { type: 'string', describe: 'with --cost-rate: USD a month for one instance of a self-hosted broker (give twice the price for a failover pair)' },
+} as const;
 
 function scenarioOptions(y: Argv): Argv {
   return y
@@ -74,6 +81,7 @@ function scenarioOptions(y: Argv): Argv {
       'scale-by': { type: 'string', choices: ['consumers', 'processes'], describe: 'scale-out: consumers in this process, or processes of one consumer each [default: consumers]' },
       groups: { type: 'string', describe: 'fan-out: independent consumer groups every message must reach [default: 3]' },
       quiet: { type: 'boolean', default: false, describe: 'no progress on stderr' },
+      ...COST_OPTIONS,
     });
 }
 
@@ -89,8 +97,9 @@ async function scenarioCommand(argv: Options): Promise<number> {
   const workloadFile = str(argv.workload);
   const workload = workloadFile === undefined ? undefined : readWorkload(workloadFile);
   if (workload) argv = withWorkload(argv, workload);
+  const cost = costOptionsFrom(argv['cost-rate'], argv['instance-usd-month']);
   const queue = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
-  if (isBrokerList(queue)) return manyCommand(argv, parseBrokerList(queue), workload);
+  if (isBrokerList(queue)) return manyCommand(argv, parseBrokerList(queue), workload, cost);
   const choice = parseChoice(queue, argv.fifo === true ? 'fifo' : str(argv.mode));
   const scenario = findScenarioFlag(argv);
   const { adapter, mode } = choice;
@@ -102,7 +111,7 @@ async function scenarioCommand(argv: Options): Promise<number> {
   await ensureWritable(plan.config.resultsDir);
   return withInterrupt(async (interrupt) => {
     const { result, file } = await executeRun(plan, interrupt, argv.quiet === true, workload);
-    print(process.stdout, printSummary(result, file));
+    print(process.stdout, printSummary(result, file, cost ? { cost } : {}));
     if (file === undefined) return 1;
     return result.status === 'completed' ? 0 : result.status === 'interrupted' ? 130 : 1;
   });
@@ -197,7 +206,7 @@ function planRun(argv: Options, choice: BrokerChoice, scenario: Scenario, batchL
  * Several brokers (QUEUE=REDIS,SQS or all): each planned from the same flags, run in turn; see
  * src/cli-many.ts for what is compared and the exit codes.
  */
-async function manyCommand(argv: Options, choices: readonly BrokerChoice[], workload: Workload | undefined): Promise<number> {
+async function manyCommand(argv: Options, choices: readonly BrokerChoice[], workload: Workload | undefined, cost: CostOptions | undefined): Promise<number> {
   if (argv.fifo === true || argv.mode !== undefined) {
     throw new UsageError('--mode and --fifo apply to one broker; with several, give each its mode in the list, e.g. QUEUE=REDIS:simple,SQS:fifo');
   }
@@ -209,6 +218,7 @@ async function manyCommand(argv: Options, choices: readonly BrokerChoice[], work
       scenario,
       channel: str(argv.channel) ?? process.env.CHANNEL_NAME ?? DEFAULTS.channel,
       resultsDir,
+      ...(cost ? { cost } : {}),
       ready: () => ensureWritable(resultsDir),
       plan: (choice, batchLimit, channel) => {
         try {
@@ -238,9 +248,11 @@ async function manyCommand(argv: Options, choices: readonly BrokerChoice[], work
 async function compareCommand(argv: Options): Promise<number> {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
   const hgrmDir = str(argv.hgrm);
+  const cost = costOptionsFrom(argv['cost-rate'], argv['instance-usd-month']);
   const { output, problems, notes } = await compareFiles(files, {
     format: (str(argv.format) ?? 'table') as CompareFormat,
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
+    ...(cost ? { cost } : {}),
   });
   for (const problem of problems) print(process.stderr, `brokerbench compare: ${problem}`);
   for (const note of notes) print(process.stderr, `brokerbench compare: ${note}`);
@@ -251,9 +263,11 @@ async function compareCommand(argv: Options): Promise<number> {
 async function reportCommand(argv: Options): Promise<number> {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
   const hgrmDir = str(argv.hgrm);
+  const cost = costOptionsFrom(argv['cost-rate'], argv['instance-usd-month']);
   const { problems, notes } = await reportFiles(files, {
     outFile: str(argv.out) ?? 'report.html',
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
+    ...(cost ? { cost } : {}),
   });
   for (const problem of problems) print(process.stderr, `brokerbench report: ${problem}`);
   for (const note of notes) print(process.stderr, `brokerbench report: ${note}`);
@@ -287,7 +301,8 @@ export async function main(args: readonly string[]): Promise<number> {
         y
           .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
           .option('format', { type: 'string', choices: ['table', 'md', 'json'], default: 'table', describe: 'terminal table, Markdown or JSON' })
-          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
+          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' })
+          .options(COST_OPTIONS),
       async (argv) => {
         exitCode = await compareCommand(argv);
       },
@@ -299,7 +314,8 @@ export async function main(args: readonly string[]): Promise<number> {
         y
           .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
           .option('out', { type: 'string', default: 'report.html', describe: 'where the HTML file goes' })
-          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
+          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' })
+          .options(COST_OPTIONS),
       async (argv) => {
         exitCode = await reportCommand(argv);
       },

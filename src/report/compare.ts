@@ -8,14 +8,14 @@
 // only brokers of one delivery guarantee are ranked together; a column merging several runs shows
 // totals over all of them for counts (lost, duplicates ...).
 
-import { isFifoMode } from '../../adapters/sqs-connection.ts';
 import { formatCount, formatLatency, formatRate } from '../format.ts';
 import { answerFor, BEST_RULE, bestMarks, guaranteesOf, runSpread, type Answer, type AnswerEntry, type AnswerField, type Ranked } from './answer.ts';
 import { groupRuns, mergesSteps, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
 import { loadRuns } from './load.ts';
-import { pricingNote, SQS_PRICING } from './pricing.ts';
+import { costJson, costOfGroup, renderCostMarkdown, renderCostTable, type CostOptions } from './cost.ts';
+import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
 export type CompareFormat = 'table' | 'md' | 'json';
@@ -146,7 +146,7 @@ const ROWS: readonly Row[] = [
     text: (c) =>
       c.requests?.usdPerMillionMessages === undefined
         ? 'n/a'
-        : `$${c.requests.usdPerMillionMessages.toFixed(2)} (${isFifoMode(c.mode) ? 'FIFO' : 'standard'} $${c.requests.usdPerMillionRequests!.toFixed(2)}/M)`,
+        : describeRequestCost(c.requests.usdPerMillionMessages, c.requests.byService ?? []),
     better: 'lower',
   },
   { id: 'harnessCpuCores', label: 'harness CPU (cores, median)', text: (c) => c.harnessCpuCores.toFixed(2) },
@@ -294,7 +294,7 @@ export function renderMarkdown(groups: readonly Group[]): string {
   return [...sections, `**Bold**: best. ${[...NOTES, pricingNote()].map(escape).join(' ')}`].join('\n\n');
 }
 
-export function renderJson(groups: readonly Group[]): string {
+export function renderJson(groups: readonly Group[], extra: Readonly<Record<string, unknown>> = {}): string {
   return JSON.stringify(
     {
       schema: COMPARISON_SCHEMA,
@@ -333,6 +333,7 @@ export function renderJson(groups: readonly Group[]): string {
             .map((row) => [row.id, group.columns.filter((_, k) => row.best[k]).map((c) => c.label)]),
         ),
       })),
+      ...extra,
     },
     null,
     2,
@@ -345,6 +346,8 @@ export interface CompareOptions {
   readonly hgrmDir?: string;
   /** Columns the table format fits in; default the terminal's, else COLUMNS, else no limit. */
   readonly width?: number;
+  /** Also what a month at a sustained rate costs on each broker (src/report/cost.ts), after the tables. */
+  readonly cost?: CostOptions;
 }
 
 export interface CompareOutput {
@@ -366,5 +369,13 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
   const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson }[options.format];
-  return { output: render(groups), problems, notes };
+  const { cost } = options;
+  if (cost === undefined) return { output: render(groups), problems, notes };
+  const costs = groups.map((group) => costOfGroup(group, cost));
+  const output = {
+    table: () => `${renderTable(groups, options.width)}\n\n${renderCostTable(costs, cost, options.width ?? terminalWidth())}`,
+    md: () => `${renderMarkdown(groups)}\n\n${renderCostMarkdown(costs, cost)}`,
+    json: () => renderJson(groups, { cost: costJson(costs, cost) }),
+  }[options.format]();
+  return { output, problems, notes };
 }

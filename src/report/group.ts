@@ -19,9 +19,10 @@ import { DEFAULTS, type RunConfig } from '../config.ts';
 import { mergeHistograms, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { formatCount, formatRate } from '../format.ts';
 import { LATENCY_KINDS, type LatencyKind, type LoadedRun } from './load.ts';
-import { lostOf } from './result-file.ts';
-import { usdPerMillionRequests } from './pricing.ts';
-import { requestSplitOf } from '../metrics/requests.ts';
+import { lostOf, type ResultFile } from './result-file.ts';
+import { priceOfAction, usdPerMillionRequests } from './pricing.ts';
+import { billedWorkloadByService, requestSplitOf } from '../metrics/requests.ts';
+import type { ServicePrice } from '../broker.ts';
 
 /** Config fields that do not describe the workload, so runs differing only in them still compare. */
 const NOT_WORKLOAD: readonly (keyof RunConfig)[] = ['adapter', 'mode', 'channel', 'resultsDir', 'seed', 'timeoutMs'];
@@ -45,8 +46,20 @@ export interface RequestCost {
   readonly housekeeping: number;
   /** Undefined where the broker has no per-request price (Redis). */
   readonly usdPerMillionRequests?: number;
-  /** What a million messages moved this way would cost in requests, USD. */
+  /** What a million messages moved this way would cost in requests, USD: the sum over `byService`. */
   readonly usdPerMillionMessages?: number;
+  /** The priced workload by the service that bills it (fan-out on SQS: SQS, and SNS for the publishes), the busiest first. */
+  readonly byService?: readonly ServiceCost[];
+}
+
+/** One service's share of a column's priced requests. */
+export interface ServiceCost extends ServicePrice {
+  /** The workload's requests this service billed, as billed, all runs together. */
+  readonly billed: number;
+  /** Those per completed message. */
+  readonly billedPerMessage: number;
+  /** What this service bills for a million messages moved this way, USD. */
+  readonly usdPerMillionMessages: number;
 }
 
 export interface Column {
@@ -262,32 +275,59 @@ function mergeColumn(label: string, runs: readonly LoadedRun[]): Column {
     retried: sum((r) => r.counters.taskFailures),
     deadLettered: sum((r) => r.finalDepth.dead),
     errors: sum((r) => r.counters.publishErrors + r.counters.receiveErrors + r.counters.ackErrors),
-    ...requestCost(runs, completed),
+    ...requestCost(results, completed),
     harnessCpuCores: spread(results.map((r) => r.harness.cpuCores)).median,
     harnessCpuUsPerMessage: completed > 0 ? (cpuMs * 1000) / completed : 0,
     eventLoopDelayP99Ms: Math.max(...results.map((r) => r.harness.eventLoopDelayP99Ms)),
   };
 }
 
-/** Request totals over the runs; absent unless every run counted its requests. */
-function requestCost(runs: readonly LoadedRun[], completed: number): { requests?: RequestCost } {
-  if (!runs.every((r) => r.result.requests) || completed === 0) return {};
-  const total = runs.reduce((n, r) => n + r.result.requests!.total, 0);
-  const splits = runs.map((r) => requestSplitOf(r.result.requests!));
+/**
+ * Request totals over the runs (results of one adapter and mode), each action priced by the service that
+ * bills it; absent unless every run counted its requests.
+ */
+export function requestCost(results: readonly ResultFile[], completed: number): { requests?: RequestCost } {
+  if (!results.every((r) => r.requests) || completed === 0) return {};
+  const total = results.reduce((n, r) => n + r.requests!.total, 0);
+  const splits = results.map((r) => requestSplitOf(r.requests!));
   const workload = splits.reduce((n, s) => n + s.workload, 0);
   const billed = splits.reduce((n, s) => n + s.billedWorkload, 0);
-  const price = usdPerMillionRequests(runs[0]!.result);
-  const billedPerMessage = billed / completed;
+  const price = usdPerMillionRequests(results[0]!);
+  const byService = price === undefined ? undefined : billedByService(results, completed);
   return {
     requests: {
       total,
       billed,
       perMessage: workload / completed,
-      billedPerMessage,
+      billedPerMessage: billed / completed,
       housekeeping: splits.reduce((n, s) => n + s.housekeeping, 0),
-      ...(price === undefined ? {} : { usdPerMillionRequests: price, usdPerMillionMessages: billedPerMessage * price }),
+      ...(price === undefined || byService === undefined
+        ? {}
+        : { usdPerMillionRequests: price, usdPerMillionMessages: byService.reduce((n, s) => n + s.usdPerMillionMessages, 0), byService }),
     },
   };
+}
+
+/** The runs' billed workload by service and tier (src/metrics/requests.ts), priced. */
+function billedByService(results: readonly ResultFile[], completed: number): ServiceCost[] {
+  const prices = new Map<string, ServicePrice>();
+  const billed = new Map<string, number>();
+  for (const result of results) {
+    const serviceOf = (action: string): string => {
+      const price = priceOfAction(result, action)!;
+      const key = `${price.service} ${price.tier} ${price.usdPerMillionRequests}`;
+      prices.set(key, price);
+      return key;
+    };
+    for (const share of billedWorkloadByService(result.requests!, serviceOf)) billed.set(share.service, (billed.get(share.service) ?? 0) + share.billed);
+  }
+  return [...billed]
+    .sort(([, a], [, b]) => b - a)
+    .map(([key, count]) => {
+      const price = prices.get(key)!;
+      const perMessage = count / completed;
+      return { ...price, billed: count, billedPerMessage: perMessage, usdPerMillionMessages: perMessage * price.usdPerMillionRequests };
+    });
 }
 
 export function spread(values: readonly number[]): Spread {

@@ -20,6 +20,7 @@ import { groupRuns, type Column, type Group } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import { loadRuns, type LatencyKind, type LoadedRun } from './load.ts';
 import { pricingNote } from './pricing.ts';
+import { costHtml, type CostOptions } from './cost.ts';
 
 const KIND_TITLE: Readonly<Record<LatencyKind, string>> = {
   endToEnd: 'End-to-end latency (send to receipt by a consumer)',
@@ -140,7 +141,7 @@ function timelineOf(run: LoadedRun, id: string, title: string): TimelineChart {
 const canvas = (id: string, title: string): string =>
   `<figure><figcaption>${escapeHtml(title)}</figcaption><div class="chart"><canvas id="${id}" role="img" aria-label="${escapeHtml(title)}"></canvas></div></figure>`;
 
-export function renderHtml(groups: readonly Group[], problems: readonly string[], generatedAt: Date): string {
+export function renderHtml(groups: readonly Group[], problems: readonly string[], generatedAt: Date, cost?: CostOptions): string {
   const percentileCharts: PercentileChart[] = [];
   const timelineCharts: TimelineChart[] = [];
   const sections: string[] = [];
@@ -173,7 +174,7 @@ export function renderHtml(groups: readonly Group[], problems: readonly string[]
       });
     });
     sections.push(
-      `<section class="group"><h2>${escapeHtml(group.title)}</h2>${tableHtml(group)}\n` +
+      `<section class="group"><h2>${escapeHtml(group.title)}</h2>${tableHtml(group)}\n${cost ? `${costHtml(group, cost)}\n` : ''}` +
         `<div class="charts">${charts.join('\n')}</div>\n<h3>Runs</h3>\n${runs.join('\n')}</section>`,
     );
   });
@@ -304,6 +305,8 @@ export interface ReportOptions {
   readonly hgrmDir?: string;
   /** For tests and reproducible output. */
   readonly now?: Date;
+  /** Also what a month at a sustained rate costs on each broker, after each group's table (src/report/cost.ts). */
+  readonly cost?: CostOptions;
 }
 
 export interface ReportOutput {
@@ -317,7 +320,7 @@ export async function reportFiles(inputs: readonly string[], options: ReportOpti
   const { runs, problems } = await loadRuns(inputs);
   if (runs.length === 0) return { problems, notes: [] };
   const groups = groupRuns(runs);
-  const html = renderHtml(groups, problems, options.now ?? new Date());
+  const html = renderHtml(groups, problems, options.now ?? new Date(), options.cost);
   const notes: string[] = [];
   if (options.hgrmDir !== undefined) {
     const written = await writeHgrmFiles(options.hgrmDir, groups);

@@ -5,10 +5,13 @@ import { formatBytes, formatCount, formatLatency, formatRate, formatSeconds } fr
 import { publishedCount } from '../metrics/ledger.ts';
 import { requestSplitOf } from '../metrics/requests.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
+import { costOfRun, renderCostTable, type CostOptions } from './cost.ts';
 
 export interface PrintOptions {
   /** Columns to fit in; tables wider are stacked, prose wrapped. Default: the terminal's, else COLUMNS, else no limit (a pipe keeps lines whole). */
   readonly width?: number;
+  /** Also what a month at this sustained rate would cost (src/report/cost.ts), under the summary. */
+  readonly cost?: CostOptions;
 }
 
 export function printSummary(result: ResultFile, file?: string, options: PrintOptions = {}): string {
@@ -99,5 +102,13 @@ export function printSummary(result: ResultFile, file?: string, options: PrintOp
   for (const error of result.errors) lines.push(...marked('!', `first ${error}`));
   // One line however long: scripts and people find the file by it.
   if (file) lines.push(`result: ${file}`);
+  if (options.cost) {
+    // Rates of a run cut short say nothing of what the broker sustains.
+    lines.push(
+      result.status === 'completed'
+        ? renderCostTable([costOfRun(result, options.cost)], options.cost, width)
+        : `cost: not worked out, the run did not complete (${result.status})`,
+    );
+  }
   return lines.join('\n');
 }

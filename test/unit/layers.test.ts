@@ -10,7 +10,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** Floors from the ground up; a file may import from its own floor and those below. First match wins. */
 const FLOORS: readonly { floor: number; matches: RegExp }[] = [
-  { floor: 0, matches: /^src\/(broker|clock|config|errors|flags|format|outcome|scenario|redact|environment)\.ts$|^src\/metrics\// },
+  { floor: 0, matches: /^src\/(broker|clock|config|errors|flags|format|outcome|scenario|redact|environment|prices)\.ts$|^src\/metrics\// },
   { floor: 0, matches: /^src\/workload\.ts$/ },
   { floor: 1, matches: /^src\/pipeline\// },
   { floor: 2, matches: /^src\/services\/|^adapters\// },
