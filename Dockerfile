@@ -13,8 +13,10 @@ COPY bin ./bin
 COPY src ./src
 COPY adapters ./adapters
 COPY scenarios ./scenarios
-# A plain `scenario` run writes its result file under /app/results; the workers write to their parts folder.
-RUN mkdir -p results && chown 1000:1000 results
+# Where user 1000 writes: a plain `scenario` run's result files (/app/results), and the workers' parts
+# and the merged results (/data). A named volume mounted on /data starts as a copy of this folder,
+# owned alike; a Kubernetes volume does not, and the pods' fsGroup sees to it there.
+RUN mkdir -p results /data/parts /data/results && chown -R 1000:1000 results /data
 
 # The base image's `node` user, by number so Kubernetes' runAsNonRoot can check it is not root.
 USER 1000:1000
