@@ -194,7 +194,7 @@ function helpText(): string {
     'Job that merges their parts into one result file. README: Running on Kubernetes.',
     '',
     ...rows,
-    `  --help${' '.repeat(27)} this text`,
+    `  --${'help'.padEnd(26)} this text`,
     '',
   ].join('\n');
 }

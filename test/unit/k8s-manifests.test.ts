@@ -189,6 +189,15 @@ describe('what the manifests say', () => {
     expect(container(workers, 'worker').args?.slice(-2)).toEqual(['--mode', 'fifo']);
   });
 
+  it('--help lists the flags in one column, and nothing else is made', () => {
+    const generated = generate(['--workers', '4', '--help']);
+    expect(generated.kind).toBe('help');
+    const rows = generated.kind === 'help' ? generated.text.split('\n').filter((line) => line.startsWith('  --')) : [];
+    expect(rows.map((row) => row.split(/\s+/)[1])).toEqual(expect.arrayContaining(['--workers', '--queue', '--workload', '--out', '--help']));
+    // Where each row's help starts, past the flag and its VALUE (capitals): the same column in every row.
+    expect(new Set(rows.map((row) => /^ {2}--\S+(?: [A-Z]+)?\s+/.exec(row)?.[0].length)).size).toBe(1);
+  });
+
   it('a run without --run-id gets one from the time and four random hex digits', () => {
     const generated = generate(['--workers', '2', '--queue', 'SQS'], new Date('2026-12-06T10:15:00Z'));
     expect(generated.kind === 'manifests' && generated.plan.runId).toMatch(/^20261206-101500-[0-9a-f]{4}$/);
