@@ -13,14 +13,14 @@ import { answerFor, BEST_RULE, bestMarks, guaranteesOf, runSpread, type Answer, 
 import { groupRuns, mergesSteps, type Column, type Group, type Spread } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
-import { loadRuns } from './load.ts';
+import { COMPARISON_SCHEMA, loadRuns } from './load.ts';
 import { costJson, costOfGroup, renderCostMarkdown, renderCostTable, type CostOptions } from './cost.ts';
 import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
 export type CompareFormat = 'table' | 'md' | 'json';
 
-export const COMPARISON_SCHEMA = 'brokerbench/comparison';
+export { COMPARISON_SCHEMA };
 /** 2: each group has its `answer` (answer.ts), and `best` follows its rule; every field of 1 is kept. */
 export const COMPARISON_SCHEMA_VERSION = 2;
 

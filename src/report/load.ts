@@ -5,7 +5,7 @@
 // LIMITATION: a run that did not complete (timeout, failed, interrupted) is left out, since its rates
 // cover only part of the work; a copy of a run already read (same run id and start) is counted once.
 
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../errors.ts';
@@ -36,7 +36,7 @@ export async function loadRuns(inputs: readonly string[]): Promise<LoadOutcome> 
   const seenPaths = new Set<string>();
   const seenRuns = new Map<string, string>();
   if (inputs.length === 0) problems.push('no result files given');
-  for (const file of await expandInputs(inputs, problems)) {
+  for (const { file, inFolder } of await expandInputs(inputs, problems)) {
     const real = await realpath(file).catch(() => path.resolve(file));
     if (seenPaths.has(real)) continue; // `results/ results/x.json`: the same file named twice
     seenPaths.add(real);
@@ -45,6 +45,8 @@ export async function loadRuns(inputs: readonly string[]): Promise<LoadOutcome> 
       result = await readResult(file);
     } catch (error) {
       if (!(error instanceof UsageError)) throw error;
+      // A comparison a run wrote beside its results (src/cli-many.ts) is compare's output, not a run.
+      if (inFolder && (await isComparison(file))) continue;
       problems.push(error.message);
       continue;
     }
@@ -70,9 +72,21 @@ export async function loadRuns(inputs: readonly string[]): Promise<LoadOutcome> 
   return { runs, problems };
 }
 
+/** The schema `compare --format json` writes (src/report/compare.ts), which names no run. */
+export const COMPARISON_SCHEMA = 'brokerbench/comparison';
+
+async function isComparison(file: string): Promise<boolean> {
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as { schema?: unknown } | null;
+    return parsed?.schema === COMPARISON_SCHEMA;
+  } catch {
+    return false;
+  }
+}
+
 /** Files as given; folders contribute their `*.json` files and their subfolders', sorted by path (so by start time). */
-async function expandInputs(inputs: readonly string[], problems: string[]): Promise<string[]> {
-  const files: string[] = [];
+async function expandInputs(inputs: readonly string[], problems: string[]): Promise<{ file: string; inFolder: boolean }[]> {
+  const files: { file: string; inFolder: boolean }[] = [];
   for (const input of inputs) {
     const info = await stat(input).catch(() => undefined);
     if (info?.isDirectory()) {
@@ -81,9 +95,9 @@ async function expandInputs(inputs: readonly string[], problems: string[]): Prom
         .map((entry) => path.join(entry.parentPath, entry.name))
         .sort();
       if (found.length === 0) problems.push(`${input}: folder holds no .json result files`);
-      files.push(...found);
+      files.push(...found.map((file) => ({ file, inFolder: true })));
     } else {
-      files.push(input);
+      files.push({ file: input, inFolder: false });
     }
   }
   return files;

@@ -53,6 +53,11 @@ describe('several brokers in one command', () => {
     // The printed table is that comparison.
     expect(run.stdout).toMatch(/│ +│ memory default +│ redis-list reliable +│ redis-list simple +│/);
     expect(run.stdout).not.toContain('Not completed');
+    // The folder can be compared again: the comparison written beside the results is not taken for a bad result.
+    const again = await runCli(['compare', out, '--format', 'json'], { COLUMNS: '400' }, 60_000);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect((JSON.parse(again.stdout) as ComparisonJson).groups[0]!.columns).toHaveLength(3);
   });
 
   it('still runs the others when one broker has no server, names it with the reason and exits 1', async () => {
