@@ -18,6 +18,7 @@ import { makeFolder } from './result-file.ts';
 import { NOTES, renderRows } from './compare.ts';
 import { groupRuns, type Column, type Group } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
+import { coarsen } from '../metrics/timeline.ts';
 import { loadRuns, type LatencyKind, type LoadedRun } from './load.ts';
 import { pricingNote } from './pricing.ts';
 
@@ -32,6 +33,8 @@ const CHARTED_KINDS: readonly LatencyKind[] = ['endToEnd', 'publish', 'execution
 /** Steps per decade of 1/(1-p): 20 gives a smooth curve at ~100 points per series. */
 const STEPS_PER_DECADE = 20;
 const MAX_DECADES = 5; // 99.999%
+/** Most points a timeline chart draws: 100 ms buckets for runs up to 20 s, wider ones beyond. */
+const TIMELINE_POINTS = 200;
 
 interface PercentileChart {
   readonly id: string;
@@ -124,15 +127,16 @@ function scenarioTablesHtml(run: LoadedRun): string {
 }
 
 function timelineOf(run: LoadedRun, id: string, title: string): TimelineChart {
-  const points = run.result.timeline ?? [];
+  const { bucketMs, points } = coarsen(run.result.timeline, TIMELINE_POINTS);
   const hasDepth = points.some((p) => p.depth !== undefined);
+  const perSec = (count: number): number => (count * 1000) / bucketMs;
   return {
     id,
     title,
-    seconds: points.map((p) => p.second),
-    published: points.map((p) => p.published),
-    received: points.map((p) => p.received),
-    completed: points.map((p) => p.completed),
+    seconds: points.map((p) => p.startMs / 1000),
+    published: points.map((p) => perSec(p.published)),
+    received: points.map((p) => perSec(p.received)),
+    completed: points.map((p) => perSec(p.completed)),
     ...(hasDepth ? { depth: points.map((p) => p.depth ?? null) } : {}),
   };
 }

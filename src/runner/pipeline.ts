@@ -258,6 +258,7 @@ class PipelineRun {
       counters: { ...books.counters },
       histograms: books.histograms,
       timeline: books.timeline.points(),
+      timelineBuckets: books.timeline.series(),
       finalDepth,
       errors: [...books.errors.values()],
       harness: {
