@@ -83,9 +83,8 @@ export interface PipelineOutcome {
   /** Per second: what scenarios read their backlog and windows from. */
   readonly timeline: TimelinePoint[];
   /**
-   * The same counts in 100 ms buckets (wider for long runs), what the result file keeps; absent where
-   * a scenario builds an outcome of its own (scale-out's steps end to end), whose per-second timeline
-   * is written instead.
+   * The same counts in 100 ms buckets (wider for long runs), what the result file keeps; where a
+   * scenario builds an outcome of its own without them, its per-second timeline is written instead.
    */
   readonly timelineBuckets?: TimelineSeries;
   /** Depth when the run ended. */

@@ -208,3 +208,23 @@ export function coarsen(series: TimelineSeries, maxPoints: number): TimelineSeri
 export function seriesOfSeconds(points: readonly TimelinePoint[]): TimelineSeries {
   return { bucketMs: 1000, points: points.map(({ second, ...rest }) => ({ startMs: second * 1000, ...rest })) };
 }
+
+/**
+ * Series laid end to end on one time axis, each `offsetMs` after the first one's start (a scenario's
+ * steps, run one after another), in buckets of the widest width among them: each bucket lands where
+ * its start falls, counts add up, the last depth sample wins and gaps between them are filled with 0.
+ */
+export function layEndToEnd(parts: readonly { readonly offsetMs: number; readonly series: TimelineSeries }[]): TimelineSeries {
+  const bucketMs = parts.reduce((widest, part) => Math.max(widest, part.series.bucketMs), FINE_BUCKET_MS);
+  const out: TimelineBucket[] = [];
+  for (const { offsetMs, series } of parts) {
+    for (const point of series.points) {
+      const k = Math.floor((Math.max(0, offsetMs) + point.startMs) / bucketMs);
+      while (out.length <= k) out.push({ startMs: out.length * bucketMs, published: 0, received: 0, completed: 0, failed: 0 });
+      const into = out[k]!;
+      for (const kind of KINDS) into[kind] += point[kind];
+      if (point.depth !== undefined) into.depth = point.depth;
+    }
+  }
+  return { bucketMs, points: out };
+}

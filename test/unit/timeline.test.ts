@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coarsen, FINE_BUCKET_MS, seriesOfSeconds, Timeline, widthFor } from '../../src/metrics/timeline.ts';
+import { coarsen, FINE_BUCKET_MS, layEndToEnd, seriesOfSeconds, Timeline, widthFor } from '../../src/metrics/timeline.ts';
 
 const START = 5_000_000_000; // an arbitrary monotonic µs origin
 
@@ -145,5 +145,22 @@ describe('coarsen and widthFor', () => {
     const wide = coarsen({ bucketMs: 100, points: [{ ...fine(900), failed: 1 }, { ...fine(0), failed: 2 }, { ...fine(-500), failed: 4 }] }, 1);
     expect(wide).toEqual({ bucketMs: 1000, points: [{ ...fine(0), failed: 7 }] });
     expect(coarsen({ bucketMs: 100, points: [] }, 10)).toEqual({ bucketMs: 100, points: [] });
+  });
+});
+
+describe('layEndToEnd', () => {
+  it("lays steps on one axis by their offsets, in the widest step's buckets, gaps filled with 0", () => {
+    const first = { bucketMs: 100, points: [{ ...fine(0), completed: 1 }, { ...fine(100), completed: 2, depth: 5 }] };
+    const second = { bucketMs: 100, points: [{ ...fine(0), completed: 4 }] };
+    expect(layEndToEnd([{ offsetMs: 0, series: first }, { offsetMs: 450, series: second }])).toEqual({
+      bucketMs: 100,
+      points: [{ ...fine(0), completed: 1 }, { ...fine(100), completed: 2, depth: 5 }, fine(200), fine(300), { ...fine(400), completed: 4 }],
+    });
+    const long = { bucketMs: 1000, points: [{ ...fine(0), published: 3 }] };
+    expect(layEndToEnd([{ offsetMs: 0, series: first }, { offsetMs: 1200, series: long }])).toEqual({
+      bucketMs: 1000,
+      points: [{ ...fine(0), completed: 3, depth: 5 }, { ...fine(1000), published: 3 }],
+    });
+    expect(layEndToEnd([])).toEqual({ bucketMs: FINE_BUCKET_MS, points: [] });
   });
 });
