@@ -1,13 +1,14 @@
 // compare on real result files (test/fixtures/results, written by the harness: see make-results.sh):
 // grouping, merging histograms rather than averaging percentiles, the spread of rates, request cost,
-// the best-in-row marks and the three output formats.
+// the best-in-row marks (within one delivery guarantee), the answer leading each group and the three
+// output formats.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config.ts';
 import { decodeHistogram, mergeHistograms, summarize } from '../../src/metrics/histogram.ts';
-import { renderJson, renderMarkdown, renderRows, renderTable } from '../../src/report/compare.ts';
+import { renderJson, renderMarkdown, renderRows, renderTable, type RenderedRow } from '../../src/report/compare.ts';
 import { groupRuns, spread, type Column, type Group } from '../../src/report/group.ts';
 import { percentileCurve } from '../../src/report/html.ts';
 import { loadRuns, type LoadedRun } from '../../src/report/load.ts';
@@ -138,21 +139,111 @@ describe('request cost', () => {
 });
 
 describe('best in row', () => {
-  it('marks the highest rate and the lowest latency, and nothing when every value is equal', () => {
-    const rows = renderRows(same);
-    const byId = (id: string) => rows.find((row) => row.id === id)!;
+  const rows = (): RenderedRow[] => renderRows(same);
+  const byId = (id: string): RenderedRow => rows().find((row) => row.id === id)!;
+  const labels = (row: RenderedRow): string[] => same.columns.filter((_, k) => row.best[k]).map((c) => c.label);
+
+  it('ranks only columns of one delivery guarantee: at-most-once redis-list simple wins no rate against at-least-once brokers', () => {
+    // redis-list simple has the highest median completion rate of all ...
     const rates = same.columns.map((c) => c.completePerSec.median);
-    expect(byId('completionRate').best).toEqual(rates.map((r) => r === Math.max(...rates)));
-    const p99s = same.columns.map((c) => c.latencyUs.endToEnd.p99);
-    expect(byId('endToEnd.p99').best).toEqual(p99s.map((v) => v === Math.min(...p99s)));
-    expect(byId('lost').best).toEqual(same.columns.map(() => false)); // all 0
-    expect(byId('broker').best).toEqual(same.columns.map(() => false)); // descriptive
-    // Only SQS has a cost; the cheaper of the two is marked.
-    expect(byId('usdPerMillionMessages').best).toEqual([false, false, false, false, true]);
+    expect(same.columns[rates.indexOf(Math.max(...rates))]!.label).toBe('redis-list simple');
+    // ... but it is the only at-most-once column, so nothing to rank it against; among the at-least-once ones
+    // redis-list reliable's two runs (min … max) lie above every other's.
+    expect(byId('delivery').cells).toEqual(['at-least-once', 'at-most-once', 'at-least-once', 'at-least-once', 'at-least-once']);
+    expect(labels(byId('completionRate'))).toEqual(['redis-list reliable']);
+    expect(labels(byId('endToEnd.p99'))).toEqual(['redis-list reliable']);
+  });
+
+  it('marks no count when all are 0, and nothing on a descriptive row', () => {
+    expect(byId('lost').best).toEqual(same.columns.map(() => false));
+    expect(byId('duplicateDeliveries').best).toEqual(same.columns.map(() => false));
+    expect(byId('broker').best).toEqual(same.columns.map(() => false));
+  });
+
+  it('marks the cheaper SQS mode: only SQS has a cost, and standard is more than 5% cheaper', () => {
+    expect(labels(byId('usdPerMillionMessages'))).toEqual(['sqs standard']);
+  });
+
+  it('marks nothing where the best is inside the runner-up\'s spread', () => {
+    // Two runs each: the same runs under another name, 6% faster, so their min … max overlap reliable's.
+    const reliable = column(same, 'redis-list reliable').runs;
+    const faster = reliable.map((run) => ({
+      ...run,
+      result: {
+        ...run.result,
+        runId: `${run.result.runId}-twin`,
+        broker: { ...run.result.broker, name: 'redis-stream', mode: 'group' },
+        throughput: { ...run.result.throughput, completePerSec: run.result.throughput.completePerSec * 1.06 },
+      },
+    }));
+    const group = groupRuns([...reliable, ...faster])[0]!;
+    expect(group.columns.map((c) => c.runs.length)).toEqual([2, 2]);
+    const [slow, fast] = group.columns.map((c) => c.completePerSec);
+    expect(fast!.median / slow!.median).toBeCloseTo(1.06, 6);
+    expect(fast!.min).toBeLessThan(slow!.max);
+    expect(renderRows(group).find((row) => row.id === 'completionRate')!.best).toEqual([false, false]);
+    // One run each, 6% apart: no spread known, over the 5% margin, so marked.
+    const single = groupRuns([reliable[0]!, faster[0]!])[0]!;
+    expect(renderRows(single).find((row) => row.id === 'completionRate')!.best).toEqual([false, true]);
   });
 
   it('leaves out execution rows when no run had a task', () => {
-    expect(renderRows(same).some((row) => row.id.startsWith('execution.'))).toBe(false);
+    expect(rows().some((row) => row.id.startsWith('execution.'))).toBe(false);
+  });
+});
+
+describe('the answer leads every group', () => {
+  it('prints per group the answer table, then the warnings and verdicts, then the detailed table', () => {
+    const text = renderTable([same], 200);
+    const answerHead = text.search(/│ broker +│ delivery +│ order +│ DLQ +│ delays +│ rate +│ p99 +│ lost +│ dup +│ req\/1M +│ \$\/1M +│/);
+    const verdict = text.indexOf('redis-list simple: nothing lost: 1000 of 1000 published messages completed');
+    const detailHead = text.search(/│ +│ redis-list reliable +│ redis-list simple +│/);
+    expect(answerHead).toBeGreaterThan(text.indexOf('throughput: 1,000 messages'));
+    expect(verdict).toBeGreaterThan(answerHead);
+    expect(detailHead).toBeGreaterThan(verdict);
+    expect(text).toMatch(/│ redis-list reliable +│ at-least-once +│ none +│ yes +│ yes +│ [\d,]+\/s \* +│ [\d.]+ ms \* +│ 0 +│ 0 +│ n\/a +│ n\/a +│/);
+    expect(text).toMatch(/│ redis-list simple +│ at-most-once +│ fifo +│ no +│ no +│ [\d,]+\/s +│ [\d.]+ ms +│ 0 +│ 0 +│ n\/a +│ n\/a +│/);
+    expect(text).toMatch(/│ sqs fifo +│ at-least-once +│ per-group +│ yes +│ no +│ 125\/s +│ [\d.]+ s +│ 0 +│ 0 +│ 3,195,000 +│ \$1\.60 +│/);
+    expect(text).toMatch(/│ sqs standard +│ at-least-once +│ none +│ yes +│ yes +│ [\d,]+\/s +│ [\d.]+ ms +│ 0 +│ 0 +│ 304,000 \* +│ \$0\.12 \* +│/);
+    // Every line of the grid fits in 200 columns.
+    expect(Math.max(...text.split('\n').map((line) => [...line].length))).toBeLessThanOrEqual(200);
+  });
+
+  it('says where the harness was saturated, that the figures are a floor, and which run said a verdict only some runs said', () => {
+    const text = renderTable([same], 200);
+    // sqs standard's second run had an event-loop p99 of 72 ms (over 50 ms).
+    expect(text).toContain('sqs standard: harness saturated (harness event-loop p99 72 ms): these figures are a floor, the broker may be faster than shown');
+    expect(text).not.toMatch(/^sqs fifo: harness saturated/m);
+    // Both runs of redis-list reliable said the same: once, without a file name.
+    expect(text.split('\nredis-list reliable: no duplicate deliveries\n')).toHaveLength(2);
+    const [first, second] = column(same, 'redis-list reliable').runs;
+    const differing = { ...second!, result: { ...second!.result, verdicts: [...second!.result.verdicts, 'something only this run saw'] } };
+    const group = groupRuns([first!, differing])[0]!;
+    expect(renderTable([group], 200)).toContain(`redis-list reliable (${path.basename(second!.file)}): something only this run saw`);
+  });
+
+  it('fits 80 columns: the answer stacked one block per broker, its lines wrapped, every mark kept', () => {
+    const narrow = renderTable([same], 80);
+    expect(Math.max(...narrow.split('\n').map((line) => [...line].length))).toBeLessThanOrEqual(80);
+    const answer = narrow.slice(0, narrow.indexOf('\n\n'));
+    for (const label of ['redis-list reliable', 'redis-list simple', 'redis-stream group', 'sqs fifo', 'sqs standard']) {
+      expect(answer).toMatch(new RegExp(`^${label}$`, 'm'));
+    }
+    expect(answer).toMatch(/^ {2}delivery +at-most-once +order +fifo/m);
+    expect(answer).toMatch(/ \$\/1M +\$0\.12 \*$/m);
+    expect(answer).toMatch(/^sqs standard: harness saturated \(harness event-loop p99 72 ms\): these figures\n {2}are a floor/m);
+    const marks = (text: string): number => text.split(' *').length;
+    expect(marks(narrow)).toBe(marks(renderTable([same], 200)));
+  });
+
+  it('labels every FIFO mode\'s cost FIFO, fifo-high-throughput too', () => {
+    const fifo = column(same, 'sqs fifo').runs[0]!;
+    const high = {
+      ...fifo,
+      result: { ...fifo.result, config: { ...fifo.result.config, mode: 'fifo-high-throughput' }, broker: { ...fifo.result.broker, mode: 'fifo-high-throughput' } },
+    };
+    const cost = renderRows(groupRuns([high])[0]!).find((row) => row.id === 'usdPerMillionMessages')!;
+    expect(cost.cells[0]).toMatch(/^\$\d+\.\d\d \(FIFO \$0\.50\/M\)$/);
   });
 });
 
@@ -169,33 +260,71 @@ describe('output formats', () => {
     expect(text).toMatch(/us-east-1 .* standard \$0\.40 and FIFO \$0\.50 per million requests, each 64 KiB chunk .* checked 20\d\d-\d\d-\d\d .* may change/);
   });
 
-  it('prints Markdown tables whose rows all have the header\'s cell count, best values in bold', () => {
+  it('prints the answer and the detailed table in Markdown, every row with its header\'s cell count, best values in bold', () => {
     const md = renderMarkdown([same]);
-    const lines = md.split('\n').filter((line) => line.startsWith('|'));
+    // Two tables: the answer (11 cells a row), then the details (a label and 5 columns).
+    const [answer, details] = md.split('\n\n').filter((block) => block.startsWith('|'));
     const cells = (line: string): number => line.replace(/\\\|/g, '').split('|').length;
-    expect(lines.length).toBeGreaterThan(20);
-    for (const line of lines) expect(cells(line), line).toBe(cells(lines[0]!));
-    expect(lines[1]).toBe('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const table of [answer!, details!]) {
+      const lines = table.split('\n');
+      for (const line of lines) expect(cells(line), line).toBe(cells(lines[0]!));
+    }
+    expect(answer!.split('\n').slice(0, 2)).toEqual([
+      '| broker | delivery | order | DLQ | delays | rate | p99 | lost | dup | req/1M | $/1M |',
+      '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ]);
+    expect(answer).toMatch(/^\| redis-list reliable \| at-least-once \| none \| yes \| yes \| \*\*[\d,]+\/s\*\* \|/m);
+    expect(details!.split('\n')).toHaveLength(renderRows(same).length + 2);
+    expect(details!.split('\n')[1]).toBe('| --- | ---: | ---: | ---: | ---: | ---: |');
     expect(md).toMatch(/^\| completion rate \|.*\*\*[\d,]+\/s\*\*/m);
+    expect(md).toMatch(/^- sqs standard: harness saturated \(harness event-loop p99 72 ms\)/m);
+    expect(md).toMatch(/^- redis-list simple: nothing lost: 1000 of 1000 published messages completed$/m);
+    expect(md.indexOf('| broker |')).toBeLessThan(md.indexOf('- redis-list simple: nothing lost'));
+    expect(md.indexOf('- redis-list simple: nothing lost')).toBeLessThan(md.indexOf('| completion rate |'));
     expect(md).toMatch(/^### throughput: 1,000 messages/m);
+    expect(md).toContain('Best: only among brokers with the same delivery guarantee');
     expect(md).toContain('checked 20');
   });
 
-  it('prints JSON with the numbers, units in names, the best columns per row and the prices', () => {
+  it('prints JSON (schema version 2) with the answer per group, the numbers, units in names, the best columns per row and the prices', () => {
     const json = JSON.parse(renderJson(groups)) as {
       schema: string;
+      schemaVersion: number;
       pricing: typeof SQS_PRICING;
-      groups: { title: string; columns: { label: string; runs: unknown[]; latencyUs: { endToEnd: { count: number } }; throughputPerSec: { completion: { median: number } }; requests: unknown }[]; best: Record<string, string[]> }[];
+      groups: {
+        id: string;
+        title: string;
+        answer: { groupId: string; title: string; entries: { label: string; delivery: string; ratePerSec: { median: number }; p99Us?: number; usdPerMillion?: number; saturation?: string; verdicts: { run: string; text: string }[]; best: string[] }[] };
+        columns: { label: string; runs: unknown[]; latencyUs: { endToEnd: { count: number } }; throughputPerSec: { completion: { median: number } }; requests: unknown }[];
+        best: Record<string, string[]>;
+      }[];
     };
     expect(json.schema).toBe('brokerbench/comparison');
+    expect(json.schemaVersion).toBe(2);
     expect(json.pricing.fifoUsdPerMillion).toBe(0.5);
     const g = json.groups[1]!;
     expect(g.columns.map((c) => c.runs.length)).toEqual([2, 1, 1, 1, 2]);
     expect(g.columns[0]!.latencyUs.endToEnd.count).toBe(2000);
     expect(g.columns[0]!.requests).toBeNull();
     expect(g.best.usdPerMillionMessages).toEqual(['sqs standard']);
-    const fastest = g.columns.reduce((a, b) => (b.throughputPerSec.completion.median > a.throughputPerSec.completion.median ? b : a));
-    expect(g.best.completionRate).toEqual([fastest.label]);
+    // The fastest at-least-once column, not the at-most-once one.
+    expect(g.best.completionRate).toEqual(['redis-list reliable']);
+    expect(g.answer.groupId).toBe(g.id);
+    expect(g.answer.title).toBe(g.title);
+    expect(g.answer.entries.map((e) => [e.label, e.delivery, e.best])).toEqual([
+      ['redis-list reliable', 'at-least-once', ['rate', 'p99']],
+      ['redis-list simple', 'at-most-once', []],
+      ['redis-stream group', 'at-least-once', []],
+      ['sqs fifo', 'at-least-once', []],
+      ['sqs standard', 'at-least-once', ['requests', 'cost']],
+    ]);
+    const standard = g.answer.entries[4]!;
+    expect(standard.ratePerSec.median).toBe(g.columns[4]!.throughputPerSec.completion.median);
+    expect(standard.usdPerMillion).toBeGreaterThan(0);
+    expect(standard.saturation).toBe('harness event-loop p99 72 ms');
+    expect(standard.verdicts).toHaveLength(4);
+    expect(standard.verdicts[0]!.run).toMatch(/^2026-11-26T08-2\d-\d\dZ-sqs-standard-throughput-1000\.json$/);
+    expect(g.answer.entries[0]!.usdPerMillion).toBeUndefined();
   });
 });
 
