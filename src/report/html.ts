@@ -21,12 +21,10 @@ import { loadRuns, type LoadedRun } from './load.ts';
 import { pricingNote } from './pricing.ts';
 import { assignColours, percentileCharts, stepCurve, throughputBars, timelineChart, type ChartData } from './html-charts.ts';
 import { CLIENT_SCRIPT, chartJsSource } from './html-client.ts';
+import { escapeHtml, plural } from './html-kit.ts';
+import { summaryHtml } from './html-summary.ts';
 
 export { percentileCurve } from './html-charts.ts';
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
 
 function tableHtml(group: Group): string {
   const head = `<tr><th></th>${group.columns.map((c) => `<th>${escapeHtml(c.label)}</th>`).join('')}</tr>`;
@@ -84,8 +82,6 @@ function curveFamilies(groups: readonly Group[]): number[][] {
   return [...byKey.values()];
 }
 
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-
 export function renderHtml(groups: readonly Group[], problems: readonly string[], generatedAt: Date): string {
   const colours = assignColours(groups);
   const data: ChartData = { colours, lineCharts: [], barCharts: [], timelineCharts: [] };
@@ -112,16 +108,21 @@ export function renderHtml(groups: readonly Group[], problems: readonly string[]
     data.lineCharts.push(...latency);
     return (
       `<section class="group" id="group-${g}"><h3>${escapeHtml(group.title)}</h3>\n` +
+      `<p class="notes">The answer for this workload is in the <a href="#answer-${g}">summary</a>; every figure, best cells highlighted:</p>\n` +
       (link === undefined ? '' : `<p class="notes">Its curve, with every run of this workload, is under <a href="#group-${link}">${escapeHtml(groups[link]!.title)}</a>.</p>\n`) +
       `${tableHtml(group)}\n<div class="charts">${charts.join('\n')}</div>\n` +
       `<div class="charts">${latency.map((chart) => canvas(chart.id, chart.title)).join('\n')}</div></section>`
     );
   });
 
+  // Each run's section, by group and result file name, for the summary's links.
+  const runAnchors = new Map<string, string>();
   const runSections = groups.map((group, g) => {
     const runs = group.columns.flatMap((column, c) =>
       column.runs.map((run, r) => {
         const id = `g${g}-c${c}-r${r}`;
+        const key = `${g}/${path.basename(run.file)}`;
+        if (!runAnchors.has(key)) runAnchors.set(key, `#run-${id}`);
         const title = `${column.label}: ${run.result.startedAt} (run ${run.result.runId})`;
         data.timelineCharts.push(timelineChart(run, id, title, column.label, colours[column.label]!));
         const verdicts = run.result.verdicts.map((line) => `<li>${escapeHtml(line)}</li>`).join('');
@@ -135,8 +136,10 @@ export function renderHtml(groups: readonly Group[], problems: readonly string[]
     return `<section class="runs" id="runs-${g}"><h3>${escapeHtml(group.title)}</h3>\n${runs.join('\n')}</section>`;
   });
 
+  const summary = summaryHtml(groups, colours, { group: (g) => `#group-${g}`, run: (g, file) => runAnchors.get(`${g}/${file}`) });
   const runCount = groups.reduce((n, g) => n + g.columns.reduce((m, c) => m + c.runs.length, 0), 0);
   const contents = [
+    '<li><a href="#summary">Summary</a></li>',
     `<li><a href="#comparisons">Comparisons by workload</a>, then <a href="#runs">single runs</a>:<ol>${groups
       .map((group, g) => `<li><a href="#group-${g}">${escapeHtml(group.title)}</a> · <a href="#runs-${g}">${plural(group.columns.reduce((n, c) => n + c.runs.length, 0), 'run')}</a></li>`)
       .join('')}</ol></li>`,
@@ -158,12 +161,12 @@ export function renderHtml(groups: readonly Group[], problems: readonly string[]
 <style>${STYLE}</style>
 </head>
 <body>
-<h1>brokerbench report</h1>
-<p class="notes">Generated ${escapeHtml(generatedAt.toISOString())} from ${plural(runCount, 'result file')}, ${plural(groups.length, 'workload')}.</p>
+<header><h1>brokerbench report</h1> <span class="notes">generated ${escapeHtml(generatedAt.toISOString())} from ${plural(runCount, 'result file')}, ${plural(groups.length, 'workload')}; best cells highlighted (the rule is under <a href="#notes">Notes</a>)</span></header>
+${summary}
 <nav id="contents"><h2>Contents</h2><ol>${contents.join('\n')}</ol></nav>
 ${problemList}
 <section id="comparisons"><h2>Comparisons by workload</h2>
-<p class="notes">Best value in each row highlighted. <label><input type="checkbox" id="log-y" checked> logarithmic latency axis</label></p>
+<p class="notes"><label><input type="checkbox" id="log-y" checked> logarithmic latency axis</label></p>
 ${comparisons.join('\n')}
 </section>
 <section id="runs"><h2>Single runs</h2>
@@ -179,14 +182,24 @@ ${runSections.join('\n')}
 }
 
 const STYLE = `
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1em 1.5em; color: #222; }
-h1 { font-size: 1.4em; margin: 0 0 0.2em; } h2 { font-size: 1.2em; margin-top: 1.5em; border-bottom: 1px solid #ccc; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0.8em 1.5em; color: #222; }
+header h1 { display: inline; font-size: 1.4em; margin: 0 0.5em 0 0; }
+h2 { font-size: 1.2em; margin: 1.5em 0 0.4em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1.05em; margin-top: 1.5em; } h4 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th[scope=row], table.config th { text-align: left; font-weight: normal; color: #555; }
 table.config td { text-align: left; white-space: normal; }
 td.best { background: #e6f4ea; }
+.warn { color: #a40; }
+#summary h2 { margin-top: 0.6em; }
+#summary h3 { font-size: 0.95em; margin: 0.6em 0 0.2em; }
+#summary h3 a { color: inherit; text-decoration: none; }
+table.answer { font-size: 13px; margin: 0.2em 0; }
+table.answer thead th { border-bottom: 1px solid #999; }
+table.answer th[scope=row] { color: #222; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; border-radius: 2px; vertical-align: -0.05em; }
+#summary ul.verdicts { font-size: 12.5px; margin: 0.2em 0 0.4em; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
 .chart { position: relative; height: 320px; }
 figure { margin: 0.5em 0; } figcaption { font-weight: 600; }
