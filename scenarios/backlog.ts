@@ -83,9 +83,9 @@ export const backlog: Scenario = {
       const usedDelta = standing.server.usedBytes - before.usedBytes;
       const perUsedBytes = usedDelta / waiting;
       verdicts.push(
-        `memory per waiting message: ${perKeyBytes.toFixed(0)} B in the queue's keys (MEMORY USAGE), ` +
-          `${perUsedBytes.toFixed(0)} B by the server's used_memory (+${formatBytes(Math.max(0, usedDelta))} for ${formatCount(waiting)}); ` +
-          `the body is ${config.payloadBytes} B, so ${(perKeyBytes - config.payloadBytes).toFixed(0)} B per message is the queue's own`,
+        `memory per waiting message: ${formatCount(Math.round(perKeyBytes))} B in the queue's keys (MEMORY USAGE), ` +
+          `${formatCount(Math.round(perUsedBytes))} B by the server's used_memory (+${formatBytes(Math.max(0, usedDelta))} for ${formatCount(waiting)}); ` +
+          `the body is ${formatCount(config.payloadBytes)} B, so ${formatCount(Math.round(perKeyBytes - config.payloadBytes))} B per message is the queue's own`,
       );
       rows.push(['queue keys (MEMORY USAGE)', `${formatBytes(standing.queueBytes)}, ${perKeyBytes.toFixed(0)} B per message`]);
       rows.push(['server used_memory', `${formatBytes(before.usedBytes)} -> ${formatBytes(standing.server.usedBytes)}, ${perUsedBytes.toFixed(0)} B per message`]);
@@ -116,7 +116,7 @@ export const backlog: Scenario = {
     if (drainStartUs > 0) {
       verdicts.push(
         `drained ${formatCount(ledger.completed)} of ${formatCount(waiting ?? accepted)} waiting messages in ${seconds(drainUs)}: ` +
-          `${formatRate(drainPerSec)} with ${config.consumers} consumers`,
+          `${formatRate(drainPerSec)} with ${formatCount(config.consumers)} consumers`,
       );
       rows.push(['drain', `${formatCount(ledger.completed)} in ${seconds(drainUs)}, ${formatRate(drainPerSec)}`]);
       Object.assign(values, { drainSec: drainUs / 1e6, drainPerSec });

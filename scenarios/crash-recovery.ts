@@ -207,7 +207,7 @@ export const crashRecovery: Scenario = {
       const held = record.held.length / 2;
       const how =
         record.mode === 'random'
-          ? `at a random moment (${killDelayMs} ms after ${formatCount(killAfter)} completions, no warning)`
+          ? `at a random moment (${formatCount(killDelayMs)} ms after ${formatCount(killAfter)} completions, no warning)`
           : `after ${formatCount(killAfter)} completions, ${record.frozen ? 'frozen between broker calls first' : 'killed unfrozen (it did not answer freeze in time)'}`;
       verdicts.push(
         `killed consumer process ${record.slot} (pid ${record.pid}) with SIGKILL at ${killedSec}, ${how}, holding ${messages(held)}` +
@@ -310,7 +310,7 @@ export const crashRecovery: Scenario = {
 function doing(record: CrashRecord): string {
   const parts = Object.entries(record.activity)
     .filter(([, n]) => n > 0)
-    .map(([what, n]) => `${n} ${what}`);
+    .map(([what, n]) => `${formatCount(n)} ${what}`);
   return parts.length > 0 ? parts.join(', ') : 'not yet consuming';
 }
 

@@ -82,8 +82,8 @@ export const delayed: Scenario = {
     const delivered = late.count + early;
     const verdicts: string[] = [];
     verdicts.push(
-      `lateness (delivered minus scheduled) over ${formatCount(delivered)} messages due ${config.delayMs} to ` +
-        `${config.delayMs + config.delayWindowMs} ms after sending: p50 ${formatLatency(late.p50)}, p99 ${formatLatency(late.p99)}, max ${formatLatency(late.max)}`,
+      `lateness (delivered minus scheduled) over ${formatCount(delivered)} messages due ${formatCount(config.delayMs)} to ` +
+        `${formatCount(config.delayMs + config.delayWindowMs)} ms after sending: p50 ${formatLatency(late.p50)}, p99 ${formatLatency(late.p99)}, max ${formatLatency(late.max)}`,
     );
     verdicts.push(
       early === 0

@@ -52,16 +52,16 @@ export const executor: Scenario = {
     const waited = summarize(outcome.histograms.endToEnd);
 
     const verdicts: string[] = [];
-    const how = pooled ? `concurrency ${formatCount(concurrency)}` : `no pool: ${config.consumers} consumers × batches of ${config.receiveBatch}`;
+    const how = pooled ? `concurrency ${formatCount(concurrency)}` : `no pool: ${formatCount(config.consumers)} consumers × batches of ${formatCount(config.receiveBatch)}`;
     verdicts.push(
-      `${formatCount(outcome.ledger.completed)} of ${formatCount(outcome.ledger.expected)} tasks of ${config.task.durationMs} ms ` +
+      `${formatCount(outcome.ledger.completed)} of ${formatCount(outcome.ledger.expected)} tasks of ${formatCount(config.task.durationMs)} ms ` +
         `(${config.task.distribution} ${config.task.work}) with ${how}: done in ${seconds(elapsedUs)} (ideal ${seconds(idealUs)})`,
     );
     verdicts.push(
       `throughput ${formatRate(throughputPerSec)} = ${percent(throughputPerSec, ceilingPerSec)} of concurrency/task time (${formatRate(ceilingPerSec)})`,
     );
     verdicts.push(
-      (peak.value > 0 ? `backlog peaked at ${formatCount(peak.value)} messages in second ${peak.second + 1}; ` : 'no backlog left at the end of any second; ') +
+      (peak.value > 0 ? `backlog peaked at ${formatCount(peak.value)} messages in second ${formatCount(peak.second + 1)}; ` : 'no backlog left at the end of any second; ') +
         `messages waited for a worker p50 ${formatLatency(waited.p50)}, p99 ${formatLatency(waited.p99)}, max ${formatLatency(waited.max)}`,
     );
     if (config.task.work === 'cpu' && concurrency > 1) {

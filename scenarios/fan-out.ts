@@ -37,16 +37,16 @@ export const fanOut: Scenario = {
     const groups = fan.results();
     const k = groups.length;
     const how = fan.native
-      ? `one ${config.adapter} queue read by ${k} consumer groups`
-      : `${k} ${config.adapter} queues, one per group, each publish written ${k} times`;
+      ? `one ${config.adapter} queue read by ${formatCount(k)} consumer groups`
+      : `${formatCount(k)} ${config.adapter} queues, one per group, each publish written ${formatCount(k)} times`;
 
     const verdicts: string[] = [];
     const short = groups.filter((group) => group.ledger.lost > 0);
     const published = publishedCount(outcome.ledger);
     verdicts.push(
       short.length === 0
-        ? `every message reached all ${k} groups (${how}): ${formatCount(outcome.ledger.completed)} of ${formatCount(published)} completed by each`
-        : `${short.length} of ${k} groups fell short (${how}): ` +
+        ? `every message reached all ${formatCount(k)} groups (${how}): ${formatCount(outcome.ledger.completed)} of ${formatCount(published)} completed by each`
+        : `${formatCount(short.length)} of ${formatCount(k)} groups fell short (${how}): ` +
             short.map((group) => `${group.name} LOST ${formatCount(group.ledger.lost)}`).join(', '),
     );
     const p99s = groups.map((group) => summarize(group.endToEnd).p99);

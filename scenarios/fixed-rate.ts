@@ -160,7 +160,7 @@ export const fixedRate: Scenario = {
         ? `at ${formatRate(top.ratePerSec)}: no message published after the warm-up was received`
         : `at ${formatRate(top.ratePerSec)}: p99 ${formatLatency(top.endToEndP99Us)} from the intended send time to receipt ` +
             `(p50 ${formatLatency(top.endToEndP50Us)}; coordinated omission corrected), backlog growth ${formatRate(top.backlogGrowthPerSec)} ` +
-            `over ${config.durationSec} s measured after a ${config.warmupSec} s warm-up`,
+            `over ${formatCount(config.durationSec)} s measured after a ${formatCount(config.warmupSec)} s warm-up`,
     );
     // The headline rate's books are below; every other rate's loss is named here, whatever its status.
     for (let k = 0; k < outcomes.length; k++) {
@@ -169,8 +169,8 @@ export const fixedRate: Scenario = {
       const at = formatRate(results[k]!.ratePerSec);
       verdicts.push(
         status === 'completed'
-          ? `LOST ${ledger.lost} of ${publishedCount(ledger)} published messages at ${at}`
-          : `${ledger.lost} of ${publishedCount(ledger)} published messages not completed at ${at} when that rate stopped (${status})`,
+          ? `LOST ${formatCount(ledger.lost)} of ${formatCount(publishedCount(ledger))} published messages at ${at}`
+          : `${formatCount(ledger.lost)} of ${formatCount(publishedCount(ledger))} published messages not completed at ${at} when that rate stopped (${status})`,
       );
     }
     verdicts.push(...ledgerVerdicts(chosen));
@@ -308,9 +308,9 @@ export function judge(rate: number, config: RunConfig, outcome: PipelineOutcome)
 
   let reason = '';
   if (outcome.status === 'timeout') {
-    reason = `not done within this rate's bound of ${config.timeoutMs / 1000} s (${formatCount(published)} of ${formatCount(config.messages)} published)`;
+    reason = `not done within this rate's bound of ${formatCount(config.timeoutMs / 1000)} s (${formatCount(published)} of ${formatCount(config.messages)} published)`;
   } else if (outcome.status !== 'completed') reason = `run ${outcome.status}: ${outcome.reason ?? ''}`.trim();
-  else if (outcome.ledger.lost > 0) reason = `${outcome.ledger.lost} messages lost`;
+  else if (outcome.ledger.lost > 0) reason = `${formatCount(outcome.ledger.lost)} messages lost`;
   else if (publishLagSec > Math.max(0.25, 0.05 * scheduleSec)) reason = `publishing fell ${publishLagSec.toFixed(2)} s behind the schedule`;
   // A quarter second of traffic as slack: the backlog is read once a second, and one pause moves it that much.
   else if (at(to) - at(from) > rate * (0.05 * windowSec + 0.25)) reason = `backlog grew ${formatCount(Math.round(backlogGrowthPerSec))} msg/s`;

@@ -73,7 +73,7 @@ export const scaleOut: Scenario = {
         outcome = await runStep(context, k, consumers, remainingMs);
       } catch (error) {
         // Preparing the step's queues or starting its consumers failed (e.g. the broker stalled).
-        failure = `step ${k + 1} (${consumers} ${config.scaleBy === 'processes' ? 'consumer processes' : 'consumers'}) could not run: ${describeError(error)}`;
+        failure = `step ${k + 1} (${formatCount(consumers)} ${config.scaleBy === 'processes' ? 'consumer processes' : 'consumers'}) could not run: ${describeError(error)}`;
         if (steps.length === 0) throw error;
         skipped.push(consumers);
         continue;
@@ -91,26 +91,26 @@ export const scaleOut: Scenario = {
     const best = steps.reduce((top, step) => (step.completePerSec > top.completePerSec ? step : top));
     const knee = steps.findIndex((step) => step.gain !== null && step.gain < GROWTH_THRESHOLD);
     if (steps.length === 1) {
-      verdicts.push(`one step only: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}; give --steps more counts for a curve`);
+      verdicts.push(`one step only: ${formatRate(best.completePerSec)} with ${formatCount(best.consumers)} ${unit}; give --steps more counts for a curve`);
     } else if (knee < 0) {
       const last = steps.at(-1)!;
       verdicts.push(
-        `still growing at ${last.consumers} ${unit}: ${formatRate(last.completePerSec)}, ${signedPercent(last.gain ?? 0)} over the step before; try more steps`,
+        `still growing at ${formatCount(last.consumers)} ${unit}: ${formatRate(last.completePerSec)}, ${signedPercent(last.gain ?? 0)} over the step before; try more steps`,
       );
     } else {
       const at = steps[knee - 1]!;
       const next = steps[knee]!;
       verdicts.push(
-        `throughput stops growing at ${at.consumers} ${unit}: ${formatRate(at.completePerSec)}, and ${next.consumers} gave ${formatRate(next.completePerSec)} ` +
+        `throughput stops growing at ${formatCount(at.consumers)} ${unit}: ${formatRate(at.completePerSec)}, and ${formatCount(next.consumers)} gave ${formatRate(next.completePerSec)} ` +
           `(${signedPercent(next.gain!)}, under +${GROWTH_THRESHOLD * 100}%)`,
       );
     }
-    verdicts.push(`best: ${formatRate(best.completePerSec)} with ${best.consumers} ${unit}, ${(best.completePerSec / steps[0]!.completePerSec).toFixed(1)}x the first step`);
+    verdicts.push(`best: ${formatRate(best.completePerSec)} with ${formatCount(best.consumers)} ${unit}, ${(best.completePerSec / steps[0]!.completePerSec).toFixed(1)}x the first step`);
     if (skipped.length > 0) {
-      verdicts.push(`skipped ${skipped.join(', ')} ${unit}: ${failure ?? 'a step failed, --timeout ran out or the run was interrupted'}`);
+      verdicts.push(`skipped ${skipped.map(formatCount).join(', ')} ${unit}: ${failure ?? 'a step failed, --timeout ran out or the run was interrupted'}`);
     }
     for (const step of steps) {
-      if (step.outcome.status !== 'completed') verdicts.push(`${step.consumers} ${unit}: ${step.outcome.status}, ${step.outcome.reason ?? ''}`.trim());
+      if (step.outcome.status !== 'completed') verdicts.push(`${formatCount(step.consumers)} ${unit}: ${step.outcome.status}, ${step.outcome.reason ?? ''}`.trim());
     }
     const measured = mergeOutcomes(steps.map((step) => step.outcome));
     // A step that could not run fails the whole run, which still carries every step measured before it.

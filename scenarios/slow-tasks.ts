@@ -101,7 +101,7 @@ export const slowTasks: Scenario = {
     const fastestWait = summarize(fastest.waited);
     verdicts.push(
       `${fastest.type.name} (${formatLatency(summarize(fastest.execution).p50)} p50 to run) waited p50 ${formatLatency(fastestWait.p50)}, ` +
-        `p99 ${formatLatency(fastestWait.p99)} for a worker behind the slow types (concurrency ${config.taskConcurrency || 'per batch'})`,
+        `p99 ${formatLatency(fastestWait.p99)} for a worker behind the slow types (concurrency ${config.taskConcurrency ? formatCount(config.taskConcurrency) : 'per batch'})`,
     );
     verdicts.push(...ledgerVerdicts(outcome));
 

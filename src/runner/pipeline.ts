@@ -13,6 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Broker, QueueDepth } from '../broker.ts';
 import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
+import { formatCount } from '../format.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { newRunToken } from '../pipeline/message.ts';
 import type { ConsumerSet } from '../pipeline/sink.ts';
@@ -290,12 +291,12 @@ class PipelineRun {
 
   /** Why --timeout ended the run, naming the phase it ran out in. */
   timeoutReason(): string {
-    const limit = `--timeout ${this.#config.timeoutMs / 1000} s ran out`;
+    const limit = `--timeout ${formatCount(this.#config.timeoutMs / 1000)} s ran out`;
     if (this.#setupMs >= this.#config.timeoutMs) {
-      return `${limit} while connecting (${(this.#setupMs / 1000).toFixed(1)} s, ${this.#connections} connections of consumers opened)`;
+      return `${limit} while connecting (${(this.#setupMs / 1000).toFixed(1)} s, ${formatCount(this.#connections)} connections of consumers opened)`;
     }
-    if (!this.#publishEndUs) return `${limit} while publishing (${this.#books.published} of ${this.#config.messages} published)`;
-    return `${limit} while draining, with ${this.#drain.outstanding()} messages outstanding`;
+    if (!this.#publishEndUs) return `${limit} while publishing (${formatCount(this.#books.published)} of ${formatCount(this.#config.messages)} published)`;
+    return `${limit} while draining, with ${formatCount(this.#drain.outstanding())} messages outstanding`;
   }
 
   /** Books indices `from` up to `to` as never sent, here and in the consumers' own books. */

@@ -26,7 +26,7 @@ describe('brokerbench scenario', () => {
     expect(run.stderr).not.toMatch(/Error|at .*\.ts/);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/throughput on redis-list \(reliable\)/);
-    expect(run.stdout).toMatch(/nothing lost: 2000 of 2000/);
+    expect(run.stdout).toMatch(/nothing lost: 2,000 of 2,000/);
     const files = (await readdir(out)).filter((name) => name.endsWith('.json'));
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-redis-list-reliable-throughput-2000\.json$/);

@@ -90,7 +90,7 @@ describe('--timeout', () => {
     expect(run.code, run.stderr).toBe(1);
     const result = await onlyResult(out);
     expect(result.status).toBe('timeout');
-    expect(result.reason).toMatch(/^--timeout 1 s ran out while connecting \(\d+\.\d s, \d+ connections of consumers opened\)$/);
+    expect(result.reason).toMatch(/^--timeout 1 s ran out while connecting \(\d+\.\d s, [\d,]+ connections of consumers opened\)$/);
     expect(result.ledger).toMatchObject({ completed: 0, lost: 0, notSent: 100 });
     // What comes after the run has bounds of its own, and the result says which.
     expect(result.limits).toEqual({ timeoutMs: 1000, commandMs: 3000, stopGraceMs: 2000, closeMs: 3000, childStartMs: 30_000, childStopGraceMs: 5000, teardownMs: 15_000 });
@@ -106,7 +106,7 @@ describe('--timeout', () => {
     expect(run.elapsedMs).toBeLessThan(20_000);
     const result = await onlyResult(out);
     expect(result.status).toBe('timeout');
-    expect(result.reason).toMatch(/^--timeout 3 s ran out while draining, with \d+ messages outstanding$/);
+    expect(result.reason).toMatch(/^--timeout 3 s ran out while draining, with [\d,]+ messages outstanding$/);
     expect(result.ledger.completed).toBeGreaterThan(0);
     expect(result.ledger.completed).toBeLessThan(200);
     expect(result.ledger.notSent).toBe(0);

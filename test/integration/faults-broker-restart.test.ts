@@ -17,6 +17,7 @@ import { redisListAdapter } from '../../adapters/redis-list.ts';
 import { redisStreamAdapter } from '../../adapters/redis-stream.ts';
 import { sqsAdapter } from '../../adapters/sqs.ts';
 import { throughput } from '../../scenarios/throughput.ts';
+import { formatCount } from '../../src/format.ts';
 import { runScenario } from '../../src/runner/runner.ts';
 import { startRedisServer, type StartedRedisServer } from '../../src/services/redis-server.ts';
 import { startFauxqs, type StartedFauxqs } from '../../src/services/sqs-endpoint.ts';
@@ -109,7 +110,7 @@ describe('the broker restarts mid-run', () => {
     // Exactly what the server held is lost; everything else accepted was completed.
     expect(ledger.lost).toBe(heldAtRestart);
     expect(ledger.completed + ledger.lost).toBe(ledger.expected - ledger.publishFailed - (ledger.notSent ?? 0));
-    expect(outcome.verdicts[0]).toMatch(new RegExp(`^LOST ${heldAtRestart} of `));
+    expect(outcome.verdicts[0]).toMatch(new RegExp(`^LOST ${formatCount(heldAtRestart)} of `));
     expect(outcome.finalDepth).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
   });
 

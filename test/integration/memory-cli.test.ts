@@ -25,7 +25,7 @@ describe('QUEUE=memory on the command line', () => {
     const run = await runCli(['scenario', '1500', '--quiet', '--results-dir', out], noServer);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain('nothing lost: 1500 of 1500 published messages completed');
+    expect(run.stdout).toContain('nothing lost: 1,500 of 1,500 published messages completed');
     expect(await readdir(out)).toEqual([expect.stringMatching(/-memory-default-throughput-1500\.json$/)]);
   });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../../src/config.ts';
 import { UsageError } from '../../src/errors.ts';
+import { formatCount } from '../../src/format.ts';
 import { NO_TASK } from '../../src/pipeline/executor.ts';
 import { readResult, type ResultFile } from '../../src/report/result-file.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
@@ -91,7 +92,7 @@ describe('backlog', () => {
     expect(v['bytesPerMessage']).toBeGreaterThan(200);
     expect(v['bytesPerMessage']).toBeLessThan(400);
     expect(v['drainPerSec']).toBeGreaterThan(0);
-    expect(result.verdicts[0]).toMatch(/^memory per waiting message: \d+ B in the queue's keys/);
+    expect(result.verdicts[0]).toMatch(/^memory per waiting message: [\d,]+ B in the queue's keys/);
   });
 
   it("redis-list: the server's used_memory per message leaves the consumers' connections out", async () => {
@@ -139,8 +140,8 @@ describe('backlog', () => {
       const accepted = v['acceptedMessages'] as number;
       const refusedYetStored = result.ledger.completed - accepted;
       expect(result.verdicts).toContain(
-        `nothing lost: ${accepted} of ${accepted} published messages completed` +
-          (refusedYetStored > 0 ? `, and ${refusedYetStored} more whose publish was reported failed but were stored` : ''),
+        `nothing lost: ${formatCount(accepted)} of ${formatCount(accepted)} published messages completed` +
+          (refusedYetStored > 0 ? `, and ${formatCount(refusedYetStored)} more whose publish was reported failed but were stored` : ''),
       );
       // The runner tore its keys down on the capped server.
       expect(await keysWithPrefix('bb-', server.url)).toEqual([]);

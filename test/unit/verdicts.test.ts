@@ -42,4 +42,27 @@ describe('ledgerVerdicts', () => {
   it('says nothing lost, as before, when every message completed', () => {
     expect(ledgerVerdicts(outcome(100, 0))[0]).toBe('nothing lost: 100 of 100 published messages completed');
   });
+
+  it('writes every count with thousands separators', () => {
+    const big = (completed: number, dead: number, status: PipelineOutcome['status'] = 'completed'): PipelineOutcome => {
+      const base = outcome(100, 0, status);
+      const ledger = { ...base.ledger, expected: 500_000, delivered: 500_000, deliveries: 501_200, completed, lost: 500_000 - completed, notSent: 0, duplicateDeliveries: 1_200 };
+      return {
+        ...base,
+        ledger,
+        missing: [completed, completed + 1],
+        counters: { ...base.counters, redeliveries: 1_100, malformed: 2_000 },
+        finalDepth: { ready: 3_000, inFlight: 0, delayed: 0, dead },
+      } as PipelineOutcome;
+    };
+    expect(ledgerVerdicts(big(500_000, 0))).toEqual([
+      'nothing lost: 500,000 of 500,000 published messages completed',
+      '1,200 duplicate deliveries (1,100 flagged as redeliveries by the broker)',
+      '2,000 bodies were not harness messages (acked and counted)',
+    ]);
+    expect(ledgerVerdicts(big(480_000, 15_000))[0]).toBe('LOST 5,000 of 500,000 published messages (first missing: 480000, 480001; 15,000 dead-lettered, not lost)');
+    expect(ledgerVerdicts(big(4_900, 0, 'timeout'))[0]).toBe(
+      '495,100 of 500,000 published messages not completed when the run stopped (3,000 still queued at the end; first missing: 4900, 4901)',
+    );
+  });
 });
