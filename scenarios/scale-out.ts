@@ -18,7 +18,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import { describeError, UsageError } from '../src/errors.ts';
 import { mergeHistograms, summarize } from '../src/metrics/histogram.ts';
 import type { LedgerCounts } from '../src/metrics/ledger.ts';
-import type { TimelinePoint } from '../src/metrics/timeline.ts';
+import { layEndToEnd, type TimelinePoint } from '../src/metrics/timeline.ts';
 import { formatCount, formatLatency, formatRate } from '../src/format.ts';
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { ProcessConsumers } from '../src/runner/process-consumers.ts';
@@ -233,6 +233,10 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       if (point.depth !== undefined) into.depth = point.depth;
     }
   }
+  // The same, in the steps' finer buckets, for the result file and the report.
+  const timelineBuckets = outcomes.every((outcome) => outcome.timelineBuckets)
+    ? layEndToEnd(outcomes.map((outcome) => ({ offsetMs: (outcome.startUs - first.startUs) / 1000, series: outcome.timelineBuckets! })))
+    : undefined;
   const failed = outcomes.find((outcome) => outcome.status !== 'completed');
   const cpuUserMs = outcomes.reduce((sum, o) => sum + o.harness.cpuUserMs, 0);
   const cpuSystemMs = outcomes.reduce((sum, o) => sum + o.harness.cpuSystemMs, 0);
@@ -271,6 +275,7 @@ export function mergeOutcomes(outcomes: readonly PipelineOutcome[]): PipelineOut
       ...(outcomes.every((outcome) => outcome.histograms.batchWait) ? { batchWait: merge((h) => h.batchWait!) } : {}),
     },
     timeline,
+    ...(timelineBuckets ? { timelineBuckets } : {}),
     finalDepth: last.finalDepth,
     errors: [...new Set(outcomes.flatMap((outcome) => outcome.errors))],
     harness: {

@@ -8,7 +8,7 @@ import type { RunConfig } from './config.ts';
 import type { EnvironmentInfo } from './environment.ts';
 import type { LedgerCounts } from './metrics/ledger.ts';
 import type { RequestTotals } from './metrics/requests.ts';
-import type { TimelinePoint } from './metrics/timeline.ts';
+import type { TimelinePoint, TimelineSeries } from './metrics/timeline.ts';
 
 /** How the run ended. */
 export type RunStatus = 'completed' | 'timeout' | 'failed' | 'interrupted';
@@ -80,7 +80,13 @@ export interface PipelineOutcome {
   readonly missing: number[];
   readonly counters: RunCounters;
   readonly histograms: PipelineHistograms;
+  /** Per second: what scenarios read their backlog and windows from. */
   readonly timeline: TimelinePoint[];
+  /**
+   * The same counts in 100 ms buckets (wider for long runs), what the result file keeps; where a
+   * scenario builds an outcome of its own without them, its per-second timeline is written instead.
+   */
+  readonly timelineBuckets?: TimelineSeries;
   /** Depth when the run ended. */
   readonly finalDepth: QueueDepth;
   /** First error of each kind, for the report; never contains secrets (adapters redact). */

@@ -1,87 +1,31 @@
 // `report`: one self-contained HTML file from result files. Chart.js is inlined from node_modules and a
 // Content-Security-Policy forbids any fetch, so the page opens offline and the same everywhere.
-// Per workload group: the comparison table, and latency by percentile (HdrHistogram plotter's view:
-// x from 0 to 99.999 on a log scale of 1/(1-p)) for each merged column; per run: throughput and queue
-// depth over time, and the run's configuration.
+// The page opens on the answer: a summary per workload group (html-summary.ts), then contents, then
+// each group's comparison (its detailed table, the sustained rate per broker, the curve of a
+// multi-step scenario, latency by percentile), and only then the single runs: timeline, the
+// scenario's own tables, configuration. One colour per broker (column label) on every chart.
 //
-// LIMITATION: the timeline has one-second resolution, so runs shorter than a few seconds draw as a
-// few points; latency curves stop where a histogram runs out of samples (past 1 - 1/count).
+// LIMITATION: a long run's timeline is summed into wider buckets (html-charts.ts TIMELINE_POINTS);
+// a fixed-rate curve covers every run of the workload whatever rate each held, so it sits with the
+// first of its groups and the others link to it.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../errors.ts';
 import { makeFolder } from './result-file.ts';
 import { NOTES, renderRows } from './compare.ts';
-import { groupRuns, type Column, type Group } from './group.ts';
+import { groupRuns, type Group } from './group.ts';
 import { writeHgrmFiles } from './hgrm.ts';
-import { loadRuns, type LatencyKind, type LoadedRun } from './load.ts';
+import { loadRuns, type LoadedRun } from './load.ts';
 import { pricingNote } from './pricing.ts';
+import { assignColours, percentileCharts, stepCurve, throughputBars, timelineChart, type ChartData } from './html-charts.ts';
+import { CLIENT_SCRIPT, chartJsSource } from './html-client.ts';
+import { escapeHtml, plural } from './html-kit.ts';
+import { summaryHtml } from './html-summary.ts';
 import { costHtml, type CostOptions } from './cost.ts';
 
-const KIND_TITLE: Readonly<Record<LatencyKind, string>> = {
-  endToEnd: 'End-to-end latency (send to receipt by a consumer)',
-  publish: 'Publish latency (call to broker acknowledgement)',
-  execution: 'Execution latency (task)',
-  completion: 'Completion latency (send to ack after the task)',
-};
-const CHARTED_KINDS: readonly LatencyKind[] = ['endToEnd', 'publish', 'execution'];
-
-/** Steps per decade of 1/(1-p): 20 gives a smooth curve at ~100 points per series. */
-const STEPS_PER_DECADE = 20;
-const MAX_DECADES = 5; // 99.999%
-
-interface PercentileChart {
-  readonly id: string;
-  readonly title: string;
-  /** Points are [1/(1-p), latency in ms]. */
-  readonly series: readonly { readonly label: string; readonly points: readonly (readonly [number, number])[] }[];
-}
-
-interface TimelineChart {
-  readonly id: string;
-  readonly title: string;
-  readonly seconds: readonly number[];
-  readonly published: readonly number[];
-  readonly received: readonly number[];
-  readonly completed: readonly number[];
-  /** Null where a second had no depth sample; absent when no second had one. */
-  readonly depth?: readonly (number | null)[];
-}
-
-/**
- * Latency at percentiles evenly spaced on a log scale of 1/(1-p), from p = 0 to 99.999 or as far as
- * the histogram's count reaches, ending at its max. Values in ms.
- */
-export function percentileCurve(histogramUs: Histogram): [number, number][] {
-  const count = histogramUs.totalCount;
-  if (count === 0) return [];
-  const decades = Math.min(MAX_DECADES, Math.log10(count));
-  const points: [number, number][] = [];
-  for (let step = 0; step / STEPS_PER_DECADE <= decades; step++) {
-    const x = 10 ** (step / STEPS_PER_DECADE);
-    points.push([x, histogramUs.getValueAtPercentile(100 * (1 - 1 / x)) / 1000]);
-  }
-  const lastX = 10 ** decades;
-  if (points.at(-1)![0] < lastX) points.push([lastX, histogramUs.getValueAtPercentile(100) / 1000]);
-  else points[points.length - 1] = [lastX, histogramUs.getValueAtPercentile(100) / 1000];
-  return points;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
-/** The Chart.js UMD build, read from node_modules (its package exports do not list it, so resolve beside the main file). */
-function chartJsSource(): string {
-  const require = createRequire(import.meta.url);
-  const main = require.resolve('chart.js');
-  const umd = path.join(path.dirname(main), 'chart.umd.min.js');
-  return readFileSync(umd, 'utf8').replace(/<\/script/gi, '<\\/script');
-}
+export { percentileCurve } from './html-charts.ts';
 
 function tableHtml(group: Group): string {
   const head = `<tr><th></th>${group.columns.map((c) => `<th>${escapeHtml(c.label)}</th>`).join('')}</tr>`;
@@ -109,7 +53,6 @@ function configHtml(run: LoadedRun): string {
     rows.push([`config.${key}`, typeof value === 'object' ? JSON.stringify(value) : String(value)]);
   }
   for (const [key, value] of Object.entries(result.environment ?? {})) rows.push([`environment.${key}`, String(value)]);
-  rows.push(['verdicts', result.verdicts.join('; ') || '-']);
   return `<table class="config">${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;
 }
 
@@ -124,65 +67,91 @@ function scenarioTablesHtml(run: LoadedRun): string {
     .join('');
 }
 
-function timelineOf(run: LoadedRun, id: string, title: string): TimelineChart {
-  const points = run.result.timeline ?? [];
-  const hasDepth = points.some((p) => p.depth !== undefined);
-  return {
-    id,
-    title,
-    seconds: points.map((p) => p.second),
-    published: points.map((p) => p.published),
-    received: points.map((p) => p.received),
-    completed: points.map((p) => p.completed),
-    ...(hasDepth ? { depth: points.map((p) => p.depth ?? null) } : {}),
-  };
+const canvas = (id: string, title: string, heightPx?: number): string =>
+  `<figure><figcaption>${escapeHtml(title)}</figcaption><div class="chart"${heightPx === undefined ? '' : ` style="height: ${heightPx}px"`}>` +
+  `<canvas id="${id}" role="img" aria-label="${escapeHtml(title)}"></canvas></div></figure>`;
+
+/** Groups that are one workload but for the rate fixed-rate runs held: their curve is one chart. */
+function curveFamilies(groups: readonly Group[]): number[][] {
+  const byKey = new Map<string, number[]>();
+  groups.forEach((group, g) => {
+    // settings come from a key with sorted fields, so equal workloads give equal strings.
+    const { headlineRatePerSec: _rate, ...workload } = group.settings;
+    const key = JSON.stringify(workload);
+    byKey.set(key, [...(byKey.get(key) ?? []), g]);
+  });
+  return [...byKey.values()];
 }
 
-const canvas = (id: string, title: string): string =>
-  `<figure><figcaption>${escapeHtml(title)}</figcaption><div class="chart"><canvas id="${id}" role="img" aria-label="${escapeHtml(title)}"></canvas></div></figure>`;
-
 export function renderHtml(groups: readonly Group[], problems: readonly string[], generatedAt: Date, cost?: CostOptions): string {
-  const percentileCharts: PercentileChart[] = [];
-  const timelineCharts: TimelineChart[] = [];
-  const sections: string[] = [];
-  groups.forEach((group, g) => {
-    const charts: string[] = [];
-    const extraNames = [...new Set(group.columns.flatMap((c) => Object.keys(c.extraHistograms)))].sort();
-    const charted: [string, string, (c: Column) => Histogram | undefined][] = [
-      ...CHARTED_KINDS.map((kind): [string, string, (c: Column) => Histogram | undefined] => [kind, KIND_TITLE[kind], (c) => c.histograms[kind]]),
-      ...extraNames.map((name, k): [string, string, (c: Column) => Histogram | undefined] => [`x${k}`, `Scenario latency: ${name}`, (c) => c.extraHistograms[name]]),
-    ];
-    for (const [key, title, pick] of charted) {
-      const series = group.columns
-        .filter((c) => (pick(c)?.totalCount ?? 0) > 0)
-        .map((c) => ({ label: `${c.label} (${c.runs.length} run${c.runs.length === 1 ? '' : 's'})`, points: percentileCurve(pick(c)!) }));
-      if (series.length === 0) continue;
-      const id = `g${g}-${key}`;
-      percentileCharts.push({ id, title, series });
-      charts.push(canvas(id, `${title} by percentile, merged over each column's runs`));
-    }
-    const runs: string[] = [];
-    group.columns.forEach((column, c) => {
-      column.runs.forEach((run, r) => {
-        const id = `g${g}-c${c}-r${r}`;
-        const title = `${column.label}: ${run.result.startedAt} (run ${run.result.runId})`;
-        timelineCharts.push(timelineOf(run, id, title));
-        runs.push(
-          `<section class="run"><h3>${escapeHtml(title)}</h3>${canvas(id, 'Messages per second and queue depth over time')}` +
-            `${scenarioTablesHtml(run)}<details><summary>Configuration</summary>${configHtml(run)}</details></section>`,
-        );
-      });
-    });
-    sections.push(
-      `<section class="group"><h2>${escapeHtml(group.title)}</h2>${tableHtml(group)}\n${cost ? `${costHtml(group, cost)}\n` : ''}` +
-        `<div class="charts">${charts.join('\n')}</div>\n<h3>Runs</h3>\n${runs.join('\n')}</section>`,
+  const colours = assignColours(groups);
+  const data: ChartData = { colours, lineCharts: [], barCharts: [], timelineCharts: [] };
+  // The curve of each family of groups goes with its first group; the others link there.
+  const curveOf = new Map<number, string>();
+  const curveLink = new Map<number, number>();
+  for (const family of curveFamilies(groups)) {
+    const chart = stepCurve(family.map((g) => groups[g]!), `g${family[0]}-curve`, colours);
+    if (!chart) continue;
+    data.lineCharts.push(chart);
+    const across = family.length > 1 ? ` Every run of this workload, in ${plural(family.length, 'group')} by the rate each held.` : '';
+    curveOf.set(family[0]!, canvas(chart.id, `${chart.title}.${across}`));
+    for (const g of family.slice(1)) curveLink.set(g, family[0]!);
+  }
+
+  const comparisons = groups.map((group, g) => {
+    const bars = throughputBars(group, `g${g}-rate`, colours);
+    data.barCharts.push(bars);
+    const charts = [canvas(bars.id, bars.title, 70 + 34 * group.columns.length)];
+    const curve = curveOf.get(g);
+    if (curve !== undefined) charts.push(curve);
+    const link = curveLink.get(g);
+    const latency = percentileCharts(group, `g${g}`, colours);
+    data.lineCharts.push(...latency);
+    return (
+      `<section class="group" id="group-${g}"><h3>${escapeHtml(group.title)}</h3>\n` +
+      `<p class="notes">The answer for this workload is in the <a href="#answer-${g}">summary</a>; every figure, best cells highlighted:</p>\n` +
+      (link === undefined ? '' : `<p class="notes">Its curve, with every run of this workload, is under <a href="#group-${link}">${escapeHtml(groups[link]!.title)}</a>.</p>\n`) +
+      `${tableHtml(group)}\n${cost ? `${costHtml(group, cost)}\n` : ''}<div class="charts">${charts.join('\n')}</div>\n` +
+      `<div class="charts">${latency.map((chart) => canvas(chart.id, chart.title)).join('\n')}</div></section>`
     );
   });
-  const data = JSON.stringify({ percentileCharts, timelineCharts }).replace(/</g, '\\u003c');
+
+  // Each run's section, by group and result file name, for the summary's links.
+  const runAnchors = new Map<string, string>();
+  const runSections = groups.map((group, g) => {
+    const runs = group.columns.flatMap((column, c) =>
+      column.runs.map((run, r) => {
+        const id = `g${g}-c${c}-r${r}`;
+        const key = `${g}/${path.basename(run.file)}`;
+        if (!runAnchors.has(key)) runAnchors.set(key, `#run-${id}`);
+        const title = `${column.label}: ${run.result.startedAt} (run ${run.result.runId})`;
+        data.timelineCharts.push(timelineChart(run, id, title, column.label, colours[column.label]!));
+        const verdicts = run.result.verdicts.map((line) => `<li>${escapeHtml(line)}</li>`).join('');
+        return (
+          `<section class="run" id="run-${id}"><h4>${escapeHtml(title)}</h4>${canvas(id, 'Messages per second and queue depth over time')}` +
+          `${verdicts === '' ? '' : `<ul class="verdicts">${verdicts}</ul>`}${scenarioTablesHtml(run)}` +
+          `<details><summary>Configuration</summary>${configHtml(run)}</details></section>`
+        );
+      }),
+    );
+    return `<section class="runs" id="runs-${g}"><h3>${escapeHtml(group.title)}</h3>\n${runs.join('\n')}</section>`;
+  });
+
+  const summary = summaryHtml(groups, colours, { group: (g) => `#group-${g}`, run: (g, file) => runAnchors.get(`${g}/${file}`) });
+  const runCount = groups.reduce((n, g) => n + g.columns.reduce((m, c) => m + c.runs.length, 0), 0);
+  const contents = [
+    '<li><a href="#summary">Summary</a></li>',
+    `<li><a href="#comparisons">Comparisons by workload</a>, then <a href="#runs">single runs</a>:<ol>${groups
+      .map((group, g) => `<li><a href="#group-${g}">${escapeHtml(group.title)}</a> · <a href="#runs-${g}">${plural(group.columns.reduce((n, c) => n + c.runs.length, 0), 'run')}</a></li>`)
+      .join('')}</ol></li>`,
+    '<li><a href="#notes">Notes</a></li>',
+    ...(problems.length === 0 ? [] : ['<li><a href="#problems">Files left out</a></li>']),
+  ];
   const problemList =
     problems.length === 0
       ? ''
-      : `<section class="problems"><h2>Files left out</h2><ul>${problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></section>`;
+      : `<section class="problems" id="problems"><h2>Files left out</h2><ul>${problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></section>`;
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -190,28 +159,22 @@ export function renderHtml(groups: readonly Group[], problems: readonly string[]
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>brokerbench report</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; } h3 { font-size: 1em; }
-table { border-collapse: collapse; margin: 0.5em 0; }
-th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
-th[scope=row], table.config th { text-align: left; font-weight: normal; color: #555; }
-table.config td { text-align: left; white-space: normal; }
-td.best { background: #e6f4ea; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
-.chart { position: relative; height: 320px; }
-figure { margin: 0.5em 0; } figcaption { font-weight: 600; }
-.notes, .problems { color: #555; font-size: 0.9em; }
-</style>
+<style>${STYLE}</style>
 </head>
 <body>
-<h1>brokerbench report</h1>
-<p class="notes">Generated ${escapeHtml(generatedAt.toISOString())} from ${groups.reduce((n, g) => n + g.columns.reduce((m, c) => m + c.runs.length, 0), 0)} result files.
-Best value in each row highlighted. ${escapeHtml(NOTES.join(' '))}<br>${escapeHtml(pricingNote())}</p>
-<label><input type="checkbox" id="log-y" checked> logarithmic latency axis</label>
+<header><h1>brokerbench report</h1> <span class="notes">generated ${escapeHtml(generatedAt.toISOString())} from ${plural(runCount, 'result file')}, ${plural(groups.length, 'workload')}; best cells highlighted (the rule is under <a href="#notes">Notes</a>)</span></header>
+${summary}
+<nav id="contents"><h2>Contents</h2><ol>${contents.join('\n')}</ol></nav>
 ${problemList}
-${sections.join('\n')}
-<script type="application/json" id="report-data">${data}</script>
+<section id="comparisons"><h2>Comparisons by workload</h2>
+<p class="notes"><label><input type="checkbox" id="log-y" checked> logarithmic latency axis</label></p>
+${comparisons.join('\n')}
+</section>
+<section id="runs"><h2>Single runs</h2>
+${runSections.join('\n')}
+</section>
+<section id="notes" class="notes"><h2>Notes</h2><p>${escapeHtml(NOTES.join(' '))}</p><p>${escapeHtml(pricingNote())}</p></section>
+<script type="application/json" id="report-data">${json}</script>
 <script>${chartJsSource()}</script>
 <script>${CLIENT_SCRIPT}</script>
 </body>
@@ -219,84 +182,31 @@ ${sections.join('\n')}
 `;
 }
 
-// Runs in the page: draws every chart from #report-data. Plain ES2017, no imports.
-const CLIENT_SCRIPT = `
-'use strict';
-(function () {
-  var data = JSON.parse(document.getElementById('report-data').textContent);
-  var palette = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-  Chart.defaults.animation = false;
-  // 1/(1-p) = 10^k is labelled with its percentile: 1 -> 0%, 10 -> 90%, 1000 -> 99.9%.
-  function percentileLabel(x) {
-    var k = Math.log10(x);
-    if (Math.abs(k - Math.round(k)) > 1e-9) return '';
-    k = Math.round(k);
-    return k === 0 ? '0%' : (100 - 100 / x).toFixed(Math.max(0, k - 2)) + '%';
-  }
-  var latencyCharts = [];
-  data.percentileCharts.forEach(function (spec) {
-    latencyCharts.push(new Chart(document.getElementById(spec.id), {
-      type: 'line',
-      data: {
-        datasets: spec.series.map(function (s, i) {
-          return {
-            label: s.label,
-            data: s.points.map(function (p) { return { x: p[0], y: p[1] }; }),
-            borderColor: palette[i % palette.length],
-            backgroundColor: palette[i % palette.length],
-            borderWidth: 2, pointRadius: 0, tension: 0
-          };
-        })
-      },
-      options: {
-        responsive: true, maintainAspectRatio: false, animation: false,
-        interaction: { mode: 'nearest', intersect: false },
-        scales: {
-          x: { type: 'logarithmic', min: 1, max: 100000, title: { display: true, text: 'percentile' },
-               ticks: { autoSkip: false, maxRotation: 0, callback: function (v) { return percentileLabel(v); } } },
-          y: { type: 'logarithmic', title: { display: true, text: 'latency (ms)' } }
-        },
-        plugins: { tooltip: { callbacks: {
-          title: function (items) { return 'p' + (100 - 100 / items[0].parsed.x).toFixed(3); },
-          label: function (item) { return item.dataset.label + ': ' + item.parsed.y.toPrecision(4) + ' ms'; }
-        } } }
-      }
-    }));
-  });
-  document.getElementById('log-y').addEventListener('change', function (event) {
-    latencyCharts.forEach(function (chart) {
-      chart.options.scales.y.type = event.target.checked ? 'logarithmic' : 'linear';
-      chart.update();
-    });
-  });
-  data.timelineCharts.forEach(function (spec) {
-    var line = function (label, values, color, axis, dash) {
-      return { label: label, data: values, borderColor: color, backgroundColor: color, yAxisID: axis,
-               borderWidth: 2, pointRadius: values.length < 30 ? 3 : 0, borderDash: dash || [], spanGaps: true };
-    };
-    var datasets = [
-      line('published/s', spec.published, palette[0], 'y'),
-      line('received/s', spec.received, palette[1], 'y'),
-      line('completed/s', spec.completed, palette[2], 'y')
-    ];
-    if (spec.depth) datasets.push(line('queue depth', spec.depth, palette[7], 'y1', [6, 3]));
-    new Chart(document.getElementById(spec.id), {
-      type: 'line',
-      data: { labels: spec.seconds, datasets: datasets },
-      options: {
-        responsive: true, maintainAspectRatio: false, animation: false,
-        interaction: { mode: 'index', intersect: false },
-        scales: {
-          x: { title: { display: true, text: 'seconds since the first publish' } },
-          y: { beginAtZero: true, title: { display: true, text: 'messages per second' } },
-          y1: { display: !!spec.depth, position: 'right', beginAtZero: true, grid: { drawOnChartArea: false },
-                title: { display: true, text: 'queue depth (messages)' } }
-        }
-      }
-    });
-  });
-  document.body.dataset.chartsDrawn = String(Object.keys(Chart.instances).length);
-})();
+const STYLE = `
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0.8em 1.5em; color: #222; }
+header h1 { display: inline; font-size: 1.4em; margin: 0 0.5em 0 0; }
+h2 { font-size: 1.2em; margin: 1.5em 0 0.4em; border-bottom: 1px solid #ccc; }
+h3 { font-size: 1.05em; margin-top: 1.5em; } h4 { font-size: 1em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
+th[scope=row], table.config th { text-align: left; font-weight: normal; color: #555; }
+table.config td { text-align: left; white-space: normal; }
+td.best { background: #e6f4ea; }
+.warn { color: #a40; }
+#summary h2 { margin-top: 0.6em; }
+#summary h3 { font-size: 0.95em; margin: 0.6em 0 0.2em; }
+#summary h3 a { color: inherit; text-decoration: none; }
+table.answer { font-size: 13px; margin: 0.2em 0; }
+table.answer thead th { border-bottom: 1px solid #999; }
+table.answer th[scope=row] { color: #222; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; border-radius: 2px; vertical-align: -0.05em; }
+#summary ul.verdicts { font-size: 12.5px; margin: 0.2em 0 0.4em; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
+.chart { position: relative; height: 320px; }
+figure { margin: 0.5em 0; } figcaption { font-weight: 600; }
+.notes, .problems { color: #555; font-size: 0.9em; }
+nav ol { margin: 0.2em 0; } nav ol ol { font-size: 0.9em; }
+ul.verdicts { margin: 0.3em 0; padding-left: 1.2em; }
 `;
 
 export interface ReportOptions {

@@ -20,11 +20,13 @@ import { scrubSecrets } from '../secrets.ts';
 import { clampedCount, encodeHistogram, summarize, type LatencySummary } from '../metrics/histogram.ts';
 import { lostCount, publishedCount, type LedgerCounts } from '../metrics/ledger.ts';
 import type { RequestTotals } from '../metrics/requests.ts';
-import type { TimelinePoint } from '../metrics/timeline.ts';
+import { coarsen, seriesOfSeconds, type TimelinePoint, type TimelineSeries } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunLimits, RunRecord, RunStatus, ScenarioData, ScenarioTable } from '../outcome.ts';
 
 export const RESULT_SCHEMA = 'brokerbench/result';
 export const RESULT_SCHEMA_VERSION = 1;
+/** Most buckets a result's timeline keeps: 100 ms buckets up to 5 minutes, then wider (1 s up to 50 minutes …). */
+export const MAX_TIMELINE_POINTS = 3000;
 
 export interface LatencyRecord extends LatencySummary {
   /** Compressed base64 HdrHistogram of the same values, in µs. */
@@ -85,7 +87,13 @@ export interface ResultFile {
     readonly batchWait?: LatencyRecord;
   };
   readonly finalDepth: QueueDepth;
-  readonly timeline: readonly TimelinePoint[];
+  /**
+   * Published, received, completed and failed per bucket of `bucketMs` (100 ms, widened on the 1-2-5
+   * ladder to at most MAX_TIMELINE_POINTS buckets), and the queue depth last sampled in each. Files
+   * written before the width was recorded hold an array of per-second points (`second` instead of
+   * `startMs`): readResult turns it into a series of 1,000 ms buckets.
+   */
+  readonly timeline: TimelineSeries;
   /** API requests, where the adapter counts them (SQS). */
   readonly requests?: RequestTotals;
   /** What the broker told of its queues' own state after the run (PostgreSQL: `deadTuples`, `autovacuums`); absent where it tells nothing. */
@@ -160,7 +168,7 @@ export function buildResult(record: RunRecord, workload?: WorkloadRecord): Resul
       ...(outcome.histograms.batchWait ? { batchWait: latency(outcome.histograms.batchWait) } : {}),
     },
     finalDepth: outcome.finalDepth,
-    timeline: outcome.timeline,
+    timeline: coarsen(outcome.timelineBuckets ?? seriesOfSeconds(outcome.timeline), MAX_TIMELINE_POINTS),
     ...(record.requests === undefined ? {} : { requests: record.requests }),
     ...(record.queueStats === undefined ? {} : { queueStats: record.queueStats }),
     ...(record.limits === undefined ? {} : { limits: record.limits }),
@@ -279,5 +287,6 @@ export async function readResult(file: string): Promise<ResultFile> {
   }
   const problem = resultShapeProblem(candidate);
   if (problem !== undefined) throw new UsageError(`${file}: not a result brokerbench can read: ${problem}`);
-  return candidate as ResultFile;
+  const timeline = candidate.timeline as TimelineSeries | readonly TimelinePoint[];
+  return { ...candidate, timeline: Array.isArray(timeline) ? seriesOfSeconds(timeline) : timeline } as ResultFile;
 }

@@ -86,9 +86,16 @@ export const resultSchema = z.looseObject({
   }),
   latency: z.looseObject({ publish: latency, endToEnd: latency, execution: latency, completion: latency }),
   finalDepth: z.looseObject({ ready: count, inFlight: count, delayed: count, dead: count }),
-  timeline: z.array(
-    z.looseObject({ second: count, published: count, received: count, completed: count, failed: count, depth: count.optional() }),
-  ),
+  timeline: z.union([
+    z.looseObject({
+      bucketMs: count.positive(),
+      points: z.array(
+        z.looseObject({ startMs: count, published: count, received: count, completed: count, failed: count, depth: count.optional() }),
+      ),
+    }),
+    // Files written before the bucket width was recorded: one point per second.
+    z.array(z.looseObject({ second: count, published: count, received: count, completed: count, failed: count, depth: count.optional() })),
+  ]),
   requests: z.looseObject({ byKind: z.record(text, count), total: count, billed: count }).optional(),
   queueStats: z.record(text, count).optional(),
   harness: z.looseObject({ cpuCores: count, peakRssBytes: count, eventLoopDelayP50Ms: count, eventLoopDelayP99Ms: count }),
@@ -104,11 +111,21 @@ export const resultSchema = z.looseObject({
     .optional(),
 });
 
+/**
+ * A union (the timeline's two shapes) fails as a whole with "Invalid input"; the shape the value had
+ * (the branch that got past its type, so its issue lies deeper) says what is wrong inside it.
+ */
+function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== 'invalid_union') return issue;
+  const inside = issue.errors.find((branch) => branch.length > 0 && branch[0]!.path.length > 0)?.[0];
+  return inside === undefined ? issue : innermost({ ...inside, path: [...issue.path, ...inside.path] });
+}
+
 /** The first thing wrong with `candidate`, as `field.path: expected …`; undefined when it has the shape. */
 export function resultShapeProblem(candidate: unknown): string | undefined {
   const checked = resultSchema.safeParse(candidate);
   if (checked.success) return undefined;
-  const issue = checked.error.issues[0]!;
+  const issue = innermost(checked.error.issues[0]!);
   const where = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
   return `${where || 'the file'}: ${issue.message}`;
 }

@@ -259,6 +259,7 @@ class PipelineRun {
       counters: { ...books.counters },
       histograms: books.histograms,
       timeline: books.timeline.points(),
+      timelineBuckets: books.timeline.series(),
       finalDepth,
       errors: [...books.errors.values()],
       harness: {

@@ -7,7 +7,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { redisUrl } from '../helpers/redis.ts';
@@ -27,6 +27,36 @@ const INSPECT_CANVASES = `(() => ({
     return { id: canvas.id, width: canvas.width, painted, points: chart ? chart.data.datasets.map((d) => d.data.length) : [] };
   }),
 }))()`;
+
+/**
+ * Runs in the page: the colour each chart gives each broker (column label), bars by their label and
+ * lines by the broker they belong to, beside the page data's assignment.
+ */
+const INSPECT_COLOURS = `(() => {
+  const data = JSON.parse(document.getElementById('report-data').textContent);
+  const drawn = [];
+  for (const chart of Object.values(Chart.instances)) {
+    const id = chart.canvas.id;
+    for (const dataset of chart.data.datasets) {
+      if (Array.isArray(dataset.backgroundColor)) chart.data.labels.forEach((label, i) => drawn.push({ id, label, colour: dataset.backgroundColor[i] }));
+      else if (dataset.broker) drawn.push({ id, label: dataset.broker, colour: dataset.borderColor });
+    }
+  }
+  return { assigned: data.colours, drawn, charts: Object.values(Chart.instances).map((chart) => chart.canvas.id) };
+})()`;
+
+interface Colours {
+  readonly assigned: Record<string, string>;
+  readonly drawn: { id: string; label: string; colour: string }[];
+  readonly charts: string[];
+}
+
+/** Every chart colours its brokers, and each broker has the colour the page data assigned it, on every chart. */
+function expectOneColourPerBroker({ assigned, drawn, charts }: Colours): void {
+  expect(new Set(Object.values(assigned)).size, 'a colour per broker').toBe(Object.keys(assigned).length);
+  for (const id of charts) expect(drawn.some((d) => d.id === id), `${id} colours no broker`).toBe(true);
+  for (const { id, label, colour } of drawn) expect(`${id}: ${label} ${colour}`).toBe(`${id}: ${label} ${assigned[label]}`);
+}
 
 let dir: string;
 let timedOut: string;
@@ -166,7 +196,7 @@ describe('npm run report', () => {
 
   const haveChromium = existsSync(CHROMIUM);
   describe.skipIf(!haveChromium)(`in headless chromium (${haveChromium ? CHROMIUM : `skipped: no chromium at ${CHROMIUM}; .ci/run installs Debian's`})`, () => {
-    it('loads offline with no console error, draws every chart, and takes a screenshot', async () => {
+    it('opens on the summary, loads offline with no console error, draws every chart in one colour per broker, and takes a screenshot', async () => {
       const out = path.join(dir, 'browser', 'report.html');
       const run = await runCli(['report', FIXTURES + '/same', FIXTURES + '/other', '--out', out]);
       expect(run.code, run.stderr).toBe(0);
@@ -177,24 +207,36 @@ describe('npm run report', () => {
 
       const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
       try {
-        const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-        const problems: string[] = [];
-        page.on('console', (message) => {
-          // Errors only: chromium's own performance warnings vary by machine and GPU.
-          if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-        });
-        page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-        page.on('request', (request) => {
-          if (!request.url().startsWith('file:')) problems.push(`network request: ${request.url()}`);
-        });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+        const problems = watch(page);
         await page.goto(`file://${lonely}`, { waitUntil: 'load' });
+        expect(problems).toEqual([]);
+
+        // The summary first, whole in the first screen of 1280 × 800.
+        const summary = (await page.locator('#summary').boundingBox())!;
+        expect(summary.y).toBeGreaterThanOrEqual(0);
+        expect(summary.y + summary.height).toBeLessThanOrEqual(800);
+        const order = await page.evaluate(`['#summary', '#contents', '#comparisons', '#runs'].map((s) => document.querySelector(s).getBoundingClientRect().top)`);
+        expect(order).toEqual([...(order as number[])].sort((a, b) => a - b));
+        // A row per broker and workload, best cells marked, and every run's verdicts as text, none folded away.
+        expect(await page.locator('#summary table.answer tbody tr').count()).toBe(1 + 5);
+        expect(await page.locator('#summary td.best').count()).toBeGreaterThan(0);
+        expect(await page.locator('#summary details').count()).toBe(0);
+        const text = await page.locator('#summary').innerText();
+        for (const folder of ['same', 'other']) {
+          for (const name of await readdir(path.join(FIXTURES, folder))) {
+            const { verdicts } = JSON.parse(await readFile(path.join(FIXTURES, folder, name), 'utf8')) as { verdicts: string[] };
+            for (const verdict of verdicts) expect(text, name).toContain(verdict);
+          }
+        }
+        expect(text).toMatch(/sqs standard \(2 runs\): ⚠ harness saturated \(harness event-loop p99 72 ms\)/);
+
         const canvases = (await page.evaluate(INSPECT_CANVASES)) as {
           instances: number;
           list: { id: string; width: number; painted: number; points: number[] }[];
         };
-        expect(problems).toEqual([]);
-        // Per group: end-to-end and publish percentile charts; per run: a timeline. 2 groups, 8 runs.
-        expect(canvases.list).toHaveLength(2 * 2 + 8);
+        // Per group: the rate bars and the end-to-end and publish percentile charts; per run: a timeline. 2 groups, 8 runs.
+        expect(canvases.list).toHaveLength(2 * 3 + 8);
         expect(canvases.instances).toBe(canvases.list.length);
         for (const canvas of canvases.list) {
           expect(canvas.width, canvas.id).toBeGreaterThan(100);
@@ -202,6 +244,9 @@ describe('npm run report', () => {
           expect(canvas.points.length, canvas.id).toBeGreaterThan(0);
           for (const n of canvas.points) expect(n, canvas.id).toBeGreaterThan(0);
         }
+        const colours = (await page.evaluate(INSPECT_COLOURS)) as Colours;
+        expect(Object.keys(colours.assigned)).toEqual(['redis-list reliable', 'redis-list simple', 'redis-stream group', 'sqs fifo', 'sqs standard']);
+        expectOneColourPerBroker(colours);
         const table = await page.locator('table.compare').nth(1).innerText();
         expect(table).toMatch(/sqs fifo/);
         // The log/linear switch redraws without error.
@@ -217,5 +262,102 @@ describe('npm run report', () => {
         await browser.close();
       }
     });
+
+    it('draws the scale-out and fixed-rate curves per broker, and a short run\'s timeline in sub-second buckets', async () => {
+      // Redis lists and the memory broker on three small workloads each, one command per scenario.
+      const out = path.join(dir, 'steps');
+      const env = { REDIS_URL: redisUrl(), QUEUE: 'REDIS,MEMORY', CHANNEL_NAME: 'report-test-steps' };
+      const runs = [
+        ['scenario', '600', '--rate', '1000'], // about 0.6 s: one point per second before
+        ['scenario', '400', '--scenario', 'scale-out', '--steps', '1,2', '--task-ms', '1'],
+        ['scenario', '--scenario', 'fixed-rate', '--rates', '200,400', '--duration', '1', '--warmup-sec', '0.5'],
+      ];
+      for (const args of runs) {
+        const run = await runCli([...args, '--quiet', '--timeout', '60', '--results-dir', out], env, 120_000);
+        expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(0);
+      }
+      // The results alone: each command also wrote its comparison beside them.
+      const results = (await readdir(out)).filter((name) => name.endsWith('.json') && !name.includes('-comparison-')).map((name) => path.join(out, name));
+      expect(results).toHaveLength(6);
+      const report = path.join(out, 'report.html');
+      const made = await runCli(['report', ...results, '--out', report]);
+      expect(made.code, made.stderr).toBe(0);
+
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+        const problems = watch(page);
+        await page.goto(`file://${report}`, { waitUntil: 'load' });
+        expect(problems).toEqual([]);
+        const charts = (await page.evaluate(`(() => {
+          const data = JSON.parse(document.getElementById('report-data').textContent);
+          return Object.values(Chart.instances).map((chart) => {
+            const spec = [...data.lineCharts, ...data.timelineCharts].find((s) => s.id === chart.canvas.id) || {};
+            return { id: chart.canvas.id, title: spec.title || '', bucketMs: spec.bucketMs, datasets: chart.data.datasets.map((d) => ({ label: d.label, points: d.data.length, xs: d.data.map((p) => p.x), ys: d.data.map((p) => p.y) })) };
+          });
+        })()`)) as { id: string; title: string; bucketMs?: number; datasets: { label: string; points: number; xs: number[]; ys: number[] }[] }[];
+        const curves = charts.filter((chart) => chart.id.endsWith('-curve'));
+        expect(curves.map((chart) => chart.title.split(' (')[0])).toEqual(['End-to-end p99 against the offered rate', 'Completion rate against consumers']);
+        // Each broker's line is its run's recorded steps: rates tried (200/s, then 400/s if 200/s held) or consumer counts.
+        const recorded = new Map<string, { x: number; y: number }[]>();
+        const throughputRuns: string[] = [];
+        for (const file of results) {
+          const result = JSON.parse(await readFile(file, 'utf8')) as {
+            runId: string;
+            scenario: string;
+            broker: { name: string; mode: string };
+            scenarioData?: { records: Record<string, Record<string, number>[]> };
+          };
+          const steps = result.scenario === 'fixed-rate'
+            ? result.scenarioData!.records['rates']!.map((r) => ({ x: r['ratePerSec']!, y: r['endToEndP99Us']! / 1000 }))
+            : result.scenario === 'scale-out'
+              ? result.scenarioData!.records['steps']!.map((r) => ({ x: r['consumers']!, y: r['completePerSec']! }))
+              : [];
+          if (result.scenario === 'throughput') throughputRuns.push(result.runId);
+          if (steps.length > 0) recorded.set(`${result.scenario} ${result.broker.name} ${result.broker.mode}`, steps);
+        }
+        for (const curve of curves) {
+          expect(curve.datasets.map((d) => d.label), curve.id).toEqual(['memory default', 'redis-list reliable']);
+          const scenario = curve.title.startsWith('End-to-end') ? 'fixed-rate' : 'scale-out';
+          for (const dataset of curve.datasets) {
+            const steps = recorded.get(`${scenario} ${dataset.label}`)!;
+            expect(steps[0]!.x).toBe(scenario === 'fixed-rate' ? 200 : 1);
+            expect(dataset.xs, `${curve.id} ${dataset.label}`).toEqual(steps.map((step) => step.x));
+            expect(dataset.ys, `${curve.id} ${dataset.label}`).toEqual(steps.map((step) => step.y));
+          }
+        }
+        expect(recorded.get('scale-out redis-list reliable')!.map((step) => step.x)).toEqual([1, 2]);
+        // Every run's timeline in 100 ms buckets; the throughput runs, whose last message was due 599 ms
+        // after the first (600 at 1,000/s), as a point per bucket (one point per second before).
+        const timelines = charts.filter((chart) => chart.bucketMs !== undefined);
+        expect(timelines).toHaveLength(6);
+        for (const timeline of timelines) {
+          expect(timeline.bucketMs, timeline.title).toBe(100);
+          expect(timeline.datasets[0]!.label).toBe('completed/s');
+        }
+        const short = timelines.filter((timeline) => throughputRuns.some((runId) => timeline.title.endsWith(`(run ${runId})`)));
+        expect(short).toHaveLength(2);
+        for (const timeline of short) expect(timeline.datasets[0]!.points, timeline.title).toBeGreaterThanOrEqual(6);
+        expectOneColourPerBroker((await page.evaluate(INSPECT_COLOURS)) as Colours);
+        const canvases = (await page.evaluate(INSPECT_CANVASES)) as { list: { id: string; painted: number }[] };
+        for (const canvas of canvases.list) expect(canvas.painted, `${canvas.id} is blank`).toBeGreaterThan(2000);
+      } finally {
+        await browser.close();
+      }
+    }, 600_000);
   });
 });
+
+/** Console errors, page errors and any request off the file system, as they come. */
+function watch(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    // Errors only: chromium's own performance warnings vary by machine and GPU.
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('request', (request) => {
+    if (!request.url().startsWith('file:')) problems.push(`network request: ${request.url()}`);
+  });
+  return problems;
+}
