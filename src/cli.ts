@@ -286,7 +286,7 @@ export async function main(args: readonly string[]): Promise<number> {
       (y) =>
         y
           .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
-          .option('format', { type: 'string', choices: ['table', 'md', 'json'], default: 'table', describe: 'terminal table, Markdown or JSON' })
+          .option('format', { type: 'string', choices: ['table', 'md', 'json', 'csv'], default: 'table', describe: 'terminal table, Markdown, JSON or CSV (one row per broker per workload)' })
           .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
       async (argv) => {
         exitCode = await compareCommand(argv);

@@ -12,8 +12,9 @@ import type { LatencyKind } from './load.ts';
 import { loadRuns } from './load.ts';
 import { pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrapLines } from './table.ts';
+import { renderCsv } from './csv.ts';
 
-export type CompareFormat = 'table' | 'md' | 'json';
+export type CompareFormat = 'table' | 'md' | 'json' | 'csv';
 
 export const COMPARISON_SCHEMA = 'brokerbench/comparison';
 
@@ -282,6 +283,6 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     const written = await writeHgrmFiles(options.hgrmDir, groups);
     notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
-  const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson }[options.format];
+  const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson, csv: renderCsv }[options.format];
   return { output: render(groups), problems, notes };
 }
