@@ -17,6 +17,7 @@ import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
 import { byteSize, int, num, numList, str } from './flags.ts';
 import { redactUrls } from './redact.ts';
 import { scrubSecrets } from './secrets.ts';
+import { compareWithBaseline } from './report/baseline.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
 import { reportFiles } from './report/html.ts';
 import { printSummary } from './report/print.ts';
@@ -238,10 +239,16 @@ async function manyCommand(argv: Options, choices: readonly BrokerChoice[], work
 async function compareCommand(argv: Options): Promise<number> {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
   const hgrmDir = str(argv.hgrm);
-  const { output, problems, notes } = await compareFiles(files, {
+  const options = {
     format: (str(argv.format) ?? 'table') as CompareFormat,
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
-  });
+  };
+  // --baseline may be given more than once, each a file or a folder: together they are the baseline.
+  const baseline = argv.baseline === undefined ? undefined : [argv.baseline].flat().map((value) => str(value));
+  if (baseline !== undefined && (baseline.length === 0 || baseline.includes(undefined))) {
+    throw new UsageError('--baseline needs a result file or folder, e.g. --baseline results/old.json');
+  }
+  const { output, problems, notes } = baseline === undefined ? await compareFiles(files, options) : await compareWithBaseline(baseline as string[], files, options);
   for (const problem of problems) print(process.stderr, `brokerbench compare: ${problem}`);
   for (const note of notes) print(process.stderr, `brokerbench compare: ${note}`);
   if (output) print(process.stdout, output);
@@ -287,7 +294,8 @@ export async function main(args: readonly string[]): Promise<number> {
         y
           .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
           .option('format', { type: 'string', choices: ['table', 'md', 'json', 'csv'], default: 'table', describe: 'terminal table, Markdown, JSON or CSV (one row per broker per workload)' })
-          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' }),
+          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' })
+          .option('baseline', { type: 'string', describe: 'result files or folder to compare against: each figure\'s change, marked when beyond the noise' }),
       async (argv) => {
         exitCode = await compareCommand(argv);
       },
