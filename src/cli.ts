@@ -237,7 +237,7 @@ export async function main(args: readonly string[]): Promise<number> {
   process.on('warning', (warning) => print(process.stderr, `(node) ${warning.name}: ${redactUrls(warning.message)}`));
   loadDotEnv('.env');
   let exitCode = 0;
-  await yargs(args as string[])
+  await hideTypes(yargs(args as string[]))
     .scriptName('brokerbench')
     .command('scenario [messages]', 'run a scenario against one broker and write a result file', scenarioOptions, async (argv) => {
       exitCode = await scenarioCommand(argv);
