@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { existsSync, readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { adapterNames, adapters, adaptersWithFlag, DEFAULT_QUEUE } from '../adapters/index.ts';
+import { adapters, adaptersWithFlag, DEFAULT_QUEUE } from '../adapters/index.ts';
 import { findScenario, scenarios } from '../scenarios/index.ts';
 import { choiceLabel, isBrokerList, parseBrokerList, parseChoice, runMany, type BrokerChoice } from './cli-many.ts';
 import { BrokerError } from './broker.ts';
@@ -17,6 +17,7 @@ import { USAGE_EXIT_CODE, UsageError } from './errors.ts';
 import { byteSize, int, num, numList, str } from './flags.ts';
 import { redactUrls } from './redact.ts';
 import { scrubSecrets } from './secrets.ts';
+import { compareWithBaseline } from './report/baseline.ts';
 import { compareFiles, type CompareFormat } from './report/compare.ts';
 import { costOptionsFrom, type CostOptions } from './report/cost.ts';
 import { reportFiles } from './report/html.ts';
@@ -24,65 +25,22 @@ import { printSummary } from './report/print.ts';
 import { ensureWritable } from './report/result-file.ts';
 import { readWorkload, withWorkload, type Workload } from './workload.ts';
 import { executeRun, print, withInterrupt, type CliPlan } from './cli-run.ts';
+import { COST_FLAGS, compareEpilogue, compareFlags, declareFlags, groupFlags, helpWidth, known, OUTPUT_GROUP, reportEpilogue, scenarioEpilogue, scenarioFlags, scenarioMessagesDefault } from './cli-help.ts';
 
 type Options = Record<string, unknown>;
 
 /** The cost model's flags, on scenario, compare and report (src/report/cost.ts). */
 const COST_OPTIONS = {
-  'cost-rate': { type: 'string', describe: 'also show what a month at this sustained rate (messages per second) would cost: requests billed per message, instances otherwise, and the break-even rate' },
-  'instance-usd-month': { type: 'string', describe: 'with --cost-rate: USD a month for one instance of a self-hosted broker (give twice the price for a failover pair)' },
+  'cost-rate': { type: 'string', describe: 'also show what a month at this sustained rate would cost: requests billed per message, instances otherwise, and the break-even rate [msg/s]' },
+  'instance-usd-month': { type: 'string', describe: 'with --cost-rate: USD a month for one instance of a self-hosted broker (give twice the price for a failover pair) [USD]' },
 } as const;
 
+/** The scenario command's flags, grouped, each with its type and default, and what follows them (src/cli-help.ts). */
 function scenarioOptions(y: Argv): Argv {
-  return y
-    .positional('messages', { type: 'string', describe: `messages to publish [default: ${DEFAULTS.messages}; some scenarios have their own]` })
-    .options({
-      queue: { type: 'string', describe: `broker adapter (env QUEUE): ${adapterNames()}; NAME:MODE for a mode; a comma list (REDIS,SQS:fifo) or all runs each in turn and compares them [default: ${DEFAULT_QUEUE}]` },
-      mode: { type: 'string', describe: `delivery mode: ${modeHelp()}` },
-      fifo: { type: 'boolean', describe: 'SQS: use a FIFO queue (same as --mode fifo)' },
-      workload: { type: 'string', describe: 'a YAML or JSON file of a scenario and its settings, keyed by these flags\' names; flags given here win' },
-      scenario: { type: 'string', describe: `scenario: ${scenarios.map((s) => s.name).join(', ')} [default: throughput]` },
-      channel: { type: 'string', describe: `queue name (env CHANNEL_NAME) [default: ${DEFAULTS.channel}]` },
-      queues: { type: 'string', describe: `spread the load over N queues [default: ${DEFAULTS.queues}]` },
-      'payload-bytes': { type: 'string', describe: `message body size in bytes [default: ${DEFAULTS.payloadBytes}]` },
-      batch: { type: 'string', describe: `messages per publish call [default: ${DEFAULTS.publishBatch}; SQS: 10]` },
-      publishers: { type: 'string', describe: `publish calls in flight [default: ${DEFAULTS.publishConcurrency}]` },
-      rate: { type: 'string', describe: 'fixed publish rate, msg/s; latency counts from the intended send time [default: as fast as possible]' },
-      'linger-ms': { type: 'string', describe: `under --rate, a batch leaves when full or its oldest message has waited this long [default: ${DEFAULTS.lingerMs}]` },
-      consumers: { type: 'string', describe: `concurrent consumers [default: ${DEFAULTS.consumers}]` },
-      'receive-batch': { type: 'string', describe: `most messages per receive call [default: ${DEFAULTS.receiveBatch}; SQS and scale-out: 10]` },
-      'receive-wait-ms': { type: 'string', describe: `longest a receive blocks on an empty queue [default: ${DEFAULTS.receiveWaitMs}]` },
-      'visibility-timeout-ms': { type: 'string', describe: `redelivery after this long unacked [default: ${DEFAULTS.visibilityTimeoutMs}]` },
-      'max-receives': { type: 'string', describe: 'dead-letter after this many receives [default: 0 = never]' },
-      'retry-delay-ms': { type: 'string', describe: `delay before a failed task is retried [default: ${DEFAULTS.retryDelayMs}]` },
-      'task-ms': { type: 'string', describe: 'mean task duration per message [default: 0 = no task; executor: 1000, scale-out: 10]' },
-      'task-dist': { type: 'string', choices: ['fixed', 'uniform', 'exponential'], describe: 'task duration distribution [default: fixed]' },
-      'task-work': { type: 'string', choices: ['sleep', 'cpu'], describe: 'sleep (I/O-bound) or burn CPU [default: sleep]' },
-      'fail-rate': { type: 'string', describe: 'probability a task fails and is retried [default: 0; retry-dlq: 0.3 per attempt]' },
-      warmup: { type: 'string', describe: 'leave the first N messages out of the latency histograms (rates and the ledger count them) [default: 0; fixed-rate: use --warmup-sec]' },
-      timeout: { type: 'string', describe: `longest the run may take, seconds [default: ${DEFAULTS.timeoutMs / 1000}]` },
-      maxlen: { type: 'string', describe: 'redis-stream: trim to about N entries (XADD MAXLEN ~)' },
-      seed: { type: 'string', describe: `seed for task durations and failures [default: ${DEFAULTS.seed}]` },
-      'results-dir': { type: 'string', describe: `where result files go [default: ${DEFAULTS.resultsDir}]` },
-      concurrency: { type: 'string', describe: 'tasks running at once across all consumers, a worker pool [default: 0 = whole batches; executor: 200, slow-tasks: 4]' },
-      rates: { type: 'string', describe: 'fixed-rate: rates to try in turn, msg/s, e.g. 1000,5000,20000 [default: --rate, else 1000,5000,20000]' },
-      duration: { type: 'string', describe: 'fixed-rate: measured seconds of publishing per rate [default: 5]' },
-      'warmup-sec': { type: 'string', describe: 'fixed-rate: seconds per rate before measuring [default: 1]' },
-      'retry-intervals': { type: 'string', describe: 'retry-dlq: seconds before each retry, e.g. 0.2,0.4,0.8; then dead-letter [default: 0.2,0.4,0.8]' },
-      'poison-rate': { type: 'string', describe: 'retry-dlq: fraction of messages failing every attempt [default: 0.05]' },
-      'delay-ms': { type: 'string', describe: 'delayed: each message is due this long after it is sent [default: 2000]' },
-      'delay-window-ms': { type: 'string', describe: 'delayed: plus its share of this window, spread over the messages [default: 1000]' },
-      'task-unit-ms': { type: 'string', describe: 'slow-tasks: ms per unit of the seed\'s 0-10 unit tasks [default: 10]' },
-      processes: { type: 'string', describe: 'crash-recovery: child processes the --consumers are spread over [default: 2]' },
-      'kill-at': { type: 'string', describe: 'crash-recovery: SIGKILL one consumer process once this fraction of the messages is done [default: 0.3]' },
-      'kill-mode': { type: 'string', choices: ['random', 'staged'], describe: 'crash-recovery: random = SIGKILL at a seeded moment, no warning; staged = freeze the victim between broker calls first [default: random]' },
-      maxmemory: { type: 'string', describe: 'Redis: run against a throw-away redis-server with this maxmemory (bytes, or e.g. 64mb) and noeviction; REDIS_URL is not used' },
-      steps: { type: 'string', describe: 'scale-out: consumer (or process) counts to run the same load with [default: 1,2,4,8,16]' },
-      'scale-by': { type: 'string', choices: ['consumers', 'processes'], describe: 'scale-out: consumers in this process, or processes of one consumer each [default: consumers]' },
-      groups: { type: 'string', describe: 'fan-out: independent consumer groups every message must reach [default: 3]' },
-      quiet: { type: 'boolean', default: false, describe: 'no progress on stderr' },
-      ...COST_OPTIONS,
-    });
+  const flags = scenarioFlags();
+  const messages = `messages to publish [count] [default: ${scenarioMessagesDefault()}]`;
+  const withFlags = declareFlags(y.positional('messages', { type: 'string', describe: messages }).options(COST_OPTIONS), flags);
+  return hideTypes(groupFlags(withFlags, flags)).epilogue(scenarioEpilogue(helpWidth()));
 }
 
 async function scenarioCommand(argv: Options): Promise<number> {
@@ -249,11 +207,17 @@ async function compareCommand(argv: Options): Promise<number> {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
   const hgrmDir = str(argv.hgrm);
   const cost = costOptionsFrom(argv['cost-rate'], argv['instance-usd-month']);
-  const { output, problems, notes } = await compareFiles(files, {
+  const options = {
     format: (str(argv.format) ?? 'table') as CompareFormat,
     ...(hgrmDir === undefined ? {} : { hgrmDir }),
     ...(cost ? { cost } : {}),
-  });
+  };
+  // --baseline may be given more than once, each a file or a folder: together they are the baseline.
+  const baseline = argv.baseline === undefined ? undefined : [argv.baseline].flat().map((value) => str(value));
+  if (baseline !== undefined && (baseline.length === 0 || baseline.includes(undefined))) {
+    throw new UsageError('--baseline needs a result file or folder, e.g. --baseline results/old.json');
+  }
+  const { output, problems, notes } = baseline === undefined ? await compareFiles(files, options) : await compareWithBaseline(baseline as string[], files, options);
   for (const problem of problems) print(process.stderr, `brokerbench compare: ${problem}`);
   for (const note of notes) print(process.stderr, `brokerbench compare: ${note}`);
   if (output) print(process.stdout, output);
@@ -274,12 +238,9 @@ async function reportCommand(argv: Options): Promise<number> {
   return problems.length > 0 ? USAGE_EXIT_CODE : 0;
 }
 
-/** `redis-list reliable|simple, sqs standard|fifo`: the modes of every adapter that has more than one. */
-function modeHelp(): string {
-  return adapters
-    .filter((adapter) => adapter.modes.length > 1)
-    .map((adapter) => `${adapter.name} ${adapter.modes.join('|')}`)
-    .join(', ');
+/** The types shown are ours (src/cli-help.ts), in each flag's text: yargs would call every flag a string. */
+function hideTypes(y: Argv): Argv {
+  return (y as Argv & { usageConfiguration(config: Record<string, boolean>): Argv }).usageConfiguration({ 'hide-types': true });
 }
 
 export async function main(args: readonly string[]): Promise<number> {
@@ -289,20 +250,24 @@ export async function main(args: readonly string[]): Promise<number> {
   process.on('warning', (warning) => print(process.stderr, `(node) ${warning.name}: ${redactUrls(warning.message)}`));
   loadDotEnv('.env');
   let exitCode = 0;
-  await yargs(args as string[])
+  await hideTypes(yargs(args as string[]))
     .scriptName('brokerbench')
     .command('scenario [messages]', 'run a scenario against one broker and write a result file', scenarioOptions, async (argv) => {
       exitCode = await scenarioCommand(argv);
     })
     .command(
       'compare <files..>',
-      'put result files side by side',
+      'put result files side by side, or against a baseline (--baseline)',
       (y) =>
-        y
-          .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
-          .option('format', { type: 'string', choices: ['table', 'md', 'json'], default: 'table', describe: 'terminal table, Markdown or JSON' })
-          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' })
-          .options(COST_OPTIONS),
+        hideTypes(
+          y
+            .positional('files', { type: 'string', array: true, describe: 'result files or folders [file or folder]' })
+            .options(compareFlags())
+            .options(COST_OPTIONS)
+            .group(['baseline'], 'Input:'),
+        )
+          .group(['format', 'hgrm', ...known(y, [...COST_FLAGS, 'help'])], OUTPUT_GROUP)
+          .epilogue(compareEpilogue(helpWidth())),
       async (argv) => {
         exitCode = await compareCommand(argv);
       },
@@ -311,20 +276,24 @@ export async function main(args: readonly string[]): Promise<number> {
       'report <files..>',
       'one offline HTML file: comparison table, latency by percentile, throughput and depth over time',
       (y) =>
-        y
-          .positional('files', { type: 'string', array: true, describe: 'result files or folders' })
-          .option('out', { type: 'string', default: 'report.html', describe: 'where the HTML file goes' })
-          .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder' })
-          .options(COST_OPTIONS),
+        hideTypes(
+          y
+            .positional('files', { type: 'string', array: true, describe: 'result files or folders [file or folder]' })
+            .option('out', { type: 'string', describe: 'where the HTML file goes [file] [default: report.html]' })
+            .option('hgrm', { type: 'string', describe: 'also write every histogram as HdrHistogram .hgrm text (ms) into this folder [folder]' })
+            .options(COST_OPTIONS),
+        )
+          .group(['out', 'hgrm', ...known(y, [...COST_FLAGS, 'help'])], OUTPUT_GROUP)
+          .epilogue(reportEpilogue(helpWidth())),
       async (argv) => {
         exitCode = await reportCommand(argv);
       },
     )
     .demandCommand(1, 'name a command: scenario, compare or report')
     .strict()
-    .help()
+    .help('help', 'show this help')
     .version(false)
-    .wrap(Math.min(120, process.stdout.columns ?? 120))
+    .wrap(helpWidth())
     .fail((message, error) => {
       // yargs spreads some messages (invalid choices) over several lines: the user gets one.
       throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));

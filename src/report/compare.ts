@@ -15,10 +15,11 @@ import { writeHgrmFiles } from './hgrm.ts';
 import type { LatencyKind } from './load.ts';
 import { COMPARISON_SCHEMA, loadRuns } from './load.ts';
 import { costJson, costOfGroup, renderCostMarkdown, renderCostTable, type CostOptions } from './cost.ts';
+import { renderCsv } from './csv.ts';
 import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
-export type CompareFormat = 'table' | 'md' | 'json';
+export type CompareFormat = 'table' | 'md' | 'json' | 'csv';
 
 export { COMPARISON_SCHEMA };
 /** 2: each group has its `answer` (answer.ts), and `best` follows its rule; every field of 1 is kept. */
@@ -368,7 +369,7 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     const written = await writeHgrmFiles(options.hgrmDir, groups);
     notes.push(`wrote ${written.length} .hgrm files (values in ms) to ${options.hgrmDir}`);
   }
-  const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson }[options.format];
+  const render = { table: (g: readonly Group[]) => renderTable(g, options.width), md: renderMarkdown, json: renderJson, csv: renderCsv }[options.format];
   const { cost } = options;
   if (cost === undefined) return { output: render(groups), problems, notes };
   const costs = groups.map((group) => costOfGroup(group, cost));
@@ -376,6 +377,8 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
     table: () => `${renderTable(groups, options.width)}\n\n${renderCostTable(costs, cost, options.width ?? terminalWidth())}`,
     md: () => `${renderMarkdown(groups)}\n\n${renderCostMarkdown(costs, cost)}`,
     json: () => renderJson(groups, { cost: costJson(costs, cost) }),
+    // One row per broker per workload: the month's cost has no column there; JSON carries it.
+    csv: () => renderCsv(groups),
   }[options.format]();
   return { output, problems, notes };
 }

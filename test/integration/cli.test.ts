@@ -1,10 +1,12 @@
 // The command line as a user meets it: a real run writes a readable result file; bad input ends in
 // one line, exit code 2, quickly, and leaves no result behind.
 
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adapters } from '../../adapters/index.ts';
 import { readResult } from '../../src/report/result-file.ts';
 import { runCli } from '../helpers/cli.ts';
 import { redisUrl } from '../helpers/redis.ts';
@@ -78,5 +80,64 @@ describe('brokerbench scenario', () => {
     const run = await runCli(['scenario', '10', '--results-dir', path.join(file, 'results')], { ...base, QUEUE: 'REDIS' });
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^brokerbench: cannot write results to .*a-file\/results \(ENOTDIR\); choose another folder with --results-dir\n$/);
+  });
+});
+
+describe('brokerbench --help', () => {
+  const help = async (command: string, columns = '80'): Promise<string> => {
+    const run = await runCli([command, '--help'], { COLUMNS: columns });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    return run.stdout;
+  };
+  /** The lines of a titled section, up to the next blank line. */
+  const sectionOf = (text: string, title: string): string => {
+    const at = text.indexOf(`\n${title}\n`);
+    expect(at, title).toBeGreaterThan(0);
+    return text.slice(at + title.length + 2).split('\n\n')[0]!;
+  };
+
+  it('scenario --help: the flags in groups with types and defaults, every broker\'s modes, the variables, examples and exit codes, in 80 columns', async () => {
+    const text = await help('scenario');
+    for (const line of text.split('\n')) if (!/^ {2}(QUEUE=|npm |npx )/.test(line)) expect([...line].length, line).toBeLessThanOrEqual(80);
+    for (const group of ['Workload:', 'Broker:', 'fixed-rate:', 'retry-dlq:', 'crash-recovery:', 'scale-out:', 'Output:']) expect(text).toContain(`\n${group}\n`);
+    expect(sectionOf(text, 'Broker:')).toMatch(/--maxmemory .*\[size\] \[default: off\]/s);
+    expect(sectionOf(text, 'crash-recovery:')).toMatch(/--kill-mode .*\[choice: random, staged\]\s+\[default: random\]/s);
+    expect(sectionOf(text, 'Workload:')).toMatch(/--batch +messages per publish call \[count\] \[default: 100;/);
+    // Every broker and every one of its modes, one line each at this width, read from the registry.
+    const brokers = sectionOf(text, 'Brokers and modes (QUEUE=NAME or NAME:MODE, names in any case):').split('\n');
+    for (const adapter of adapters) {
+      const line = brokers.find((l) => l.startsWith(`  ${adapter.name} `));
+      expect(line, adapter.name).toBeDefined();
+      for (const mode of adapter.modes) expect(line).toContain(mode);
+      for (const alias of adapter.aliases) expect(line).toContain(alias);
+    }
+    const environment = sectionOf(text, 'Environment (also read from .env in the working folder):');
+    for (const name of ['QUEUE', 'CHANNEL_NAME', 'REDIS_URL', 'SQS_ENDPOINT', 'RABBITMQ_URL', 'NATS_URL', 'DATABASE_URL', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(environment).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
+    }
+    expect(sectionOf(text, 'Examples:')).toMatch(/^ {2}QUEUE=REDIS npm run scenario -- 500000$/m);
+    expect(sectionOf(text, 'Examples:')).toMatch(/^ {2}QUEUE=REDIS,SQS npm run scenario -- 10000$/m);
+    const codes = sectionOf(text, 'Exit codes:');
+    expect(codes.match(/^ {2}\d+ /gm)?.map((c) => c.trim())).toEqual(['0', '1', '2', '130']);
+    expect(codes).toMatch(/^ {2}130 +interrupted/m);
+  });
+
+  it('names a workload file in its examples that exists', async () => {
+    const text = await help('scenario', '200');
+    const file = /--workload (\S+)/.exec(sectionOf(text, 'Examples:'))?.[1];
+    expect(file).toBeDefined();
+    expect(existsSync(path.join(import.meta.dirname, '../..', file!))).toBe(true);
+  });
+
+  it('compare --help and report --help: their flags, formats, examples and exit codes', async () => {
+    const compare = await help('compare');
+    expect(sectionOf(compare, 'Input:')).toMatch(/--baseline /);
+    expect(sectionOf(compare, 'Output:')).toMatch(/\[choice: table, md, json, csv\]/);
+    expect(sectionOf(compare, 'Exit codes:').match(/^ {2}\d+ /gm)?.map((c) => c.trim())).toEqual(['0', '1', '2']);
+    expect(sectionOf(compare, 'Examples:')).toMatch(/--baseline results\/old\.json results\/new\//);
+    const report = await help('report');
+    expect(sectionOf(report, 'Output:')).toMatch(/--out +where the HTML file goes \[file\] \[default: report\.html\]/);
+    expect(sectionOf(report, 'Exit codes:')).not.toMatch(/baseline/);
   });
 });
