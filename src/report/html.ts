@@ -72,7 +72,7 @@ const canvas = (id: string, title: string, heightPx?: number): string =>
   `<canvas id="${id}" role="img" aria-label="${escapeHtml(title)}"></canvas></div></figure>`;
 
 /** Groups that are one workload but for the rate fixed-rate runs held: their curve is one chart. */
-function curveFamilies(groups: readonly Group[]): number[][] {
+function curveSets(groups: readonly Group[]): number[][] {
   const byKey = new Map<string, number[]>();
   groups.forEach((group, g) => {
     // settings come from a key with sorted fields, so equal workloads give equal strings.
@@ -86,16 +86,16 @@ function curveFamilies(groups: readonly Group[]): number[][] {
 export function renderHtml(groups: readonly Group[], problems: readonly string[], generatedAt: Date, cost?: CostOptions): string {
   const colours = assignColours(groups);
   const data: ChartData = { colours, lineCharts: [], barCharts: [], timelineCharts: [] };
-  // The curve of each family of groups goes with its first group; the others link there.
+  // The curve of each set of groups goes with its first group; the others link there.
   const curveOf = new Map<number, string>();
   const curveLink = new Map<number, number>();
-  for (const family of curveFamilies(groups)) {
-    const chart = stepCurve(family.map((g) => groups[g]!), `g${family[0]}-curve`, colours);
+  for (const set of curveSets(groups)) {
+    const chart = stepCurve(set.map((g) => groups[g]!), `g${set[0]}-curve`, colours);
     if (!chart) continue;
     data.lineCharts.push(chart);
-    const across = family.length > 1 ? ` Every run of this workload, in ${plural(family.length, 'group')} by the rate each held.` : '';
-    curveOf.set(family[0]!, canvas(chart.id, `${chart.title}.${across}`));
-    for (const g of family.slice(1)) curveLink.set(g, family[0]!);
+    const across = set.length > 1 ? ` Every run of this workload, in ${plural(set.length, 'group')} by the rate each held.` : '';
+    curveOf.set(set[0]!, canvas(chart.id, `${chart.title}.${across}`));
+    for (const g of set.slice(1)) curveLink.set(g, set[0]!);
   }
 
   const comparisons = groups.map((group, g) => {
