@@ -167,6 +167,9 @@ export const crashRecovery: Scenario = {
       config,
       clock,
       onDelivered: (index, receivedUs, receiveCount) => tracker.delivered(index, receivedUs, receiveCount),
+      // The kill is at a random moment after killAfter completions; a run whose work ends sooner waits for it,
+      // so the victim is killed (holding nothing) rather than stopped first and the kill finding no process.
+      beforeStop: () => crash,
       onCompleted: (index) => {
         tracker.completed(index);
         if (++completions === killAfter) {

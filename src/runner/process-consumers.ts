@@ -54,6 +54,11 @@ export interface ProcessConsumersOptions {
   readonly onDelivered?: (index: number, receivedUs: number, receiveCount: number, slot: number) => void;
   /** Every completion a child reported, after the sink has booked it. */
   readonly onCompleted?: (index: number, ackedUs: number, slot: number) => void;
+  /**
+   * Awaited before the processes are stopped: a kill the run has scheduled (crash-recovery's random
+   * moment) happens before them, even when the work was done sooner, instead of finding no process to kill.
+   */
+  readonly beforeStop?: () => Promise<unknown> | undefined;
 }
 
 /** What a SIGKILL took with it, from the victim's journal read to its end. */
@@ -240,6 +245,7 @@ export class ProcessConsumers implements ConsumerSet {
   }
 
   async stop(): Promise<void> {
+    await this.#options.beforeStop?.();
     this.#stopping = true;
     await Promise.allSettled([...this.#starting]);
     const waitMs = this.#options.config.receiveWaitMs + STOP_GRACE_MS;

@@ -60,6 +60,18 @@ describe('crash-recovery --kill-mode random', () => {
     }
   });
 
+  it('a kill due after the work is done still happens: the victim dies holding nothing, and the books say so', async () => {
+    // Seed 52 draws a kill 267 ms after the 95th of 100 completions: the last 5 complete long before it.
+    const result = await run('crash-recovery', 'redis-list', { ...small, messages: 100, killAtFraction: 0.95, seed: 52 });
+    const v = values(result);
+    expect(v['killDelayMs']).toBe(267);
+    expect(result.verdicts.join('\n')).not.toContain('the kill went wrong');
+    expect(result.status).toBe('completed');
+    expect(result.ledger.lost).toBe(0);
+    expect(v['heldMessages']).toBe(0);
+    expect(v['redeliveredMessages']).toBe(0);
+  });
+
   it.each([31, 32, 33])('redis-list simple, seed %i: lost is what the victim held plus what a receive in transit popped, and the verdict names both', async (seed) => {
     const result = await run('crash-recovery', 'redis-list simple', { ...small, seed });
     const v = values(result);
