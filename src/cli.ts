@@ -70,8 +70,8 @@ function scenarioOptions(y: Argv): Argv {
       'kill-at': { type: 'string', describe: 'crash-recovery: SIGKILL one consumer process once this fraction of the messages is done [default: 0.3]' },
       'kill-mode': { type: 'string', choices: ['random', 'staged'], describe: 'crash-recovery: random = SIGKILL at a seeded moment, no warning; staged = freeze the victim between broker calls first [default: random]' },
       maxmemory: { type: 'string', describe: 'Redis: run against a throw-away redis-server with this maxmemory (bytes, or e.g. 64mb) and noeviction; REDIS_URL is not used' },
-      steps: { type: 'string', describe: 'scale-out: consumer (or process) counts to run the same load with [default: 1,2,4,8,16]' },
-      'scale-by': { type: 'string', choices: ['consumers', 'processes'], describe: 'scale-out: consumers in this process, or processes of one consumer each [default: consumers]' },
+      steps: { type: 'string', describe: 'scale-out: consumer (or process, or queue) counts to run the same load with [default: 1,2,4,8,16]' },
+      'scale-by': { type: 'string', choices: ['consumers', 'processes', 'queues'], describe: 'scale-out: consumers in this process, processes of one consumer each, or queues (each read by --consumers / the first step\'s count) [default: consumers]' },
       groups: { type: 'string', describe: 'fan-out: independent consumer groups every message must reach [default: 3]' },
       quiet: { type: 'boolean', default: false, describe: 'no progress on stderr' },
     });
