@@ -12,6 +12,10 @@
 // Settings read from `options.settings`:
 //   endpointKind  string  what describe() reports as `endpointKind` (resolve() passes it); default 'local'.
 //
+// On a Redis Cluster (a URL naming any of its nodes) the handle's client is ioredis's Cluster, and each queue
+// gets a prefix of its own holding a hash tag, `<ns>:{<queue>:<salt>}`, as BullMQ asks for cluster use: every
+// key of the queue then lives in one slot, and the tags spread the run's queues over the masters (redis-slots.ts).
+//
 // LIMITATION: one Lua call per job to fetch it and one to settle it (BullMQ has no batch fetch or batch
 // completion), plus an event-stream entry per state change: that is BullMQ's price, and what its column shows.
 // A job received more than maxReceives times by lock expiry is failed by the next fetch that meets it (BullMQ
@@ -19,7 +23,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { Job, Queue, UnrecoverableError, Worker, type JobsOptions, type WorkerOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import {
   BrokerError,
   PartialSettleError,
@@ -33,7 +37,9 @@ import {
 import { redactUrl } from '../src/redact.ts';
 import { defineAdapter, SettingsReader, withTimeout, type Driver, type EndpointKind, type ServerInfo } from './kit/index.ts';
 import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
+import { clusterSeed, isClusterNode, masterOf } from './redis-kit.ts';
 import { redisServerFacts } from './redis-registry.ts';
+import { ClusterPlacement, fitsHashTag } from './redis-slots.ts';
 
 const ADAPTER = 'bullmq';
 
@@ -70,6 +76,8 @@ interface Shared {
   readonly commandTimeoutMs: number;
   readonly endpointKind: EndpointKind;
   readonly specs: Map<string, Omit<QueueSpec, 'name'>>;
+  /** On a Redis Cluster: the masters, and each queue's hash tag. */
+  readonly placement: ClusterPlacement | undefined;
 }
 
 /** A nack, as the error BullMQ fails a job with; the backoff strategy reads its delay back. */
@@ -110,9 +118,29 @@ class HandleClient extends Redis {
   }
 }
 
+/** The cluster twin of HandleClient: its duplicate, a Worker's blocking connection, is a Cluster with the same blocking options. */
+class HandleCluster extends Cluster {
+  override duplicate(startupNodes: ClusterNode[] = [], options: ClusterOptions = {}): Cluster {
+    const nodes = startupNodes.length > 0 ? startupNodes : clusterSeeds.get(this) ?? [];
+    return new Cluster(nodes, {
+      ...this.options,
+      ...options,
+      enableOfflineQueue: true,
+      clusterRetryStrategy: (times) => Math.min(100 * 2 ** (times - 1), 1_000),
+      redisOptions: { ...this.options.redisOptions, ...options.redisOptions, commandTimeout: undefined, maxRetriesPerRequest: null },
+    });
+  }
+}
+
+/** Where each HandleCluster started (ioredis keeps its own list private). */
+const clusterSeeds = new WeakMap<Cluster, ClusterNode[]>();
+
+/** A handle's client: one Redis, or a cluster. */
+type HandleConnection = HandleClient | HandleCluster;
+
 export class BullmqDriver implements Driver {
   readonly #shared: Shared;
-  readonly #redis: HandleClient;
+  readonly #redis: HandleConnection;
   readonly #queues = new Map<string, Queue>();
   readonly #workers = new Map<string, Promise<ManualWorker>>();
   /** Jobs received on this handle and not yet settled, by receipt. */
@@ -122,19 +150,34 @@ export class BullmqDriver implements Driver {
   #receives = 0;
   #closed = false;
 
-  constructor(shared: Shared, redis: HandleClient) {
+  /** On a cluster only: which master and slot each queue had (QueueStats). */
+  declare readonly queueStats?: (queue: string) => Promise<Readonly<Record<string, number>>>;
+
+  constructor(shared: Shared, redis: HandleConnection) {
     this.#shared = shared;
     this.#redis = redis;
+    const placement = shared.placement;
+    if (placement !== undefined && redis instanceof Cluster) {
+      this.queueStats = async (queue) => {
+        const slot = placement.slot(queue);
+        return { [`slot of ${queue} on ${masterOf(redis, slot).key}`]: slot };
+      };
+    }
   }
 
   async describe(): Promise<ServerInfo> {
     const info = await this.#redis.info('server');
     const serverVersion = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
-    return { serverVersion, endpoint: redactUrl(this.#shared.url), endpointKind: this.#shared.endpointKind };
+    const masters = this.#shared.placement?.masters;
+    const endpoint = redactUrl(this.#shared.url) + (masters === undefined ? '' : ` (cluster of ${masters} masters)`);
+    return { serverVersion, endpoint, endpointKind: this.#shared.endpointKind };
   }
 
   async prepare({ name, ...spec }: QueueSpec): Promise<void> {
     if (name.includes(':')) throw new BrokerError(ADAPTER, 'prepare', `queue ${name}: BullMQ queue names cannot contain ':'`);
+    if (this.#shared.placement !== undefined && !fitsHashTag(name)) {
+      throw new BrokerError(ADAPTER, 'prepare', `queue ${name}: no '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+    }
     // BullMQ makes its keys on first write: only the spec to keep (a Worker opened later takes it).
     this.#shared.specs.set(name, { ...spec });
   }
@@ -195,7 +238,8 @@ export class BullmqDriver implements Driver {
   }
 
   async duplicate(): Promise<Driver> {
-    return new BullmqDriver(this.#shared, await connect(this.#shared.url, this.#shared.commandTimeoutMs));
+    const { url, commandTimeoutMs, placement } = this.#shared;
+    return new BullmqDriver(this.#shared, await (placement === undefined ? connect(url, commandTimeoutMs) : connectCluster(url, commandTimeoutMs)));
   }
 
   async close(): Promise<void> {
@@ -263,11 +307,17 @@ export class BullmqDriver implements Driver {
     return { attempts: maxReceives > 0 ? maxReceives : UNLIMITED_ATTEMPTS, backoff: { type: 'nack' } };
   }
 
+  /** BullMQ's prefix for queue `name`: the namespace, and on a cluster the queue's hash tag after it. */
+  #prefix(name: string): string {
+    const { namespace, placement } = this.#shared;
+    return placement === undefined ? namespace : `${namespace}:{${placement.tag(name)}}`;
+  }
+
   #queue(name: string): Queue {
     let queue = this.#queues.get(name);
     if (queue === undefined) {
       // No meta write on construction: a Queue opened only to tear down would leave it behind.
-      queue = new Queue(name, { connection: this.#redis, prefix: this.#shared.namespace, skipMetasUpdate: true });
+      queue = new Queue(name, { connection: this.#redis, prefix: this.#prefix(name), skipMetasUpdate: true });
       queue.on('error', () => undefined);
       this.#queues.set(name, queue);
     }
@@ -290,7 +340,7 @@ export class BullmqDriver implements Driver {
     const lockDuration = Math.ceil(visibilityTimeoutMs);
     const options: WorkerOptions = {
       connection: this.#redis,
-      prefix: this.#shared.namespace,
+      prefix: this.#prefix(name),
       autorun: false,
       lockDuration,
       // The lock is the visibility timeout: never extended, checked twice per timeout.
@@ -319,7 +369,6 @@ export class BullmqDriver implements Driver {
 /** Opens a handle's client, or fails in the one line the Redis adapters give. */
 async function connect(url: string, commandTimeoutMs: number): Promise<HandleClient> {
   let everReady = false;
-  let lastError: unknown;
   const client = new HandleClient(url, {
     lazyConnect: true,
     connectTimeout: commandTimeoutMs,
@@ -330,6 +379,31 @@ async function connect(url: string, commandTimeoutMs: number): Promise<HandleCli
     retryStrategy: (times) => (everReady ? Math.min(100 * 2 ** (times - 1), 1_000) : null),
   });
   client.on('ready', () => (everReady = true));
+  return connected(client, url, commandTimeoutMs);
+}
+
+/** Opens a handle's client on the cluster `url` names a node of (options as `connect`'s, for every node). */
+async function connectCluster(url: string, commandTimeoutMs: number): Promise<HandleCluster> {
+  let everReady = false;
+  const seed = clusterSeed(url);
+  const seeds = [seed.node];
+  const client = new HandleCluster(seeds, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    // As on one Redis: a command whose connection closed fails at once; redirections are followed.
+    retryDelayOnFailover: 0,
+    slotsRefreshTimeout: commandTimeoutMs,
+    clusterRetryStrategy: (times) => (everReady ? Math.min(100 * 2 ** (times - 1), 1_000) : null),
+    redisOptions: { ...seed.options, connectTimeout: commandTimeoutMs, commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 0 },
+  });
+  clusterSeeds.set(client, seeds);
+  client.on('ready', () => (everReady = true));
+  return connected(client, url, commandTimeoutMs);
+}
+
+/** `client` connected within the command timeout, or the one-line BrokerError. */
+async function connected<C extends HandleConnection>(client: C, url: string, commandTimeoutMs: number): Promise<C> {
+  let lastError: unknown;
   client.on('error', (error: unknown) => (lastError = error));
   try {
     await withTimeout(commandTimeoutMs + 250, 'connect', () => client.connect());
@@ -339,6 +413,22 @@ async function connect(url: string, commandTimeoutMs: number): Promise<HandleCli
     const cause = lastError ?? error;
     throw new BrokerError(ADAPTER, 'connect', explainRedisConnectError(url, cause, commandTimeoutMs), { cause });
   }
+}
+
+/** The first client of an open: a plain one, or, when `url` names a node of a cluster, a Cluster client and the cluster's masters. */
+async function connectFirst(url: string, commandTimeoutMs: number): Promise<{ client: HandleConnection; placement: ClusterPlacement | undefined }> {
+  const client = await connect(url, commandTimeoutMs);
+  let cluster: boolean;
+  try {
+    cluster = await isClusterNode(client);
+  } catch (error) {
+    client.disconnect();
+    throw new BrokerError(ADAPTER, 'connect', `INFO cluster failed: ${describeRedisError(error)}`, { cause: error });
+  }
+  if (!cluster) return { client, placement: undefined };
+  client.disconnect();
+  const clustered = await connectCluster(url, commandTimeoutMs);
+  return { client: clustered, placement: new ClusterPlacement(clustered.slots) };
 }
 
 export const bullmqAdapter = defineAdapter({
@@ -356,7 +446,12 @@ export const bullmqAdapter = defineAdapter({
   async connect(options) {
     if (!options.url) throw new BrokerError(ADAPTER, 'connect', 'no Redis URL given; set REDIS_URL (e.g. redis://127.0.0.1:6379)');
     const endpointKind = new SettingsReader(ADAPTER, options.settings).endpointKind('local');
-    const shared: Shared = { url: options.url, namespace: options.namespace, commandTimeoutMs: options.commandTimeoutMs, endpointKind, specs: new Map() };
-    return new BullmqDriver(shared, await connect(options.url, options.commandTimeoutMs));
+    const { client, placement } = await connectFirst(options.url, options.commandTimeoutMs);
+    if (placement !== undefined && !fitsHashTag(options.namespace)) {
+      client.disconnect();
+      throw new BrokerError(ADAPTER, 'connect', `namespace "${options.namespace}" must not contain '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+    }
+    const shared: Shared = { url: options.url, namespace: options.namespace, commandTimeoutMs: options.commandTimeoutMs, endpointKind, specs: new Map(), placement };
+    return new BullmqDriver(shared, client);
   },
 });

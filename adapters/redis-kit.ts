@@ -1,17 +1,20 @@
 // What both Redis adapters share: one way to open a client (options, first connect within the command
 // timeout, the one-line error), one way to load their Lua (files under adapters/lua/, defined on the
 // client as ioredis commands, so each call is an EVALSHA that falls back to EVAL once after a NOSCRIPT),
-// one reading of the options they both take, and the describe() they both give.
+// one reading of the options they both take, and the describe() they both give. A URL that names a node
+// of a Redis Cluster (INFO cluster says cluster_enabled:1) is opened with ioredis's Cluster client
+// instead, with the same options for every node; the helpers at the end read the cluster's masters.
 //
 // LIMITATION: one `--- @include "file.lua"` level only (an included file includes nothing), and a
-// script's number of keys is read from its header, so a KEYS[n] not listed there is not passed.
+// script's number of keys is read from its header, so a KEYS[n] not listed there is not passed. A
+// cluster is reached through the one node its URL names (the others are found from it), on database 0.
 
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
-import { BrokerError, type BrokerOptions } from '../src/broker.ts';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { BrokerError, type BrokerOptions, type ServerMemory } from '../src/broker.ts';
 import { redactUrl } from '../src/redact.ts';
 import { backoffMs, withTimeout, type EndpointKind, type ServerInfo, type SettingsReader } from './kit/index.ts';
-import { explainRedisConnectError } from './redis-connect-error.ts';
+import { describeRedisError, explainRedisConnectError } from './redis-connect-error.ts';
 
 /** A Lua script from adapters/lua/, with the name of the client command that runs it. */
 export interface LuaScript {
@@ -22,6 +25,9 @@ export interface LuaScript {
 }
 
 export type ScriptArg = string | number;
+
+/** A connection to one Redis, or to a Redis Cluster (one connection per master, made as commands need them). */
+export type RedisClient = Redis | Cluster;
 
 const INCLUDE = /^--- @include "([\w.-]+\.lua)"$/m;
 
@@ -41,7 +47,7 @@ export function loadLua(command: string, file: string): LuaScript {
 }
 
 /** Runs `script` on a client opened with it (see `createRedisClient`). */
-export function runScript<T>(client: Redis, script: LuaScript, keys: readonly string[], args: readonly ScriptArg[]): Promise<T> {
+export function runScript<T>(client: RedisClient, script: LuaScript, keys: readonly string[], args: readonly ScriptArg[]): Promise<T> {
   const run = (client as unknown as Record<string, (...all: ScriptArg[]) => Promise<T>>)[script.command];
   if (run === undefined) throw new Error(`script ${script.command} is not defined on this client`);
   return run.call(client, ...keys, ...args);
@@ -53,10 +59,13 @@ export interface ClientOptions {
   /** For BLPOP/BLMOVE only: no commandTimeout (a wait may last longer than any command). */
   readonly blocking?: boolean;
   readonly scripts?: readonly LuaScript[];
+  /** The URL names a node of a Redis Cluster: open a Cluster client (see `isClusterNode`). */
+  readonly cluster?: boolean;
 }
 
 /** A client that is not connected yet; `connectRedis` connects it. */
-export function createRedisClient(options: ClientOptions): Redis {
+export function createRedisClient(options: ClientOptions): RedisClient {
+  if (options.cluster) return createClusterClient(options);
   const { url, commandTimeoutMs } = options;
   let everReady = false;
   const redisOptions: RedisOptions = {
@@ -88,11 +97,44 @@ export function createRedisClient(options: ClientOptions): Redis {
   return client;
 }
 
+/**
+ * A Cluster client made as `createRedisClient` makes a plain one: the URL's node is where it starts, its
+ * password and TLS go to every node, and every node's connection has the same timeouts. A command whose
+ * connection closed fails at once (no failover retry), as on one Redis; a redirection (MOVED, ASK) or a
+ * cluster that is down for a moment (CLUSTERDOWN, TRYAGAIN: the command did not run) is followed.
+ */
+function createClusterClient(options: ClientOptions): Cluster {
+  const { url, commandTimeoutMs } = options;
+  const seed = clusterSeed(url);
+  let everReady = false;
+  const nodeOptions: NonNullable<ClusterOptions['redisOptions']> = {
+    ...seed.options,
+    connectTimeout: commandTimeoutMs,
+    maxRetriesPerRequest: 0,
+    ...(options.blocking ? { blockingTimeout: commandTimeoutMs, blockingTimeoutGrace: commandTimeoutMs } : { commandTimeout: commandTimeoutMs }),
+  };
+  const client = new Cluster([seed.node], {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryDelayOnFailover: 0,
+    slotsRefreshTimeout: commandTimeoutMs,
+    // As for one Redis: fail the first connect at once, then reconnect with back-off while the handle is open.
+    clusterRetryStrategy: (times) => (everReady ? backoffMs(times, 100, 1_000) : null),
+    scripts: Object.fromEntries((options.scripts ?? []).map((s) => [s.command, { lua: s.lua, numberOfKeys: s.numberOfKeys }])),
+    redisOptions: nodeOptions,
+  });
+  client.on('ready', () => {
+    everReady = true;
+  });
+  if (options.scripts?.length) scriptsOf.set(client, options.scripts);
+  return client;
+}
+
 /** The scripts a client was made with, loaded into the server as it connects. */
-const scriptsOf = new WeakMap<Redis, readonly LuaScript[]>();
+const scriptsOf = new WeakMap<RedisClient, readonly LuaScript[]>();
 
 /** Connects within commandTimeoutMs or rejects with the one-line BrokerError users see. */
-export async function connectRedis(adapter: string, client: Redis, url: string, commandTimeoutMs: number): Promise<Redis> {
+export async function connectRedis<C extends RedisClient>(adapter: string, client: C, url: string, commandTimeoutMs: number): Promise<C> {
   let lastError: unknown;
   client.on('error', (error: unknown) => {
     lastError = error;
@@ -102,10 +144,13 @@ export async function connectRedis(adapter: string, client: Redis, url: string, 
     // client's own connect timeout, which says more, come first.
     await withTimeout(commandTimeoutMs + 250, 'connect', async () => {
       await client.connect();
-      // Scripts loaded up front: a first call then needs no NOSCRIPT round trip, which a failure in the
-      // same pipeline (a connection the server drops) could otherwise turn into an error for all of it.
-      // Best effort: a user whose ACL allows EVAL but not SCRIPT still runs them, by the EVAL fallback.
-      await Promise.all((scriptsOf.get(client) ?? []).map((script) => client.script('LOAD', script.lua).catch(() => undefined)));
+      // Scripts loaded up front (on every master of a cluster): a first call then needs no NOSCRIPT round
+      // trip, which a failure in the same pipeline (a connection the server drops) could otherwise turn into
+      // an error for all of it. Best effort: a user whose ACL allows EVAL but not SCRIPT still runs them, by
+      // the EVAL fallback (as on a master that restarted empty).
+      const servers: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+      const scripts = scriptsOf.get(client) ?? [];
+      await Promise.all(servers.flatMap((server) => scripts.map((script) => server.script('LOAD', script.lua).catch(() => undefined))));
     });
     return client;
   } catch (error) {
@@ -117,8 +162,49 @@ export async function connectRedis(adapter: string, client: Redis, url: string, 
 }
 
 /** A client made with `options` and connected (see `createRedisClient` and `connectRedis`). */
-export function openRedisClient(adapter: string, options: ClientOptions): Promise<Redis> {
+export function openRedisClient(adapter: string, options: ClientOptions): Promise<RedisClient> {
   return connectRedis(adapter, createRedisClient(options), options.url, options.commandTimeoutMs);
+}
+
+/** True if `client`'s server is a node of a Redis Cluster (INFO cluster: cluster_enabled:1). */
+export async function isClusterNode(client: Redis): Promise<boolean> {
+  return /^cluster_enabled:1\b/m.test(await client.info('cluster'));
+}
+
+/**
+ * The first client of an open: a plain one on the URL (with `options`), which is kept when its server
+ * is one Redis; when it is a node of a cluster, it is closed and `cluster` says to open Cluster clients.
+ */
+export async function openFirstRedisClient(adapter: string, options: ClientOptions): Promise<{ client: Redis; cluster: false } | { cluster: true }> {
+  const client = (await openRedisClient(adapter, { ...options, cluster: false })) as Redis;
+  let cluster: boolean;
+  try {
+    cluster = await isClusterNode(client);
+  } catch (error) {
+    client.disconnect();
+    throw new BrokerError(adapter, 'connect', `INFO cluster failed: ${describeRedisError(error)}`, { cause: error });
+  }
+  if (!cluster) return { client, cluster };
+  await quitQuietly(client);
+  return { cluster };
+}
+
+/**
+ * Where a Cluster client starts (the node `url` names) and what every node's connection takes from the
+ * URL: user, password, TLS. Throws for a URL naming a database other than 0, which a cluster lacks.
+ */
+export function clusterSeed(url: string): { node: { host: string; port: number }; options: NonNullable<ClusterOptions['redisOptions']> } {
+  const parsed = new URL(url);
+  const database = parsed.pathname.replace(/^\//, '');
+  if (database !== '' && database !== '0') throw new Error(`a Redis Cluster has database 0 only; ${redactUrl(url)} names database ${database}`);
+  return {
+    node: { host: parsed.hostname, port: Number(parsed.port || 6379) },
+    options: {
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  };
 }
 
 /** Where a Redis adapter connects, read once from its options. */
@@ -135,18 +221,19 @@ export function redisTarget(adapter: string, options: BrokerOptions, settings: S
   return { url: options.url, commandTimeoutMs: options.commandTimeoutMs, endpointKind: settings.endpointKind('local') };
 }
 
-/** What describe() reports of a Redis server: its version, and where it is without the password. */
-export async function describeRedis(client: Redis, target: RedisTarget): Promise<ServerInfo> {
-  return { serverVersion: await serverVersion(client), endpoint: redactUrl(target.url), endpointKind: target.endpointKind };
+/** What describe() reports of a Redis server: its version, and where it is without the password (a cluster: how many masters). */
+export async function describeRedis(client: RedisClient, target: RedisTarget, masters?: number): Promise<ServerInfo> {
+  const endpoint = redactUrl(target.url) + (masters === undefined ? '' : ` (cluster of ${masters} masters)`);
+  return { serverVersion: await serverVersion(client), endpoint, endpointKind: target.endpointKind };
 }
 
-export async function serverVersion(client: Redis): Promise<string> {
+export async function serverVersion(client: RedisClient): Promise<string> {
   const info = await client.info('server');
   return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
 }
 
 /** QUIT, or cut the connection when QUIT cannot be sent. */
-export async function quitQuietly(client: Redis): Promise<void> {
+export async function quitQuietly(client: RedisClient): Promise<void> {
   try {
     await client.quit();
   } catch {
@@ -164,4 +251,21 @@ export function checkPipeline(results: [Error | null, unknown][] | null): unknow
     replies[i] = reply;
   }
   return replies;
+}
+
+/** The master serving `slot` now (`host:port`, and its connection), as the Cluster client last read the slot map. */
+export function masterOf(cluster: Cluster, slot: number): { key: string; node: Redis | undefined } {
+  const key = cluster.slots[slot]?.[0] ?? 'unknown';
+  const node = cluster.nodes('master').find((redis) => `${redis.options.host}:${redis.options.port}` === key);
+  return { key, node };
+}
+
+/** The whole cluster's memory: used_memory and maxmemory of its masters added up, the first one's policy. */
+export async function clusterServerMemory(cluster: Cluster, read: (node: Redis) => Promise<ServerMemory>): Promise<ServerMemory> {
+  const each = await Promise.all(cluster.nodes('master').map(read));
+  return {
+    usedBytes: each.reduce((sum, memory) => sum + memory.usedBytes, 0),
+    maxBytes: each.reduce((sum, memory) => sum + memory.maxBytes, 0),
+    policy: each[0]?.policy ?? 'unknown',
+  };
 }

@@ -4,9 +4,9 @@
 //
 // LIMITATION: a mode gets the handle's connections as they are; reconnecting and closing stay with the broker.
 
-import type { Redis } from 'ioredis';
 import { PartialSettleError, type OutgoingMessage, type QueueDepth, type QueueSpec, type ReceivedMessage } from '../src/broker.ts';
 import { describeRedisError } from './redis-connect-error.ts';
+import type { RedisClient } from './redis-kit.ts';
 
 export const ADAPTER = 'redis-list';
 /** Most messages per publish/receive call; also the most values sent in one RPUSH/ZADD/ZREM. */
@@ -26,9 +26,9 @@ export interface QueueKeys {
 /** One handle's connections and what the modes need to know about the server and the handle. */
 export interface ListContext {
   /** Every non-blocking command, with commandTimeoutMs; the reliable scripts are defined on it. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Blocking waits only (BLPOP/BLMOVE). */
-  readonly blocking: Redis;
+  readonly blocking: RedisClient;
   /** Server older than 6.2: no LPOP count, no BLMOVE, integer blocking timeouts. */
   readonly legacy: boolean;
   /** Message ids are this handle's random prefix plus a counter: unique without a round trip. */

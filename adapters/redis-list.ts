@@ -6,10 +6,15 @@
 // Settings read from `options.settings`:
 //   endpointKind  string  what describe() reports as `endpointKind` (the CLI passes 'embedded'); default 'local'.
 //
-// LIMITATION: one command connection and one blocking connection per handle; `duplicate` opens two more.
+// On a Redis Cluster (a URL naming any of its nodes) each queue's keys share one hash tag, chosen so the
+// run's queues spread over the masters (redis-slots.ts): `<ns>:{<queue>:<salt>}:ready` and so on, so the
+// scripts and BLMOVE touch one slot. queueStats says which master and slot each queue had.
+//
+// LIMITATION: one command connection and one blocking connection per handle (per master on a cluster);
+// `duplicate` opens two more.
 
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import {
   BrokerError,
   type BrokerCapabilities,
@@ -24,11 +29,23 @@ import {
 import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
 import { defineAdapter, SettingsReader, type Driver, type ServerInfo } from './kit/index.ts';
 import { describeRedisError } from './redis-connect-error.ts';
-import { describeRedis, openRedisClient, quitQuietly, redisTarget, serverVersion, type RedisTarget } from './redis-kit.ts';
+import {
+  clusterServerMemory,
+  describeRedis,
+  masterOf,
+  openFirstRedisClient,
+  openRedisClient,
+  quitQuietly,
+  redisTarget,
+  serverVersion,
+  type RedisClient,
+  type RedisTarget,
+} from './redis-kit.ts';
 import { ADAPTER, MAX_BATCH, type ListContext, type ListMode, type QueueKeys } from './redis-list-mode.ts';
 import { MAX_DELAY_MS, RELIABLE_SCRIPTS, reliableMode } from './redis-list-reliable.ts';
 import { redisServerFacts } from './redis-registry.ts';
 import { simpleMode } from './redis-list-simple.ts';
+import { ClusterPlacement, fitsHashTag } from './redis-slots.ts';
 
 export { parseEnvelope } from './redis-list-reliable.ts';
 
@@ -80,6 +97,8 @@ interface SharedState {
   readonly specs: Map<string, QueueSpec>;
   /** Server older than 6.2: no LPOP count, no BLMOVE, integer blocking timeouts. */
   readonly legacy: boolean;
+  /** On a Redis Cluster: the masters, and each queue's hash tag. */
+  readonly placement: ClusterPlacement | undefined;
 }
 
 export const redisListAdapter = defineAdapter({
@@ -92,10 +111,16 @@ export const redisListAdapter = defineAdapter({
   ...redisServerFacts,
 });
 
-/** Connects to `options.url`; rejects with a `BrokerError` saying what to do. */
+/** Connects to `options.url` (one Redis, or any node of a cluster); rejects with a `BrokerError` saying what to do. */
 async function openRedisList(options: BrokerOptions, mode: string): Promise<Driver> {
   const target = redisTarget(ADAPTER, options, new SettingsReader(ADAPTER, options.settings));
-  const [main, blocking] = await connectPair(target);
+  const first = await openFirstRedisClient(ADAPTER, { url: target.url, commandTimeoutMs: target.commandTimeoutMs, scripts: RELIABLE_SCRIPTS });
+  const [main, blocking] = await connectPair(target, first.cluster, first.cluster ? undefined : first.client);
+  if (main instanceof Cluster && !fitsHashTag(options.namespace)) {
+    main.disconnect();
+    blocking.disconnect();
+    throw new BrokerError(ADAPTER, 'connect', `namespace "${options.namespace}" must not contain '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+  }
   let version: string;
   try {
     version = await serverVersion(main);
@@ -110,23 +135,34 @@ async function openRedisList(options: BrokerOptions, mode: string): Promise<Driv
     namespace: options.namespace,
     specs: new Map(),
     legacy: compareVersions(version, '6.2.0') < 0,
+    placement: main instanceof Cluster ? new ClusterPlacement(main.slots) : undefined,
   };
   return new RedisListDriver(shared, main, blocking);
 }
 
 class RedisListDriver implements Driver {
   readonly #shared: SharedState;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   /** Blocking waits only (BLPOP/BLMOVE): no commandTimeout, bounded by the wait plus a grace instead. */
-  readonly #blocking: Redis;
+  readonly #blocking: RedisClient;
   readonly #mode: ListMode;
   readonly #keys = new Map<string, QueueKeys>();
   #closed = false;
+  /** On a cluster only: which master and slot each queue had (QueueStats). */
+  declare readonly queueStats?: (queue: string) => Promise<Readonly<Record<string, number>>>;
 
-  constructor(shared: SharedState, redis: Redis, blocking: Redis) {
+  constructor(shared: SharedState, redis: RedisClient, blocking: RedisClient) {
     this.#shared = shared;
     this.#redis = redis;
     this.#blocking = blocking;
+    if (shared.placement !== undefined && redis instanceof Cluster) {
+      const placement = shared.placement;
+      this.queueStats = async (queue) => {
+        this.#keysFor(queue);
+        const slot = placement.slot(queue);
+        return { [`slot of ${queue} on ${masterOf(redis, slot).key}`]: slot };
+      };
+    }
     const idPrefix = `${BigInt('0x' + randomBytes(8).toString('hex')).toString(36)}-`;
     let idCounter = 0;
     this.#mode = MODES[shared.mode]({
@@ -143,12 +179,13 @@ class RedisListDriver implements Driver {
   }
 
   describe(): Promise<ServerInfo> {
-    return describeRedis(this.#redis, this.#shared.target);
+    return describeRedis(this.#redis, this.#shared.target, this.#shared.placement?.masters);
   }
 
   async prepare(spec: QueueSpec): Promise<void> {
     // Leftovers are found by pattern (SCAN MATCH namespace*): a '*' in a name would match other runs' keys.
     if (spec.name.includes('*')) throw new BrokerError(ADAPTER, 'prepare', `queue name "${spec.name}" must not contain '*'`);
+    this.#keysFor(spec.name);
     // Lists, sorted sets and hashes spring into being on first write: nothing to create on the server.
     this.#shared.specs.set(spec.name, { ...spec });
   }
@@ -174,12 +211,18 @@ class RedisListDriver implements Driver {
   }
 
   serverMemory(): Promise<ServerMemory> {
-    return redisServerMemory(this.#redis);
+    const redis = this.#redis;
+    return redis instanceof Cluster ? clusterServerMemory(redis, redisServerMemory) : redisServerMemory(redis);
   }
 
-  /** MEMORY USAGE of the queue's ready list, in-flight set and bodies, delayed set and dead list. */
+  /** MEMORY USAGE of the queue's ready list, in-flight set and bodies, delayed set and dead list (on its master, on a cluster). */
   queueMemoryBytes(queue: string): Promise<number> {
-    return redisKeysMemoryBytes(this.#redis, allKeys(this.#keysFor(queue)));
+    const keys = allKeys(this.#keysFor(queue));
+    const redis = this.#redis;
+    if (!(redis instanceof Cluster)) return redisKeysMemoryBytes(redis, keys);
+    const { key, node } = masterOf(redis, this.#shared.placement!.slot(queue));
+    if (node === undefined) throw new Error(`no connection to ${key}, the master of queue ${queue}`);
+    return redisKeysMemoryBytes(node, keys);
   }
 
   async purge(queue: string): Promise<void> {
@@ -193,7 +236,7 @@ class RedisListDriver implements Driver {
   }
 
   async duplicate(): Promise<Driver> {
-    const [main, blocking] = await connectPair(this.#shared.target);
+    const [main, blocking] = await connectPair(this.#shared.target, this.#shared.placement !== undefined);
     return new RedisListDriver(this.#shared, main, blocking);
   }
 
@@ -207,7 +250,9 @@ class RedisListDriver implements Driver {
   #keysFor(queue: string): QueueKeys {
     let keys = this.#keys.get(queue);
     if (keys === undefined) {
-      const base = `${this.#shared.namespace}:${queue}:`;
+      const { placement, namespace } = this.#shared;
+      if (placement !== undefined && !fitsHashTag(queue)) throw new Error(`queue name "${queue}" must not contain '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+      const base = placement === undefined ? `${namespace}:${queue}:` : `${namespace}:{${placement.tag(queue)}}:`;
       keys = { ready: `${base}ready`, inflight: `${base}inflight`, delayed: `${base}delayed`, dead: `${base}dead`, bodies: `${base}bodies` };
       this.#keys.set(queue, keys);
     }
@@ -223,14 +268,17 @@ function allKeys(keys: QueueKeys): string[] {
   return [keys.ready, keys.inflight, keys.bodies, keys.delayed, keys.dead];
 }
 
-/** Opens the command connection (with the reliable scripts) and the blocking-wait connection of one handle. */
-async function connectPair({ url, commandTimeoutMs }: RedisTarget): Promise<[Redis, Redis]> {
+/**
+ * Opens the command connection (with the reliable scripts) and the blocking-wait connection of one
+ * handle, Cluster clients on a cluster; `main`, if given, is a command connection already open.
+ */
+async function connectPair({ url, commandTimeoutMs }: RedisTarget, cluster: boolean, main?: RedisClient): Promise<[RedisClient, RedisClient]> {
   const results = await Promise.allSettled([
-    openRedisClient(ADAPTER, { url, commandTimeoutMs, scripts: RELIABLE_SCRIPTS }),
-    openRedisClient(ADAPTER, { url, commandTimeoutMs, blocking: true }),
+    main ?? openRedisClient(ADAPTER, { url, commandTimeoutMs, scripts: RELIABLE_SCRIPTS, cluster }),
+    openRedisClient(ADAPTER, { url, commandTimeoutMs, blocking: true, cluster }),
   ]);
-  const [main, blocking] = results;
-  if (main.status === 'fulfilled' && blocking.status === 'fulfilled') return [main.value, blocking.value];
+  const [first, blocking] = results;
+  if (first.status === 'fulfilled' && blocking.status === 'fulfilled') return [first.value, blocking.value];
   for (const result of results) if (result.status === 'fulfilled') result.value.disconnect();
   throw results.find((result) => result.status === 'rejected')!.reason;
 }

@@ -5,9 +5,9 @@
 // LIMITATION: depth counts what follows the group's cursor with XRANGE when Redis gives no lag (entries
 // deleted mid-stream, or a server before 7.0): O(entries) for a long backlog.
 
-import { Command, type Redis } from 'ioredis';
+import { Command } from 'ioredis';
 import type { QueueDepth, ReceivedMessage } from '../src/broker.ts';
-import { loadLua, runScript } from './redis-kit.ts';
+import { loadLua, runScript, type RedisClient } from './redis-kit.ts';
 
 const HOUSEKEEP = loadLua('bbStreamHousekeep', 'stream-housekeep.lua');
 export const NACK = loadLua('bbStreamNack', 'stream-nack.lua');
@@ -30,7 +30,7 @@ export interface StreamKeys {
 
 /** Who reads: the group, this handle's consumer name in it, and its connection. */
 export interface GroupReader {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly group: string;
   readonly consumer: string;
 }
@@ -112,7 +112,7 @@ function toMessages(entries: [string, string[] | null][]): ReceivedMessage[] {
 }
 
 /** Ready (the group's lag), in flight (its pending list), delayed and dead. */
-export async function groupDepth(redis: Redis, keys: StreamKeys, group: string): Promise<QueueDepth> {
+export async function groupDepth(redis: RedisClient, keys: StreamKeys, group: string): Promise<QueueDepth> {
   const { stream, delayed, dead } = keys;
   const results = await redis.pipeline().xinfo('GROUPS', stream).xpending(stream, group).zcard(delayed).xlen(dead).xlen(stream).exec();
   if (!results) throw new Error('pipeline was discarded');
@@ -137,7 +137,7 @@ export async function groupDepth(redis: Redis, keys: StreamKeys, group: string):
   return { ready, inFlight, delayed: delayedCount, dead: deadCount };
 }
 
-async function countAfter(redis: Redis, stream: string, lastId: string): Promise<number> {
+async function countAfter(redis: RedisClient, stream: string, lastId: string): Promise<number> {
   let total = 0;
   let from = lastId === '0-0' ? '-' : `(${lastId}`;
   for (;;) {

@@ -9,7 +9,9 @@
 //   claimIntervalMs  number   Least time between two housekeeping rounds (promote due delays, XAUTOCLAIM idle
 //                             entries) per handle and queue. Default visibilityTimeoutMs / 4, clamped to 10..100.
 //
-// Keys per queue: `${ns}:${queue}:stream`, `…:delayed` (ZSET, score = due epoch ms), `…:dead` (stream).
+// Keys per queue: `${ns}:${queue}:stream`, `…:delayed` (ZSET, score = due epoch ms), `…:dead` (stream); on a
+// Redis Cluster (a URL naming any of its nodes) `${ns}:{<queue>:<salt>}:stream` and so on: one hash tag per
+// queue, chosen so the run's queues spread over the masters (redis-slots.ts); queueStats says where each was.
 // Group `${ns}-g`, created from id 0; one consumer name per handle. Delays use this host's wall clock (Date.now()).
 // Redis ends a BLOCK on its cron tick (every 100 ms at the default hz 10): delays and redeliveries land that late.
 //
@@ -28,14 +30,27 @@
 // sent on a handle that is waiting in a read is answered when that read returns.
 
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { BrokerError, PartialSettleError } from '../src/broker.ts';
 import type { BrokerCapabilities, BrokerOptions, OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage, ReceiveOptions, ServerMemory } from '../src/broker.ts';
 import { redisKeysMemoryBytes, redisServerMemory } from '../src/services/redis-memory.ts';
 import { defineAdapter, SettingsReader, type Driver, type ServerInfo } from './kit/index.ts';
 import { describeRedisError } from './redis-connect-error.ts';
-import { checkPipeline, describeRedis, openRedisClient, quitQuietly, redisTarget, runScript, type RedisTarget } from './redis-kit.ts';
+import {
+  checkPipeline,
+  clusterServerMemory,
+  describeRedis,
+  masterOf,
+  openFirstRedisClient,
+  openRedisClient,
+  quitQuietly,
+  redisTarget,
+  runScript,
+  type RedisClient,
+  type RedisTarget,
+} from './redis-kit.ts';
 import { redisServerFacts } from './redis-registry.ts';
+import { ClusterPlacement, fitsHashTag } from './redis-slots.ts';
 import { groupDepth, housekeep, NACK, readGroup, STREAM_SCRIPTS, type GroupReader, type StreamKeys } from './redis-stream-group.ts';
 
 const NAME = 'redis-stream';
@@ -76,6 +91,8 @@ interface HandleQueueState {
 
 interface Shared {
   readonly target: RedisTarget;
+  /** On a Redis Cluster: the masters, and each queue's hash tag (set by the first connection of the open). */
+  placement: ClusterPlacement | undefined;
   readonly namespace: string;
   readonly settings: Settings;
   readonly group: string;
@@ -91,6 +108,7 @@ export const redisStreamAdapter = defineAdapter({
     const reader = new SettingsReader(NAME, options.settings);
     const shared: Shared = {
       target: redisTarget(NAME, options, reader),
+      placement: undefined,
       namespace: options.namespace,
       settings: {
         maxLength: Math.floor(reader.number('maxLength', { min: 0 }) ?? 0),
@@ -100,34 +118,59 @@ export const redisStreamAdapter = defineAdapter({
       group: `${options.namespace}-g`,
       queues: new Map(),
     };
-    return new RedisStreamDriver(shared, await connect(shared));
+    return new RedisStreamDriver(shared, await connectFirst(shared));
   },
   ...redisServerFacts,
   flagSettings: { maxlen: { setting: 'maxLength', purpose: 'trims a Redis stream' } },
 });
 
-function keysOf(namespace: string, queue: string): StreamKeys {
-  const base = `${namespace}:${queue}`;
+function keysOf({ namespace, placement }: Shared, queue: string): StreamKeys {
+  if (placement !== undefined && !fitsHashTag(queue)) throw new Error(`queue name "${queue}" must not contain '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+  const base = placement === undefined ? `${namespace}:${queue}` : `${namespace}:{${placement.tag(queue)}}`;
   return { stream: `${base}:stream`, delayed: `${base}:delayed`, dead: `${base}:dead` };
 }
 
-/** One connection per handle: XREADGROUP BLOCK runs on it too, with a timeout of its own (see readGroup). */
-function connect({ target }: Shared): Promise<Redis> {
-  return openRedisClient(NAME, { url: target.url, commandTimeoutMs: target.commandTimeoutMs, scripts: STREAM_SCRIPTS });
+/** One connection per handle (a Cluster client on a cluster): XREADGROUP BLOCK runs on it too, with a timeout of its own (see readGroup). */
+function connect({ target, placement }: Shared): Promise<RedisClient> {
+  return openRedisClient(NAME, { url: target.url, commandTimeoutMs: target.commandTimeoutMs, scripts: STREAM_SCRIPTS, cluster: placement !== undefined });
+}
+
+/** The first connection of an open: it finds out whether the URL names a cluster, and if so where its slots are. */
+async function connectFirst(shared: Shared): Promise<RedisClient> {
+  const { url, commandTimeoutMs } = shared.target;
+  const first = await openFirstRedisClient(NAME, { url, commandTimeoutMs, scripts: STREAM_SCRIPTS });
+  if (!first.cluster) return first.client;
+  const client = (await openRedisClient(NAME, { url, commandTimeoutMs, scripts: STREAM_SCRIPTS, cluster: true })) as Cluster;
+  if (!fitsHashTag(shared.namespace)) {
+    client.disconnect();
+    throw new BrokerError(NAME, 'connect', `namespace "${shared.namespace}" must not contain '{' or '}' on a Redis Cluster (they mark a hash tag)`);
+  }
+  shared.placement = new ClusterPlacement(client.slots);
+  return client;
 }
 
 class RedisStreamDriver implements Driver {
   readonly #shared: Shared;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #reader: GroupReader;
   readonly #handleQueues = new Map<string, HandleQueueState>();
   #delaySeq = 0;
   #closed = false;
+  /** On a cluster only: which master and slot each queue had (QueueStats). */
+  declare readonly queueStats?: (queue: string) => Promise<Readonly<Record<string, number>>>;
 
-  constructor(shared: Shared, redis: Redis) {
+  constructor(shared: Shared, redis: RedisClient) {
     this.#shared = shared;
     this.#redis = redis;
     this.#reader = { redis, group: shared.group, consumer: `c-${randomBytes(6).toString('hex')}` };
+    const placement = shared.placement;
+    if (placement !== undefined && redis instanceof Cluster) {
+      this.queueStats = async (queue) => {
+        keysOf(shared, queue);
+        const slot = placement.slot(queue);
+        return { [`slot of ${queue} on ${masterOf(redis, slot).key}`]: slot };
+      };
+    }
   }
 
   explain(error: unknown): string {
@@ -135,11 +178,11 @@ class RedisStreamDriver implements Driver {
   }
 
   describe(): Promise<ServerInfo> {
-    return describeRedis(this.#redis, this.#shared.target);
+    return describeRedis(this.#redis, this.#shared.target, this.#shared.placement?.masters);
   }
 
   async prepare(spec: QueueSpec): Promise<void> {
-    const keys = keysOf(this.#shared.namespace, spec.name);
+    const keys = keysOf(this.#shared, spec.name);
     try {
       // From 0, not $: anything published before prepare is still delivered.
       await this.#redis.xgroup('CREATE', keys.stream, this.#shared.group, '0', 'MKSTREAM');
@@ -151,7 +194,7 @@ class RedisStreamDriver implements Driver {
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    const { stream, delayed } = keysOf(this.#shared.namespace, queue);
+    const { stream, delayed } = keysOf(this.#shared, queue);
     const maxLen = this.#shared.settings.maxLength;
     const pipeline = this.#redis.pipeline();
     let now = 0;
@@ -219,7 +262,7 @@ class RedisStreamDriver implements Driver {
   }
 
   async ack(queue: string, messages: readonly ReceivedMessage[]): Promise<void> {
-    const { stream } = keysOf(this.#shared.namespace, queue);
+    const { stream } = keysOf(this.#shared, queue);
     const ids = new Array<string>(messages.length);
     for (let i = 0; i < messages.length; i++) ids[i] = messages[i]!.receipt;
     const pipeline = this.#redis.pipeline().xack(stream, this.#shared.group, ...ids);
@@ -244,16 +287,16 @@ class RedisStreamDriver implements Driver {
   }
 
   depth(queue: string): Promise<QueueDepth> {
-    return groupDepth(this.#redis, keysOf(this.#shared.namespace, queue), this.#shared.group);
+    return groupDepth(this.#redis, keysOf(this.#shared, queue), this.#shared.group);
   }
 
   async purge(queue: string): Promise<void> {
-    const { stream, delayed, dead } = keysOf(this.#shared.namespace, queue);
+    const { stream, delayed, dead } = keysOf(this.#shared, queue);
     checkPipeline(await this.#redis.multi().del(stream, delayed, dead).xgroup('CREATE', stream, this.#shared.group, '0', 'MKSTREAM').exec());
   }
 
   async teardown(queue: string): Promise<void> {
-    const { stream, delayed, dead } = keysOf(this.#shared.namespace, queue);
+    const { stream, delayed, dead } = keysOf(this.#shared, queue);
     await this.#redis.del(stream, delayed, dead);
     this.#shared.queues.delete(queue);
     this.#handleQueues.delete(queue);
@@ -275,13 +318,18 @@ class RedisStreamDriver implements Driver {
   }
 
   serverMemory(): Promise<ServerMemory> {
-    return redisServerMemory(this.#redis);
+    const redis = this.#redis;
+    return redis instanceof Cluster ? clusterServerMemory(redis, redisServerMemory) : redisServerMemory(redis);
   }
 
-  /** MEMORY USAGE of the queue's stream (its consumer groups and pending lists included), delayed set and dead stream. */
+  /** MEMORY USAGE of the queue's stream (its consumer groups and pending lists included), delayed set and dead stream (on its master, on a cluster). */
   queueMemoryBytes(queue: string): Promise<number> {
-    const { stream, delayed, dead } = keysOf(this.#shared.namespace, queue);
-    return redisKeysMemoryBytes(this.#redis, [stream, delayed, dead]);
+    const { stream, delayed, dead } = keysOf(this.#shared, queue);
+    const redis = this.#redis;
+    if (!(redis instanceof Cluster)) return redisKeysMemoryBytes(redis, [stream, delayed, dead]);
+    const { key, node } = masterOf(redis, this.#shared.placement!.slot(queue));
+    if (node === undefined) throw new Error(`no connection to ${key}, the master of queue ${queue}`);
+    return redisKeysMemoryBytes(node, [stream, delayed, dead]);
   }
 
   close(): Promise<void> {

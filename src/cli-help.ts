@@ -151,8 +151,8 @@ export function scenarioFlags(): Record<string, FlagHelp> {
       default: ownDefault('crash-recovery', (d) => d.killMode),
       describe: 'random: SIGKILL at a seeded moment, no warning; staged: freeze the victim between broker calls first',
     },
-    steps: { group: 'scale-out', type: 'list', default: ownDefault('scale-out', (d) => d.scaleSteps), describe: 'consumer (or process) counts to run the same load with' },
-    'scale-by': { group: 'scale-out', type: 'choice', choices: ['consumers', 'processes'], default: ownDefault('scale-out', (d) => d.scaleBy), describe: 'consumers in this process, or processes of one consumer each' },
+    steps: { group: 'scale-out', type: 'list', default: ownDefault('scale-out', (d) => d.scaleSteps), describe: 'consumer (or process, or queue) counts to run the same load with' },
+    'scale-by': { group: 'scale-out', type: 'choice', choices: ['consumers', 'processes', 'queues'], default: ownDefault('scale-out', (d) => d.scaleBy), describe: "consumers in this process, processes of one consumer each, or queues (each read by --consumers / the first step's count)" },
     groups: { group: 'fan-out', type: 'count', default: ownDefault('fan-out', (d) => d.fanOutGroups), describe: 'independent consumer groups every message must reach' },
 
     'results-dir': { group: OUTPUT_GROUP, type: 'folder', default: DEFAULTS.resultsDir, describe: 'where result files go' },

@@ -93,10 +93,10 @@ export interface RunConfig {
   readonly killMode: 'random' | 'staged';
   /** Redis: run against a throw-away redis-server with this maxmemory in bytes and policy noeviction; 0 = none. */
   readonly maxMemoryBytes: number;
-  /** scale-out: consumer counts (or process counts, by `scaleBy`) to run the same load with, in turn. */
+  /** scale-out: consumer counts (or process or queue counts, by `scaleBy`) to run the same load with, in turn. */
   readonly scaleSteps: readonly number[];
-  /** scale-out: `consumers` in this process, or `processes` of one consumer each. */
-  readonly scaleBy: 'consumers' | 'processes';
+  /** scale-out: `consumers` in this process, `processes` of one consumer each, or `queues`, each with the same number of consumers. */
+  readonly scaleBy: 'consumers' | 'processes' | 'queues';
   /** fan-out: independent consumer groups every message must reach. */
   readonly fanOutGroups: number;
 }
@@ -136,7 +136,7 @@ export const DEFAULTS = {
   killMode: 'random' as 'random' | 'staged',
   maxMemoryBytes: 0,
   scaleSteps: [1, 2, 4, 8, 16] as readonly number[],
-  scaleBy: 'consumers' as 'consumers' | 'processes',
+  scaleBy: 'consumers' as 'consumers' | 'processes' | 'queues',
   fanOutGroups: 3,
 } as const;
 
@@ -239,8 +239,8 @@ export function validateConfig(config: RunConfig, capabilities: BrokerCapabiliti
   if (config.killMode !== 'random' && config.killMode !== 'staged') {
     throw new UsageError(`--kill-mode must be random or staged, got ${String(config.killMode)}`);
   }
-  if (config.scaleBy !== 'consumers' && config.scaleBy !== 'processes') {
-    throw new UsageError(`--scale-by must be consumers or processes, got ${String(config.scaleBy)}`);
+  if (config.scaleBy !== 'consumers' && config.scaleBy !== 'processes' && config.scaleBy !== 'queues') {
+    throw new UsageError(`--scale-by must be consumers, processes or queues, got ${String(config.scaleBy)}`);
   }
   positiveInteger('--groups', config.fanOutGroups);
   if (config.fanOutGroups > MAX_FAN_OUT_GROUPS) {

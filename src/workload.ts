@@ -73,7 +73,7 @@ const SETTINGS = {
   'kill-at': number,
   'kill-mode': z.enum(['random', 'staged']),
   steps: numbers,
-  'scale-by': z.enum(['consumers', 'processes']),
+  'scale-by': z.enum(['consumers', 'processes', 'queues']),
   groups: number,
 } as const;
 

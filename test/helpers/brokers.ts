@@ -1,6 +1,8 @@
 // Any adapter and mode as a test fixture: the matrix of every adapter x mode from adapters/index.ts, the
 // servers they talk to (the local Redis and the embedded SQS, or Redis and LocalStack in containers when a
 // Docker engine answers and no endpoint was given; none for memory), and handles that are always torn down and closed.
+// Every adapter served by REDIS_URL runs a second time against a throw-away Redis Cluster of 3 masters
+// (`redis-list reliable on a cluster`, …), which a REDIS_URL may name as well as one Redis.
 //
 // LIMITATION: the container path (testcontainers) only runs where a Docker engine answers; on machines
 // without one it is detected as absent in a few ms and never exercised. Set BROKERBENCH_TEST_CONTAINERS=off
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { adapters } from '../../adapters/index.ts';
 import type { Broker, BrokerAdapter, BrokerCapabilities, BrokerInfo, Endpoint, QueueSpec } from '../../src/broker.ts';
+import { startRedisCluster } from '../../src/services/redis-cluster.ts';
 import { resolveSqs, type SqsEndpoint } from '../../src/services/sqs-endpoint.ts';
 import { prepareQueueFixture, uniqueNamespace, type QueueFixture } from './fixture.ts';
 import { redisUrl } from './redis.ts';
@@ -25,21 +28,26 @@ export interface BrokerTarget {
   readonly capabilities: BrokerCapabilities;
   /** Adapter settings the suite opens it with (FIFO: several message groups, so consumers can work at once). */
   readonly settings: Readonly<Record<string, string | number | boolean | undefined>>;
+  /** Which of the suite's servers it talks to; absent: the one its adapter's variable names. */
+  readonly server?: string;
 }
 
-/** Every adapter x mode of the registry, in registry order. */
+/** The suite's throw-away Redis Cluster, among its servers. */
+export const REDIS_CLUSTER_SERVER = 'REDIS_URL (cluster)';
+
+/** Every adapter x mode of the registry, in registry order; then those served by REDIS_URL again, on a Redis Cluster. */
 export function brokerTargets(): BrokerTarget[] {
-  return adapters.flatMap((adapter) =>
-    adapter.modes.map((mode) => {
-      return {
-        adapter,
-        mode,
-        label: `${adapter.name} ${mode}`,
-        capabilities: adapter.capabilities(mode),
-        settings: adapter.testing?.settings?.(mode) ?? {},
-      };
-    }),
-  );
+  const target = (adapter: BrokerAdapter, mode: string, onCluster: boolean): BrokerTarget => ({
+    adapter,
+    mode,
+    label: `${adapter.name} ${mode}${onCluster ? ' on a cluster' : ''}`,
+    capabilities: adapter.capabilities(mode),
+    settings: adapter.testing?.settings?.(mode) ?? {},
+    ...(onCluster ? { server: REDIS_CLUSTER_SERVER } : {}),
+  });
+  const onOne = adapters.flatMap((adapter) => adapter.modes.map((mode) => target(adapter, mode, false)));
+  const onCluster = adapters.filter((adapter) => adapter.serverVariable === 'REDIS_URL').flatMap((adapter) => adapter.modes.map((mode) => target(adapter, mode, true)));
+  return [...onOne, ...onCluster];
 }
 
 /** The servers a suite talks to. */
@@ -125,6 +133,14 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
       SQS_ENDPOINT: { url: sqs.endpoint, settings: { region: sqs.region, endpointKind: sqs.kind, endpointVersion: sqs.version } },
     };
     const unavailable: Record<string, Error> = {};
+    // A cluster of 3 masters for the cluster targets; one that cannot start fails only their cases.
+    try {
+      const cluster = await startRedisCluster({ masters: 3 });
+      stops.push(() => cluster.stop());
+      servers[REDIS_CLUSTER_SERVER] = { url: cluster.url, settings: { endpointKind: 'embedded' } };
+    } catch (error) {
+      unavailable[REDIS_CLUSTER_SERVER] = error instanceof Error ? error : new Error(String(error));
+    }
     // Any other server an adapter names is found as its registry entry says, as the CLI would.
     for (const adapter of adapters) {
       const variable = adapter.serverVariable;
@@ -145,9 +161,11 @@ export async function startBrokerEndpoints(): Promise<BrokerEndpoints> {
         : redisGiven && sqsGiven
           ? 'REDIS_URL and SQS_ENDPOINT given'
           : 'no Docker engine answers';
+    const cluster = servers[REDIS_CLUSTER_SERVER];
     const summary =
       `contract suite uses Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.kind}) and ` +
-      `SQS ${sqs.endpoint ?? 'AWS default'} (${sqs.kind}, ${sqs.version}): ${why}`;
+      `SQS ${sqs.endpoint ?? 'AWS default'} (${sqs.kind}, ${sqs.version}): ${why}; ` +
+      (cluster ? `a throw-away Redis Cluster of 3 masters at ${cluster.url}` : `no Redis Cluster (${unavailable[REDIS_CLUSTER_SERVER]?.message})`);
     return { redis, sqs, servers, unavailable, summary, stop };
   } catch (error) {
     await stop();
@@ -219,9 +237,9 @@ export function connectionFor(
   return { url: server.url, settings: { ...server.settings, ...target.settings } };
 }
 
-/** The server `target`'s adapter names (none for one that needs no server). */
+/** The server `target` talks to: its own, else the one its adapter names (none for one that needs no server). */
 function serverFor(endpoints: BrokerEndpoints, target: BrokerTarget): ServerConnection {
-  const variable = target.adapter.serverVariable;
+  const variable = target.server ?? target.adapter.serverVariable;
   if (variable === undefined) return { url: undefined, settings: {} };
   const missing = endpoints.unavailable[variable];
   if (missing !== undefined) throw missing;
