@@ -54,11 +54,13 @@ export class RecoveryTracker {
   }
 
   /**
-   * Deliveries booked from the moment the kill began until arm(), by index (the first one's time): what
-   * the victim held can come back before its own journal has been read to the end and arm() runs (RabbitMQ
-   * gives a dead consumer's messages back as its connection closes, within milliseconds). Undefined otherwise.
+   * Every delivery booked from the moment the kill began until arm(), by index, in booking order: what the
+   * victim held can come back before its own journal has been read to the end and arm() runs (RabbitMQ
+   * gives a dead consumer's messages back as its connection closes, within milliseconds). All of them,
+   * not the first: a random kill comes up to MAX_KILL_DELAY_MS after killing(), and the victim's own
+   * delivery of a message in that time is booked here before its redelivery. Undefined otherwise.
    */
-  #sinceKill: Map<number, { receivedUs: number; receiveCount: number }> | undefined;
+  #sinceKill: Map<number, { receivedUs: number; receiveCount: number }[]> | undefined;
 
   /** The kill is about to happen: deliveries from now on are kept until arm() says which were the victim's. */
   killing(): void {
@@ -67,13 +69,13 @@ export class RecoveryTracker {
 
   /** The victim's holdings, flat [index, receivedUs] pairs, from now on watched for redelivery. */
   arm(held: readonly number[]): void {
-    const early = this.#sinceKill ?? new Map();
+    const early = this.#sinceKill ?? new Map<number, { receivedUs: number; receiveCount: number }[]>();
     this.#sinceKill = undefined;
     for (let k = 0; k < held.length; k += 2) {
       const index = held[k]!;
       const firstUs = held[k + 1]!;
-      const again = early.get(index);
-      if (again !== undefined && again.receivedUs > firstUs) {
+      const again = early.get(index)?.find((delivery) => delivery.receivedUs > firstUs);
+      if (again !== undefined) {
         // Back already, and counted among the others then: it was the victim's.
         if (again.receiveCount > 1) this.otherRedeliveries--;
         this.#redeliveredAt(again.receivedUs - firstUs, again.receivedUs);
@@ -92,7 +94,7 @@ export class RecoveryTracker {
 
   delivered(index: number, receivedUs: number, receiveCount: number): void {
     this.#delivered[index] = 1;
-    if (this.#sinceKill !== undefined && !this.#sinceKill.has(index)) this.#sinceKill.set(index, { receivedUs, receiveCount });
+    if (this.#sinceKill !== undefined) this.#sinceKill.set(index, [...(this.#sinceKill.get(index) ?? []), { receivedUs, receiveCount }]);
     const firstUs = this.#waiting.get(index);
     if (firstUs === undefined) {
       if (receiveCount > 1) this.otherRedeliveries++;

@@ -27,4 +27,15 @@ describe('RecoveryTracker', () => {
     expect(tracker).toMatchObject({ redelivered: 2, otherRedeliveries: 1, lastRedeliveryUs: 600 });
     expect(tracker.neverBack().count).toBe(0);
   });
+
+  it('counts a held message as back when the victim itself received it after the kill began and it came back before arm()', () => {
+    // A random kill comes a while after killing(): the victim's own delivery of 5 is booked first, then its redelivery.
+    const tracker = new RecoveryTracker(10);
+    tracker.killing();
+    tracker.delivered(5, 200, 1); // to the victim, in the delay before the kill
+    tracker.delivered(5, 450, 2); // given back when its connection closed, before its journal was read
+    tracker.arm([5, 200]);
+    expect(tracker).toMatchObject({ held: 1, redelivered: 1, otherRedeliveries: 0, lastRedeliveryUs: 450 });
+    expect(tracker.neverBack().count).toBe(0);
+  });
 });
