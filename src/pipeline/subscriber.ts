@@ -96,6 +96,8 @@ export class Subscriber {
   readonly #released = new Promise<void>((resolve) => (this.#release = resolve));
   /** Messages received and not yet acked or nacked. */
   #held = 0;
+  /** Of #held, those in an ack or nack call now. */
+  #settling = 0;
   #receiveErrors = 0;
   readonly #pauses = new Pauses();
   /** With a pool: finished tasks waiting to be settled together, and the timer that settles them. */
@@ -115,6 +117,11 @@ export class Subscriber {
   /** Messages received and not yet acked or nacked. */
   get inHand(): number {
     return this.#held;
+  }
+
+  /** Messages in hand and in no ack or nack call yet: what this consumer would hold if it were halted now. */
+  get holding(): number {
+    return this.#held - this.#settling;
   }
 
   /** Runs until stop() (or, with a pool, until the pool closes); never rejects. A frozen loop stays parked until stop(). */
@@ -330,6 +337,7 @@ export class Subscriber {
       const messages = positions.map((k) => batch.messages[k]!);
       this.#calling();
       const id = sink.settling?.('nack', positions.map((k) => batch.indices[k]!), messages.length) ?? 0;
+      this.#settling += messages.length;
       try {
         await handle.nack(queue, messages, delayMs);
         this.#called();
@@ -340,6 +348,7 @@ export class Subscriber {
         // Not given back: the broker redelivers them after the visibility timeout instead.
         sink.error('nack', describeError(error));
       }
+      this.#settling -= messages.length;
       this.#held -= messages.length;
       sink.failed(messages.length, clock.nowUs(), delayMs);
     }
@@ -353,11 +362,13 @@ export class Subscriber {
     let only: Set<ReceivedMessage> | undefined;
     this.#calling();
     const id = sink.settling ? sink.settling('ack', ack.indices.filter((index) => index >= 0), ack.messages.length) : 0;
+    this.#settling += ack.messages.length;
     try {
       await handle.ack(queue, ack.messages);
       this.#called();
     } catch (error) {
       this.#called();
+      this.#settling -= ack.messages.length;
       // Not acked: an at-least-once broker delivers them again, so they are not reported as completed.
       // Those the broker says it did settle are gone for good: reported, or they would count as lost.
       sink.error('ack', describeError(error));
@@ -369,6 +380,7 @@ export class Subscriber {
       }
       only = new Set(settled);
     }
+    if (only === undefined) this.#settling -= ack.messages.length;
     const ackedUs = clock.nowUs();
     let { indices, sentTimes } = ack;
     if (only) {

@@ -95,7 +95,7 @@ class ConsumerProcess {
   }
 
   /**
-   * Halts every consumer the moment one holds messages (at once if one does already; empty-handed after
+   * Halts every consumer the moment one holds messages outside an ack or nack call (at once if one does already; empty-handed after
    * HOLD_WAIT_MS), waits for the broker calls in flight, reports, and lists what is held. Halting in the
    * same turn as the batch arrives means no ack for it can have started.
    */
@@ -103,7 +103,8 @@ class ConsumerProcess {
     const haltAll = (): void => {
       for (const subscriber of this.#subscribers) subscriber.halt();
     };
-    if (this.#subscribers.some((subscriber) => subscriber.inHand > 0)) {
+    // Messages in an ack or nack call already are no holdings: waiting for the call would settle them.
+    if (this.#subscribers.some((subscriber) => subscriber.holding > 0)) {
       haltAll();
     } else {
       await new Promise<void>((resolve) => {
