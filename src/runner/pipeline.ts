@@ -84,6 +84,8 @@ export interface PipelineContext {
   readonly share?: PublishShare;
   /** Told of every publish batch before and after its call (a worker's journal). */
   readonly publishJournal?: PublishJournal;
+  /** Handed the run's books once it is over, before the outcome is returned (a worker writes its ledger's whole state). */
+  readonly onBooks?: (books: RunBooks) => void;
   /** The sink consumer `c` of the pipeline's own reports to, given the run's sink; default that sink (a worker tees it into its journal). */
   readonly consumerSink?: (consumer: number, sink: SubscriberSink) => SubscriberSink;
 }
@@ -255,6 +257,7 @@ class PipelineRun {
     const endUs = drained ? books.lastCompletionUs : this.#drainEndUs;
     const finalDepth = (await withinMs(this.#depth.sample().catch(() => undefined), FINAL_SAMPLE_LIMIT_MS)) ?? this.#depth.last ?? EMPTY_DEPTH;
     const cpu = process.cpuUsage(cpuBefore);
+    this.#ctx.onBooks?.(books);
     const wallMs = (endUs - this.#startUs) / 1000;
     // Consumer processes are the harness too: their CPU adds up, and so do their peaks (an upper bound).
     const children = consumers.usage?.();
