@@ -11,14 +11,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import type { QueueDepth } from '../broker.ts';
 import type { RunConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { formatCount, formatLatency } from '../format.ts';
+import { formatCount, formatLatency, formatRate } from '../format.ts';
 import { createLatencyHistogram, decodeHistogram, mergeHistograms } from '../metrics/histogram.ts';
 import { Ledger, mergeLedgers, publishedCount, type LedgerCounts, type LedgerPart, type LedgerState } from '../metrics/ledger.ts';
 import { requestTotals, type RequestTotals } from '../metrics/requests.ts';
@@ -27,7 +26,7 @@ import type { HarnessUsage, RunCounters, RunStatus, ScenarioTable } from '../out
 import { scrubSecrets } from '../secrets.ts';
 import { journalFileName, parsePartName, partFileName, shardRange } from '../runner/shard.ts';
 import type { ClockReading } from '../runner/worker-clock.ts';
-import { journalIsFresh, type WorkerRecord } from '../runner/worker.ts';
+import { journalWriterAlive, type WorkerRecord } from '../runner/worker.ts';
 import { readWorkerJournal, type WorkerHeader } from '../runner/worker-journal.ts';
 import { ledgerVerdicts } from '../../scenarios/verdicts.ts';
 import { buildResult, latencyRecord, makeFolder, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type CrossHostLatencyRecord, type LatencyRecord, type ResultFile, type WorkerSummary } from './result-file.ts';
@@ -94,6 +93,37 @@ export function buildPart(record: WorkerRecord): PartFile {
     },
     result: buildResult(record),
   };
+}
+
+/**
+ * What a worker prints when it ends: its share, not the run (whose books only the merge has), with
+ * its clock against the reference.
+ */
+export function printPart(part: PartFile, file: string): string {
+  const { part: info, result } = part;
+  const own = info.end - info.first;
+  const published = own - result.ledger.publishFailed - (result.ledger.notSent ?? 0);
+  const clock = info.clock;
+  const offset = clock.uncertaintyUs === null
+    ? `${clock.reference} (no reference to compare with${clock.problem ? `: ${clock.problem}` : ''})`
+    : `${formatSigned(clock.offsetUs)} ± ${formatLatency(Math.max(1, Math.round(clock.uncertaintyUs)))} against ${clock.reference}`;
+  const lines = [
+    `worker ${info.shard} of ${info.shards} of run ${info.runId} on ${info.host}, ${result.broker.name} (${result.broker.mode}): ${result.status}${result.reason ? ` (${result.reason})` : ''}`,
+    `published ${formatCount(published)} of its ${formatCount(own)} messages (indices ${formatCount(info.first)} to ${formatCount(info.end - 1)}) at ${formatRate(result.throughput.publishPerSec === 0 ? 0 : published / Math.max(1e-9, result.throughput.publishSec))}`,
+    `its ${result.config.consumers} consumers: ${formatCount(result.ledger.deliveries)} deliveries and ${formatCount(result.ledger.completed)} completions, of every worker's messages`,
+    `end-to-end p50 ${formatLatency(result.latency.endToEnd.p50)}, p99 ${formatLatency(result.latency.endToEnd.p99)}; of its own messages (one clock) p50 ${formatLatency(info.sameHost.p50)}; of the others' (two clocks) p50 ${formatLatency(info.crossHost.p50)}`,
+    `clock: ${offset}`,
+    ...result.errors.map((error) => `! first ${error}`),
+    `part: ${file}`,
+  ];
+  return lines.join('\n');
+}
+
+/** A signed µs figure, e.g. `-85 µs`, `+1.20 ms`. */
+function formatSigned(us: number): string {
+  const rounded = Math.round(us);
+  if (rounded === 0) return '0 µs';
+  return `${rounded < 0 ? '-' : '+'}${formatLatency(Math.abs(rounded))}`;
 }
 
 /** Writes `part` into `dir` as `part-I-of-N.json`, atomically and never over another; returns its path. */
@@ -209,23 +239,11 @@ async function readWorker(dir: string, runId: string, shard: number, shards: num
   const books = readWorkerJournal(journalPath);
   const header = books.header;
   if (header !== undefined && header.runId !== runId) throw new UsageError(`${journalPath}: a journal of run ${header.runId}, not of run ${runId}`);
-  const aliveHere = header !== undefined && header.pid > 0 && isRunningHere(header.host, header.pid);
-  if (aliveHere || journalIsFresh(journalPath)) {
+  if (journalWriterAlive(journalPath)) {
     const agoSec = ((Date.now() - journalStat.mtimeMs) / 1000).toFixed(1);
     throw new UsageError(`${journalPath}: worker ${shard} is still running (its journal was written ${agoSec} s ago); merge once every worker has finished`);
   }
   return fromJournal(journalPath, books, shard);
-}
-
-/** True when `pid` is a live process and `host` is this host (a pid means nothing elsewhere). */
-function isRunningHere(host: string, pid: number): boolean {
-  if (host !== hostname()) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function fromPart(file: string, text: string, runId: string, shard: number, shards: number): WorkerBooks {
@@ -292,7 +310,8 @@ function fromPart(file: string, text: string, runId: string, shard: number, shar
     lastCompletionUs: info.lastCompletionUs,
     endUs: info.endUs,
     finalDepth: result.finalDepth,
-    published: publishedCount(result.ledger),
+    // Its own indices only: the rest of its ledger's range was never its to send.
+    published: info.end - info.first - result.ledger.publishFailed - (result.ledger.notSent ?? 0),
     cpuMs: { user: result.harness.cpuUserMs ?? 0, system: result.harness.cpuSystemMs ?? 0 },
     peakRssBytes: result.harness.peakRssBytes,
     eventLoopDelayP50Ms: result.harness.eventLoopDelayP50Ms,

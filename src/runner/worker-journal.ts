@@ -58,7 +58,8 @@ export class WorkerJournal implements PublishJournal {
 
   /** Creates the journal at `path`; fails (EEXIST) if one is there already. */
   constructor(path: string, clock: () => number) {
-    this.#fd = openSync(path, 'wx');
+    // Appending, as the consumers' writer does on its own descriptor: records of both land whole, one after another.
+    this.#fd = openSync(path, 'ax');
     this.#consumers = new JournalWriter(path, clock);
   }
 

@@ -11,7 +11,7 @@
 // see the whole run. Only the last worker to finish (every other part written) removes the queues: a
 // run with a dead worker leaves them for `brokerbench worker --teardown`.
 
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
@@ -272,11 +272,43 @@ export async function removeQueues(broker: Broker, queues: readonly string[]): P
   return failed.length === 0 ? undefined : `teardown: could not remove ${failed.join('; ')}`;
 }
 
-/** True when the journal at `file` has been written within the last few heartbeats: its worker is alive. */
-export function journalIsFresh(file: string, nowMs = Date.now()): boolean {
+/**
+ * Whether the worker writing the journal at `file` may still run: its process is alive on this host,
+ * or (on another host, where a pid means nothing) the journal was written within the last few
+ * heartbeats. False for a journal that is not there.
+ */
+export function journalWriterAlive(file: string, nowMs = Date.now()): boolean {
+  let mtimeMs: number;
   try {
-    return nowMs - statSync(file).mtimeMs < 5 * HEARTBEAT_MS;
+    mtimeMs = statSync(file).mtimeMs;
   } catch {
     return false;
+  }
+  const header = readHeaderLine(file);
+  if (header !== undefined && header.host === hostname() && header.pid > 0) {
+    try {
+      process.kill(header.pid, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  return nowMs - mtimeMs < 5 * HEARTBEAT_MS;
+}
+
+/** Where the journal's header says its worker ran, if it has one. */
+function readHeaderLine(file: string): { host: string; pid: number } | undefined {
+  const buffer = Buffer.alloc(64 * 1024);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const text = buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
+    if (!text.startsWith('W ') || !text.includes('\n')) return undefined;
+    const header = JSON.parse(text.slice(2, text.indexOf('\n'))) as { host?: unknown; pid?: unknown };
+    return typeof header.host === 'string' && typeof header.pid === 'number' ? { host: header.host, pid: header.pid } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
