@@ -82,8 +82,22 @@ interface Reference {
 async function openReference(url: string | undefined): Promise<Reference | undefined> {
   const scheme = url === undefined ? undefined : /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === 'redis' || scheme === 'rediss') {
-    const client = new Redis(url!, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: REFERENCE_TIMEOUT_MS, commandTimeout: REFERENCE_TIMEOUT_MS, enableOfflineQueue: false });
-    await client.connect();
+    const client = new Redis(url!, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: REFERENCE_TIMEOUT_MS,
+      commandTimeout: REFERENCE_TIMEOUT_MS,
+      enableOfflineQueue: false,
+    });
+    // Failures come back from the calls themselves; the client's own event would only be logged.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
     return {
       name: 'redis TIME',
       read: async () => {
@@ -95,7 +109,13 @@ async function openReference(url: string | undefined): Promise<Reference | undef
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: REFERENCE_TIMEOUT_MS, query_timeout: REFERENCE_TIMEOUT_MS });
-    await client.connect();
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     return {
       name: 'postgresql clock_timestamp()',
       read: async () => {
