@@ -282,7 +282,10 @@ export interface LedgerPart {
  * the worker that owned it; lost is published, not completed. Throws RangeError when the parts do not
  * describe one run (different sizes, owned ranges that overlap or leave a gap).
  */
-export function mergeLedgers(parts: readonly LedgerPart[], missingLimit = 20): { counts: LedgerCounts; missing: number[] } {
+export function mergeLedgers(
+  parts: readonly LedgerPart[],
+  missingLimit = 20,
+): { counts: LedgerCounts; missing: number[]; deliveredNotCompleted: number[] } {
   if (parts.length === 0) throw new RangeError('no ledgers to merge');
   const expected = parts[0]!.ledger.expected;
   const words = Math.ceil(expected / 32);
@@ -292,9 +295,12 @@ export function mergeLedgers(parts: readonly LedgerPart[], missingLimit = 20): {
   let completions = 0;
   let unknown = 0;
   let foreign = 0;
+  const deliveredBy: Uint32Array[] = [];
   for (const part of parts) {
     if (part.ledger.expected !== expected) throw new RangeError(`ledgers of ${expected} and ${part.ledger.expected} messages are not of one run`);
-    orInto(delivered, decodeBits(part.ledger.delivered, words));
+    const own = decodeBits(part.ledger.delivered, words);
+    deliveredBy.push(own);
+    orInto(delivered, own);
     orInto(completed, decodeBits(part.ledger.completed, words));
     deliveries += part.ledger.deliveries;
     completions += part.ledger.completions;
@@ -340,7 +346,14 @@ export function mergeLedgers(parts: readonly LedgerPart[], missingLimit = 20): {
   for (let i = 0; i < expected && missing.length < missingLimit; i++) {
     if (!has(completed, i) && !has(notPublished, i)) missing.push(i);
   }
+  // Per part: indices it was delivered that nobody completed (what a dead at-most-once consumer took with it).
+  const deliveredNotCompleted = deliveredBy.map((own) => {
+    let count = 0;
+    for (let w = 0; w < words; w++) count += popcount32(own[w]! & ~completed[w]!);
+    return count;
+  });
   return {
+    deliveredNotCompleted,
     counts: {
       expected,
       publishFailed,
@@ -385,11 +398,13 @@ function orInto(target: Uint32Array, source: Uint32Array): void {
 
 function popcount(bits: Uint32Array): number {
   let total = 0;
-  for (let k = 0; k < bits.length; k++) {
-    let v = bits[k]!;
-    v -= (v >>> 1) & 0x55555555;
-    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-    total += (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-  }
+  for (let k = 0; k < bits.length; k++) total += popcount32(bits[k]!);
   return total;
+}
+
+function popcount32(word: number): number {
+  let v = word >>> 0;
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
 }

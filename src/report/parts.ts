@@ -451,7 +451,7 @@ function combine(runId: string, workers: readonly WorkerBooks[], shards: number)
     end: w.ledger.first >= 0 ? w.ledger.end : shardRange(config.messages, shards, w.shard).end,
     consumers: w.config?.consumers ?? 0,
     publishers: w.config?.publishConcurrency ?? 0,
-    startOffsetUs: w.startUs === undefined ? null : w.startUs - startUs,
+    startOffsetUs: w.startUs === undefined ? null : Math.round(w.startUs - startUs),
     clockReference: w.clock?.reference ?? 'unknown',
     clockOffsetUs: w.clock?.offsetUs ?? 0,
     clockUncertaintyUs: w.clock?.uncertaintyUs ?? null,
@@ -485,14 +485,15 @@ function combine(runId: string, workers: readonly WorkerBooks[], shards: number)
     counters,
     finalDepth,
   };
-  const verdicts = [
-    ...ledgerVerdicts(outcomeLike as Parameters<typeof ledgerVerdicts>[0]),
-    ...workerVerdicts(workers, counts, spreadUs, sameHost, crossHostRecord),
-  ];
-  const requests = sumRequests(workers);
   const model0 = workers.find((w) => w.result !== undefined)?.result;
   const header0 = workers.find((w) => w.header !== undefined)?.header;
   const broker = model0?.broker ?? header0!.broker;
+  const verdicts = [
+    ...ledgerVerdicts(outcomeLike as Parameters<typeof ledgerVerdicts>[0]),
+    ...workerVerdicts(workers, counts, spreadUs, sameHost, crossHostRecord),
+    ...atMostOnceVerdict(broker.capabilities.delivery, workers, counts, merged.deliveredNotCompleted),
+  ];
+  const requests = sumRequests(workers);
   const environment = model0?.environment ?? header0!.environment;
   const startedAt = workers.map((w) => w.startedAt).filter((t): t is string => t !== undefined).sort()[0]!;
   const finishedAt = workers.map((w) => w.finishedAt).filter((t): t is string => t !== undefined).sort().at(-1) ?? startedAt;
@@ -607,7 +608,11 @@ function workerVerdicts(workers: readonly WorkerBooks[], counts: LedgerCounts, s
   const started = workers.filter((w) => w.startUs !== undefined).length;
   lines.push(`${workers.length} workers merged; they began publishing within ${formatLatency(Math.max(1, spreadUs))} of each other${started < workers.length ? ` (${workers.length - started} never began)` : ''}`);
   for (const w of workers.filter((x) => x.status === 'killed')) {
-    lines.push(`worker ${w.shard} was killed: its books up to its death come from its journal (${w.published} published, ${w.counts.deliveries} deliveries booked)`);
+    const inDoubt = w.ledger.inDoubt.reduce((sum, [from, to]) => sum + to - from, 0);
+    lines.push(
+      `worker ${w.shard} was killed: its books up to its death come from its journal (${formatCount(w.published)} of its messages published, ` +
+        `${formatCount(w.counts.notSent ?? 0)} never sent, ${formatCount(inDoubt)} sent with no answer; ${formatCount(w.counts.deliveries)} deliveries booked)`,
+    );
   }
   if ((counts.inDoubt ?? 0) > 0) {
     lines.push(`${formatCount(counts.inDoubt!)} messages in doubt at a kill: handed to the broker with no answer and never seen by any consumer (not counted as published or lost)`);
@@ -623,6 +628,26 @@ function workerVerdicts(workers: readonly WorkerBooks[], counts: LedgerCounts, s
     }
   }
   return lines;
+}
+
+/**
+ * At-most-once, a dead worker takes with it what its consumers held, and what a receive in transit
+ * had popped when it died: the lost messages, by where they were.
+ */
+function atMostOnceVerdict(delivery: string, workers: readonly WorkerBooks[], counts: LedgerCounts, deliveredNotCompleted: readonly number[]): string[] {
+  if (delivery !== 'at-most-once' || counts.lost === 0 || !workers.some((w) => w.status === 'killed')) return [];
+  let held = 0;
+  let heldByOthers = 0;
+  workers.forEach((w, k) => {
+    if (w.status === 'killed') held += deliveredNotCompleted[k] ?? 0;
+    else heldByOthers += deliveredNotCompleted[k] ?? 0;
+  });
+  const neverDelivered = counts.lost - held - heldByOthers;
+  return [
+    `LOST ${formatCount(counts.lost)}: at-most-once mode, ${formatCount(held)} the killed worker${workers.filter((w) => w.status === 'killed').length > 1 ? 's' : ''} held (received, not completed) ` +
+      `and ${formatCount(neverDelivered)} never delivered to anyone (popped by a receive in transit when it died)` +
+      (heldByOthers > 0 ? `, and ${formatCount(heldByOthers)} received and not completed by workers that ended` : ''),
+  ];
 }
 
 function workersTable(workers: readonly WorkerSummary[]): ScenarioTable {

@@ -150,10 +150,11 @@ export async function measureClock(url: string | undefined, rounds = ROUNDS): Pr
       const tripUs = (afterMs - beforeMs) * 1000;
       if (best === undefined || tripUs < best.tripUs) best = { tripUs, middleMs: (beforeMs + afterMs) / 2, referenceUs };
     }
+    // Whole µs, the reference's own resolution; the uncertainty rounded up, never down.
     const reading: ClockReading = {
       reference: reference.name,
-      offsetUs: best!.referenceUs - wallUs(best!.middleMs),
-      uncertaintyUs: best!.tripUs / 2,
+      offsetUs: Math.round(best!.referenceUs - wallUs(best!.middleMs)),
+      uncertaintyUs: Math.ceil(best!.tripUs / 2),
       rounds,
     };
     return new ReferenceClock(reading, best!.referenceUs - RUN_EPOCH_MS * 1000 - best!.middleMs * 1000);

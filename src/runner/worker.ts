@@ -114,6 +114,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerOutcome> 
   let journal: WorkerJournal | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let partWritten = false;
+  let began = false;
   try {
     const info = await broker.describe();
     const clock = await measureClock(options.connection.url);
@@ -160,6 +161,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerOutcome> 
         if (options.startAtMs !== undefined) await sleepUntil(clock, ReferenceClock.fromWallMs(options.startAtMs), options.signal);
         onEvent?.({ type: 'phase', phase: 'run', detail: `worker ${shard} of ${shards}: messages ${formatCount(first)} to ${formatCount(end - 1)}` });
         journal!.started(clock.nowUs());
+        began = true;
       },
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (progress) => onEvent?.({ type: 'tick', progress }),
@@ -211,8 +213,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerOutcome> 
     return { record, partFile, tornDown: problem === undefined, ...(problem === undefined ? {} : { teardownProblem: problem }) };
   } finally {
     clearInterval(heartbeat);
-    // A worker that stops without its part keeps its journal: the merge reads it as the books of a dead worker.
-    if (journal !== undefined && !partWritten) journal.close();
+    // A worker that stops without its part keeps its journal, which the merge reads as a dead worker's
+    // books; one that stopped before it began (a refusal, a broker gone) did nothing, and leaves nothing.
+    if (journal !== undefined && !partWritten) {
+      journal.close();
+      if (!began) rmSync(journalPath, { force: true });
+    }
     await withinMs(broker.close().catch(() => undefined), TEARDOWN_LIMIT_MS);
   }
 }

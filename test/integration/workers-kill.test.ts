@@ -83,5 +83,42 @@ describe('one of four workers killed mid-run', () => {
     expect(teardown.stdout).toContain(`removed the 1 queue(s) of run ${runId}`);
     expect(await keysWithPrefix(`bb-${runId}`)).toEqual([]);
   }, 90_000);
-});
 
+  it('simple redis-list (at-most-once): what the killed worker held or had in transit is lost, and the verdict says which', async () => {
+    const runId = testRunId();
+    const partsDir = path.join(root, 'simple');
+    // 20 ms tasks, so its consumers hold messages most of the time and the kill likely catches some.
+    const workers = startWorkers({
+      runId,
+      partsDir,
+      shards: SHARDS,
+      args: ['6000', '--mode', 'simple', '--rate', '2000', '--batch', '10', '--task-ms', '20', ...QUICK],
+      startAt: isoIn(8_000),
+      env: REDIS,
+    });
+    const journal = partPath(partsDir, runId, 3, SHARDS, 'journal');
+    expect(await waitForRecord(journal, 'D', 40_000)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300 + Math.floor(Math.random() * 400)));
+    process.kill(workers[3]!.child.pid!, 'SIGKILL');
+    const runs = await allDone(workers);
+    expect([runs[0]!.code, runs[1]!.code, runs[2]!.code]).toEqual([0, 0, 0]);
+
+    const out = path.join(root, `${runId}.json`);
+    const { code, result, stderr } = await merge(path.join(partsDir, runId), out);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const l = result!.ledger;
+    expectBalanced(result!);
+    // At-most-once never delivers twice; whatever was lost went with the dead worker.
+    expect(l.duplicateDeliveries).toBe(0);
+    const held = l.delivered - l.completed;
+    if (l.lost > 0) {
+      expect(result!.verdicts).toContain(
+        `LOST ${l.lost}: at-most-once mode, ${held} the killed worker held (received, not completed) and ${l.lost - held} never delivered to anyone (popped by a receive in transit when it died)`,
+      );
+    } else {
+      expect(held).toBe(0);
+    }
+    expect(result!.workers!.map((w) => w.status)).toEqual(['completed', 'completed', 'completed', 'killed']);
+  }, 90_000);
+});

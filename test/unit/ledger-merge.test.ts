@@ -84,8 +84,9 @@ describe('mergeLedgers', () => {
       },
       [[14, 18]],
     );
-    const { counts, missing } = mergeLedgers([a, b]);
+    const { counts, missing, deliveredNotCompleted } = mergeLedgers([a, b]);
     expect(counts).toMatchObject({ expected: 20, notSent: 2, inDoubt: 2, completed: 15, lost: 1, publishFailed: 0 });
+    expect(deliveredNotCompleted).toEqual([1, 0]);
     expect(missing).toEqual([15]);
     expect(publishedCount(counts)).toBe(16);
   });
