@@ -58,11 +58,16 @@ export interface PartInfo {
   readonly crossHost: LatencyRecord;
 }
 
-/** A worker's part file: its own result (its share alone) and what the merge needs besides. */
+/** A worker's part file: its own result and what the merge needs besides. */
 export interface PartFile {
   readonly schema: typeof PART_SCHEMA;
   readonly schemaVersion: typeof PART_SCHEMA_VERSION;
   readonly part: PartInfo;
+  /**
+   * The worker's run as a result file: its latencies, counters, timeline and harness figures are its
+   * own; its ledger counts see its books alone (its consumers took other workers' messages, and other
+   * workers took its), so their `lost` and rates say nothing of the run: the merge does.
+   */
   readonly result: ResultFile;
 }
 
@@ -109,7 +114,7 @@ export function printPart(part: PartFile, file: string): string {
     : `${formatSigned(clock.offsetUs)} ± ${formatLatency(Math.max(1, Math.round(clock.uncertaintyUs)))} against ${clock.reference}`;
   const lines = [
     `worker ${info.shard} of ${info.shards} of run ${info.runId} on ${info.host}, ${result.broker.name} (${result.broker.mode}): ${result.status}${result.reason ? ` (${result.reason})` : ''}`,
-    `published ${formatCount(published)} of its ${formatCount(own)} messages (indices ${formatCount(info.first)} to ${formatCount(info.end - 1)}) at ${formatRate(result.throughput.publishPerSec === 0 ? 0 : published / Math.max(1e-9, result.throughput.publishSec))}`,
+    `published ${formatCount(published)} of its ${formatCount(own)} messages (indices ${formatCount(info.first)} to ${formatCount(info.end - 1)}) at ${formatRate(result.throughput.publishSec > 0 ? published / result.throughput.publishSec : 0)}`,
     `its ${result.config.consumers} consumers: ${formatCount(result.ledger.deliveries)} deliveries and ${formatCount(result.ledger.completed)} completions, of every worker's messages`,
     `end-to-end p50 ${formatLatency(result.latency.endToEnd.p50)}, p99 ${formatLatency(result.latency.endToEnd.p99)}; of its own messages (one clock) p50 ${formatLatency(info.sameHost.p50)}; of the others' (two clocks) p50 ${formatLatency(info.crossHost.p50)}`,
     `clock: ${offset}`,
