@@ -21,6 +21,7 @@ import { createProgress } from './report/progress.ts';
 import { ensureWritable, writeResult, type ResultFile } from './report/result-file.ts';
 import { queueNames } from './runner/runner.ts';
 import { scrubSecrets } from './secrets.ts';
+import { readWorkload, withWorkload } from './workload.ts';
 import { journalFileName, MAX_SHARDS, namespaceOf, partFileName, RUN_ID_PATTERN } from './runner/shard.ts';
 import { journalWriterAlive, removeQueues, runWorker } from './runner/worker.ts';
 
@@ -93,6 +94,10 @@ function placeOf(argv: Options, env: NodeJS.ProcessEnv): WorkerPlace {
 /** `brokerbench worker`: one share of a run, or with --teardown the run's queues removed. */
 export async function workerCommand(argv: Options, plan: (argv: Options) => CliPlan): Promise<number> {
   const env = process.env;
+  // A workload file fills in the flags not given, as it does for `scenario`.
+  const workloadFile = str(argv.workload);
+  const workload = workloadFile === undefined ? undefined : readWorkload(workloadFile);
+  if (workload) argv = withWorkload(argv, workload);
   const queue = str(argv.queue) ?? env.QUEUE ?? DEFAULT_QUEUE;
   if (isBrokerList(queue)) throw new UsageError(`a worker runs one broker, not ${queue}: start the workers of each broker as a run of its own`);
   const place = placeOf(argv, env);
@@ -137,10 +142,10 @@ export async function workerCommand(argv: Options, plan: (argv: Options) => CliP
           partsDir: place.runDir,
           signal,
           onEvent: (event) => progress.onEvent(event),
-          writePart: (record) => writePart(place.runDir, buildPart(record)),
+          writePart: (record) => writePart(place.runDir, buildPart(record, workload)),
         });
         progress.stop();
-        print(process.stdout, printPart(buildPart(outcome.record), outcome.partFile));
+        print(process.stdout, printPart(buildPart(outcome.record, workload), outcome.partFile));
         if (outcome.tornDown) print(process.stdout, `every worker has finished: removed the run's ${queueNames(config).length} queue(s); merge with: brokerbench merge ${place.runDir}`);
         else if (outcome.teardownProblem) print(process.stderr, `brokerbench worker: ${outcome.teardownProblem}; remove them with --teardown`);
         const status = outcome.record.outcome.status;

@@ -24,6 +24,7 @@ import { requestTotals, type RequestTotals } from '../metrics/requests.ts';
 import type { TimelinePoint } from '../metrics/timeline.ts';
 import type { HarnessUsage, RunCounters, RunStatus, ScenarioTable } from '../outcome.ts';
 import { scrubSecrets } from '../secrets.ts';
+import type { WorkloadRecord } from '../workload.ts';
 import { journalFileName, parsePartName, partFileName, shardRange } from '../runner/shard.ts';
 import type { ClockReading } from '../runner/worker-clock.ts';
 import { journalWriterAlive, type WorkerRecord } from '../runner/worker.ts';
@@ -71,7 +72,7 @@ export interface PartFile {
   readonly result: ResultFile;
 }
 
-export function buildPart(record: WorkerRecord): PartFile {
+export function buildPart(record: WorkerRecord, workload?: WorkloadRecord): PartFile {
   const { worker } = record;
   return {
     schema: PART_SCHEMA,
@@ -96,7 +97,7 @@ export function buildPart(record: WorkerRecord): PartFile {
       sameHost: latencyRecord(worker.sameHost),
       crossHost: latencyRecord(worker.crossHost),
     },
-    result: buildResult(record),
+    result: buildResult(record, workload),
   };
 }
 
@@ -513,6 +514,7 @@ function combine(runId: string, workers: readonly WorkerBooks[], shards: number)
     startedAt,
     finishedAt,
     scenario: config.scenario,
+    ...(model0?.workload ? { workload: model0.workload } : {}),
     config: {
       ...config,
       consumers: workers.reduce((sum, w) => sum + (w.config?.consumers ?? 0), 0),

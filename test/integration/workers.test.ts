@@ -137,6 +137,7 @@ describe('bad input: one line, exit 2, nothing written', () => {
     ['a start long gone', ['worker', '100', '--shards', '2', '--shard', '0', '--run-id', 'x', '--parts-dir', partsDir, '--start-at', isoIn(-120_000)], {}, 's ago, so this worker would not start with the others'],
     ['the in-process broker', ['worker', '100', '--shards', '2', '--shard', '0', '--run-id', 'x', '--parts-dir', partsDir], { QUEUE: 'MEMORY' }, 'memory keeps its queues in one process, so workers cannot share them: use a broker with a server'],
     ['another scenario', ['worker', '100', '--shards', '2', '--shard', '0', '--run-id', 'x', '--parts-dir', partsDir, '--scenario', 'backlog'], REDIS, 'workers run the throughput scenario (with --rate for a fixed rate), not backlog'],
+    ['a workload file of another scenario (the file is read, as scenario reads it)', ['worker', '--workload', 'scenarios/workloads/slow-tasks-mix.yaml', '--shards', '2', '--shard', '0', '--run-id', 'x', '--parts-dir', partsDir], REDIS, 'workers run the throughput scenario (with --rate for a fixed rate), not slow-tasks'],
     ['several brokers', ['worker', '100', '--shards', '2', '--shard', '0', '--run-id', 'x', '--parts-dir', partsDir], { QUEUE: 'REDIS,SQS' }, 'a worker runs one broker, not REDIS,SQS'],
   ];
   it.each(cases)('%s', async (_name, args, env, expected) => {
