@@ -9,7 +9,8 @@
 // harness figures but CPU, and the deliveries of a receive in transit at the kill are not in it; a
 // batch refused and retried is not (publishers never retry a batch).
 
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import type { Histogram } from 'hdr-histogram-js';
 import type { BrokerCapabilities, BrokerInfo } from '../broker.ts';
 import type { RunConfig } from '../config.ts';
@@ -177,16 +178,14 @@ export interface JournalBooks {
  * publishes accepted, refused, in doubt (sent, no answer) and never sent.
  */
 export function readWorkerJournal(path: string): JournalBooks {
-  const text = readFileSync(path, 'utf8');
-  // A record torn by the kill has no newline yet: it was never written, as far as anyone knows.
-  const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n');
   let header: WorkerHeader | undefined;
   let startUs: number | undefined;
   const sending = new Map<number, number>();
   const answered = new Set<number>();
   const refused: [number, number][] = [];
   const accepted: { count: number; atUs: number }[] = [];
-  for (const line of lines) {
+  // A record torn by the kill has no newline yet: it was never written, as far as anyone knows.
+  forEachLine(path, (line) => {
     const kind = line.charAt(0);
     if (kind === 'W' && header === undefined) header = JSON.parse(line.slice(2)) as WorkerHeader;
     else if (kind === 'G') startUs = Number(line.slice(2));
@@ -199,7 +198,7 @@ export function readWorkerJournal(path: string): JournalBooks {
         else accepted.push({ count, atUs });
       }
     }
-  }
+  });
   const sameHost = createLatencyHistogram();
   const crossHost = createLatencyHistogram();
   if (header === undefined) {
@@ -248,4 +247,23 @@ export function readWorkerJournal(path: string): JournalBooks {
     usage: reader.usage,
     requests: reader.requests,
   };
+}
+
+/** Calls `each` for every whole line of the file (a last one without its newline is left out), reading it a chunk at a time. */
+function forEachLine(path: string, each: (line: string) => void): void {
+  const fd = openSync(path, 'r');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  // A character split between two chunks is put together again.
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  try {
+    for (let read = readSync(fd, chunk, 0, chunk.length, null); read > 0; read = readSync(fd, chunk, 0, chunk.length, null)) {
+      const text = rest + decoder.write(chunk.subarray(0, read));
+      const last = text.lastIndexOf('\n');
+      rest = text.slice(last + 1);
+      if (last >= 0) for (const line of text.slice(0, last).split('\n')) each(line);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
