@@ -75,57 +75,67 @@ interface Reference {
   close(): Promise<void>;
 }
 
-/**
- * The reference for a broker at `url`: Redis's `TIME` for redis:// and rediss://, PostgreSQL's
- * `clock_timestamp()` for postgres:// and postgresql://; undefined for any other server.
- */
+/** Redis's `TIME`, µs since the Unix epoch. */
+async function redisReference(url: string): Promise<Reference> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: REFERENCE_TIMEOUT_MS,
+    commandTimeout: REFERENCE_TIMEOUT_MS,
+    enableOfflineQueue: false,
+  });
+  // Failures come back from the calls themselves; the client's own event would only be logged.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    throw error;
+  }
+  return {
+    name: 'redis TIME',
+    read: async () => {
+      const [seconds, micros] = await client.time();
+      return Number(seconds) * 1e6 + Number(micros);
+    },
+    close: async () => void (await client.quit().catch(() => client.disconnect())),
+  };
+}
+
+/** PostgreSQL's `clock_timestamp()` (the time of the call, not of the transaction), µs since the Unix epoch. */
+async function postgresReference(url: string): Promise<Reference> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: REFERENCE_TIMEOUT_MS, query_timeout: REFERENCE_TIMEOUT_MS });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+  return {
+    name: 'postgresql clock_timestamp()',
+    read: async () => {
+      const { rows } = await client.query<{ us: string }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS us');
+      return Number(rows[0]!.us);
+    },
+    close: () => client.end().catch(() => undefined),
+  };
+}
+
+/** The servers whose clock a worker can read, by the scheme of the broker's URL. */
+const REFERENCES: Readonly<Record<string, (url: string) => Promise<Reference>>> = {
+  redis: redisReference,
+  rediss: redisReference,
+  postgres: postgresReference,
+  postgresql: postgresReference,
+};
+
+/** The reference for a broker at `url`, by its scheme; undefined for a server whose clock cannot be read. */
 async function openReference(url: string | undefined): Promise<Reference | undefined> {
   const scheme = url === undefined ? undefined : /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
-  if (scheme === 'redis' || scheme === 'rediss') {
-    const client = new Redis(url!, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      connectTimeout: REFERENCE_TIMEOUT_MS,
-      commandTimeout: REFERENCE_TIMEOUT_MS,
-      enableOfflineQueue: false,
-    });
-    // Failures come back from the calls themselves; the client's own event would only be logged.
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (error) {
-      client.disconnect();
-      throw error;
-    }
-    return {
-      name: 'redis TIME',
-      read: async () => {
-        const [seconds, micros] = await client.time();
-        return Number(seconds) * 1e6 + Number(micros);
-      },
-      close: async () => void (await client.quit().catch(() => client.disconnect())),
-    };
-  }
-  if (scheme === 'postgres' || scheme === 'postgresql') {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: REFERENCE_TIMEOUT_MS, query_timeout: REFERENCE_TIMEOUT_MS });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    return {
-      name: 'postgresql clock_timestamp()',
-      read: async () => {
-        const { rows } = await client.query<{ us: string }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS us');
-        return Number(rows[0]!.us);
-      },
-      close: () => client.end().catch(() => undefined),
-    };
-  }
-  return undefined;
+  const open = scheme === undefined ? undefined : REFERENCES[scheme];
+  return open === undefined || !Object.hasOwn(REFERENCES, scheme!) ? undefined : open(url!);
 }
 
 /**
