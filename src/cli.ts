@@ -26,6 +26,7 @@ import { ensureWritable } from './report/result-file.ts';
 import { readWorkload, withWorkload, type Workload } from './workload.ts';
 import { executeRun, print, withInterrupt, type CliPlan } from './cli-run.ts';
 import { COST_FLAGS, compareEpilogue, compareFlags, declareFlags, groupFlags, helpWidth, known, OUTPUT_GROUP, reportEpilogue, scenarioEpilogue, scenarioFlags, scenarioMessagesDefault } from './cli-help.ts';
+import { mergeCommand, mergeOptions, workerCommand, workerOptions } from './cli-worker.ts';
 
 type Options = Record<string, unknown>;
 
@@ -289,7 +290,16 @@ export async function main(args: readonly string[]): Promise<number> {
         exitCode = await reportCommand(argv);
       },
     )
-    .demandCommand(1, 'name a command: scenario, compare or report')
+    .command('worker [messages]', 'run one worker\'s share of a run spread over many, and write its part', (y) => workerOptions(scenarioOptions(y)), async (argv) => {
+      exitCode = await workerCommand(argv, (given) => {
+        const choice = parseChoice(str(given.queue) ?? process.env.QUEUE ?? DEFAULT_QUEUE, given.fifo === true ? 'fifo' : str(given.mode));
+        return planRun(given, choice, findScenarioFlag(given));
+      });
+    })
+    .command('merge <folder>', 'merge the parts of a run spread over workers into one result file', mergeOptions, async (argv) => {
+      exitCode = await mergeCommand(argv);
+    })
+    .demandCommand(1, 'name a command: scenario, compare, report, worker or merge')
     .strict()
     .help('help', 'show this help')
     .version(false)

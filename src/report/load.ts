@@ -1,5 +1,6 @@
 // Reads the result files `compare` and `report` are given: files as named, folders (and their
-// subfolders) for their `*.json`.
+// subfolders) for their `*.json`; a parts folder of a run spread over workers (src/report/parts.ts)
+// is merged into one run.
 // Each file that cannot be used yields one line naming it and the problem; the others are kept.
 //
 // LIMITATION: a run that did not complete (timeout, failed, interrupted) is left out, since its rates
@@ -10,6 +11,8 @@ import path from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { UsageError } from '../errors.ts';
 import { decodeHistogram } from '../metrics/histogram.ts';
+import { parsePartName } from '../runner/shard.ts';
+import { isPartsFolder, mergeParts } from './parts.ts';
 import { readResult, type ResultFile } from './result-file.ts';
 
 export const LATENCY_KINDS = ['endToEnd', 'publish', 'execution', 'completion'] as const;
@@ -36,13 +39,16 @@ export async function loadRuns(inputs: readonly string[]): Promise<LoadOutcome> 
   const seenPaths = new Set<string>();
   const seenRuns = new Map<string, string>();
   if (inputs.length === 0) problems.push('no result files given');
-  for (const { file, inFolder } of await expandInputs(inputs, problems)) {
+  for (const { file, parts, inFolder } of await expandInputs(inputs, problems)) {
     const real = await realpath(file).catch(() => path.resolve(file));
     if (seenPaths.has(real)) continue; // `results/ results/x.json`: the same file named twice
     seenPaths.add(real);
     let result: ResultFile;
     try {
-      result = await readResult(file);
+      if (!parts && parsePartName(path.basename(file))?.kind === 'part') {
+        throw new UsageError(`${file}: one worker's part of a run spread over workers; give its folder (${path.dirname(file)}) to merge them all`);
+      }
+      result = parts ? await mergeParts(file) : await readResult(file);
     } catch (error) {
       if (!(error instanceof UsageError)) throw error;
       // A comparison a run wrote beside its results (src/cli-many.ts) is compare's output, not a run.
@@ -84,20 +90,31 @@ async function isComparison(file: string): Promise<boolean> {
   }
 }
 
-/** Files as given; folders contribute their `*.json` files and their subfolders', sorted by path (so by start time). */
-async function expandInputs(inputs: readonly string[], problems: string[]): Promise<{ file: string; inFolder: boolean }[]> {
-  const files: { file: string; inFolder: boolean }[] = [];
+/**
+ * Files as given; folders contribute their `*.json` files and their subfolders', sorted by path (so by
+ * start time); a parts folder (given, or found inside one) is one run, its files merged, not read one by one.
+ */
+async function expandInputs(inputs: readonly string[], problems: string[]): Promise<{ file: string; parts: boolean; inFolder: boolean }[]> {
+  const files: { file: string; parts: boolean; inFolder: boolean }[] = [];
   for (const input of inputs) {
     const info = await stat(input).catch(() => undefined);
-    if (info?.isDirectory()) {
-      const found = (await readdir(input, { recursive: true, withFileTypes: true }))
+    if (info?.isDirectory() && isPartsFolder(input)) {
+      files.push({ file: input, parts: true, inFolder: false });
+    } else if (info?.isDirectory()) {
+      const entries = await readdir(input, { recursive: true, withFileTypes: true });
+      const partsFolders = [...new Set(entries.filter((entry) => entry.isFile() && parsePartName(entry.name) !== undefined).map((entry) => entry.parentPath))];
+      const inParts = (file: string): boolean => partsFolders.some((folder) => file.startsWith(`${folder}${path.sep}`));
+      const found = entries
         .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
         .map((entry) => path.join(entry.parentPath, entry.name))
-        .sort();
+        .filter((file) => !inParts(file))
+        .map((file) => ({ file, parts: false, inFolder: true }));
+      found.push(...partsFolders.map((folder) => ({ file: folder, parts: true, inFolder: true })));
+      found.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
       if (found.length === 0) problems.push(`${input}: folder holds no .json result files`);
-      files.push(...found.map((file) => ({ file, inFolder: true })));
+      files.push(...found);
     } else {
-      files.push({ file: input, inFolder: false });
+      files.push({ file: input, parts: false, inFolder: false });
     }
   }
   return files;

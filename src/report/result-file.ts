@@ -38,6 +38,40 @@ export interface LatencyRecord extends LatencySummary {
   readonly clamped?: number;
 }
 
+/** Cross-host end-to-end latency: the histogram of times from two workers' clocks, with how far those clocks may disagree. */
+export interface CrossHostLatencyRecord extends LatencyRecord {
+  /**
+   * The clocks' error bound, µs: the two largest of the workers' uncertainties added up, so every
+   * cross-host latency is right to within it. Null when a worker had no reference to compare with.
+   */
+  readonly errorBoundUs: number | null;
+}
+
+/** One worker of a run spread over several, as the merge found it. */
+export interface WorkerSummary {
+  readonly shard: number;
+  readonly host: string;
+  readonly pid: number;
+  /** `killed`: it wrote no part; its books are its journal's up to its death. Else its own run's status. */
+  readonly status: RunStatus | 'killed';
+  /** The part or journal it was read from (the file's name in the parts folder). */
+  readonly file: string;
+  /** Its message indices, [first, end). */
+  readonly first: number;
+  readonly end: number;
+  readonly consumers: number;
+  readonly publishers: number;
+  /** When it began publishing after the earliest worker did, µs on the reference clock; null if it never began. */
+  readonly startOffsetUs: number | null;
+  /** What it compared its clock with, its clock's offset from that reference (reference minus its own, µs) and the offset's uncertainty (µs; null: unknown). */
+  readonly clockReference: string;
+  readonly clockOffsetUs: number;
+  readonly clockUncertaintyUs: number | null;
+  /** Messages the broker accepted from it, and the deliveries its consumers booked. */
+  readonly published: number;
+  readonly deliveries: number;
+}
+
 export interface ResultFile {
   readonly schema: typeof RESULT_SCHEMA;
   readonly schemaVersion: typeof RESULT_SCHEMA_VERSION;
@@ -85,7 +119,15 @@ export interface ResultFile {
     readonly completion: LatencyRecord;
     /** Under --rate: each message's wait for its publish batch to leave (at most --linger-ms); absent otherwise. */
     readonly batchWait?: LatencyRecord;
+    /**
+     * A run merged from several workers: end-to-end latency of messages consumed by the worker that
+     * published them (one clock, exact) and by another (two clocks, within `errorBoundUs`). Absent otherwise.
+     */
+    readonly sameHost?: LatencyRecord;
+    readonly crossHost?: CrossHostLatencyRecord;
   };
+  /** A run merged from several workers (`brokerbench merge`): each worker, by shard. Absent otherwise. */
+  readonly workers?: readonly WorkerSummary[];
   readonly finalDepth: QueueDepth;
   /**
    * Published, received, completed and failed per bucket of `bucketMs` (100 ms, widened on the 1-2-5
@@ -124,16 +166,19 @@ export function lostOf(result: { readonly config: Pick<RunConfig, 'maxReceives'>
   return lostCount(result.ledger, result.config.maxReceives > 0 ? result.finalDepth.dead : 0);
 }
 
+/** A histogram as a result file stores it: summarized, encoded, with its clamp count. */
+export function latencyRecord(h: Histogram): LatencyRecord {
+  const clamped = clampedCount(h);
+  return { ...summarize(h), histogram: encodeHistogram(h), ...(clamped > 0 ? { clamped } : {}) };
+}
+
 export function buildResult(record: RunRecord, workload?: WorkloadRecord): ResultFile {
   const { outcome } = record;
   const publishSec = (outcome.publishEndUs - outcome.startUs) / 1e6;
   const totalSec = (outcome.endUs - outcome.startUs) / 1e6;
   const receiveSec = outcome.lastDeliveryUs ? (outcome.lastDeliveryUs - outcome.startUs) / 1e6 : totalSec;
   const perSec = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : 0);
-  const latency = (h: Histogram): LatencyRecord => {
-    const clamped = clampedCount(h);
-    return { ...summarize(h), histogram: encodeHistogram(h), ...(clamped > 0 ? { clamped } : {}) };
-  };
+  const latency = latencyRecord;
   return {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,

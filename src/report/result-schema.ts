@@ -68,6 +68,7 @@ export const resultSchema = z.looseObject({
     completed: count,
     duplicateCompletions: count,
     notSent: count.optional(),
+    inDoubt: count.optional(),
     lost: count,
     unknown: count,
     foreign: count.optional(),
@@ -84,7 +85,28 @@ export const resultSchema = z.looseObject({
     receivePerSec: count,
     completePerSec: count,
   }),
-  latency: z.looseObject({ publish: latency, endToEnd: latency, execution: latency, completion: latency }),
+  latency: z.looseObject({
+    publish: latency,
+    endToEnd: latency,
+    execution: latency,
+    completion: latency,
+    sameHost: latency.optional(),
+    crossHost: latency.extend({ errorBoundUs: count.nullable() }).optional(),
+  }),
+  workers: z
+    .array(
+      z.looseObject({
+        shard: count,
+        host: text,
+        status: text,
+        file: text,
+        startOffsetUs: count.nullable(),
+        clockReference: text,
+        clockOffsetUs: count,
+        clockUncertaintyUs: count.nullable(),
+      }),
+    )
+    .optional(),
   finalDepth: z.looseObject({ ready: count, inFlight: count, delayed: count, dead: count }),
   timeline: z.union([
     z.looseObject({

@@ -67,6 +67,11 @@ export interface DrainOptions {
   /** When --timeout runs out, monotonic µs. */
   readonly deadlineUs: number;
   readonly control: DrainControl;
+  /**
+   * Other workers publish into and consume from the same queues (a run spread over several): these
+   * books never see the whole run, so only an empty, quiet broker ends the drain.
+   */
+  readonly shared?: boolean;
 }
 
 export class Drain {
@@ -113,7 +118,8 @@ export class Drain {
 
   /** Every accepted message completed or dead-lettered. Refused ones that were stored anyway do not count towards it. */
   acceptedDone(): boolean {
-    const { books, config, depth } = this.#options;
+    const { books, config, depth, shared } = this.#options;
+    if (shared) return false;
     const dead = config.maxReceives > 0 ? (depth.last?.dead ?? 0) : 0;
     return books.ledger.completedCount() - books.ledger.failedButCompletedCount() + dead >= books.published;
   }

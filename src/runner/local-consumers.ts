@@ -32,6 +32,8 @@ export interface LocalConsumersOptions {
   readonly connectDeadlineMs?: number;
   /** What the consumers' grace is for once stopped (stopSubscribers); default `settle`. */
   readonly stopGrace?: StopGrace;
+  /** The sink consumer `c` reports to, given the set's sink; default that sink. */
+  readonly sinkOf?: (consumer: number, sink: SubscriberSink) => SubscriberSink;
 }
 
 /** Consumer handles opened at once while a run connects: a few round trips each, so many at a time. */
@@ -95,7 +97,7 @@ export class LocalConsumers implements ConsumerSet {
           ...(hooks ? { hooks } : {}),
           ...(pool ? { pool, settleHandle: this.#handles[k + 1]! } : {}),
         },
-        sink,
+        this.#options.sinkOf ? this.#options.sinkOf(c, sink) : sink,
       );
       this.#subscribers.push(subscriber);
       this.#runs.push(subscriber.run());

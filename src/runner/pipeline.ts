@@ -16,14 +16,14 @@ import type { RunConfig } from '../config.ts';
 import { formatCount } from '../format.ts';
 import { Executor, seededRandom } from '../pipeline/executor.ts';
 import { newRunToken } from '../pipeline/message.ts';
-import type { ConsumerSet } from '../pipeline/sink.ts';
+import type { ConsumerSet, SubscriberSink } from '../pipeline/sink.ts';
 import type { ConsumerHooks } from '../pipeline/subscriber.ts';
 import { Pauses, withinMs } from '../pipeline/waits.ts';
 import type { PipelineOutcome, RunProgress, RunStatus } from '../outcome.ts';
 import { RunBooks } from './books.ts';
 import { DepthWatch, Drain } from './drain.ts';
 import { LocalConsumers } from './local-consumers.ts';
-import { Publishers, type PublishErrorPolicy, type PublishTarget } from './publisher.ts';
+import { Publishers, type PublishErrorPolicy, type PublishJournal, type PublishShare, type PublishTarget } from './publisher.ts';
 
 /**
  * Per-message behaviour a scenario can change; every hook is optional and runs on the hot path, so
@@ -76,6 +76,19 @@ export interface PipelineContext {
   readonly runToken?: string;
   /** When the publisher gives up: after this many failed calls in a row (default 20), backing off this long after each (default 100 ms). */
   readonly publishErrors?: PublishErrorPolicy;
+  /**
+   * A worker's share of a run spread over several processes or hosts (src/runner/worker.ts): its
+   * publishers send only these indices, at this share of the rate, and other workers publish into and
+   * consume from the same queues, so this pipeline's books alone never say the run is done: the drain
+   * ends on an empty, quiet broker instead.
+   */
+  readonly share?: PublishShare;
+  /** Told of every publish batch before and after its call (a worker's journal). */
+  readonly publishJournal?: PublishJournal;
+  /** Handed the run's books once it is over, before the outcome is returned (a worker writes its ledger's whole state). */
+  readonly onBooks?: (books: RunBooks) => void;
+  /** The sink consumer `c` of the pipeline's own reports to, given the run's sink; default that sink (a worker tees it into its journal). */
+  readonly consumerSink?: (consumer: number, sink: SubscriberSink) => SubscriberSink;
 }
 
 /** How long consumers may finish the batch in hand once the run is over, before their handles close. */
@@ -118,6 +131,7 @@ function ownConsumers(context: PipelineContext, connectDeadlineMs: number): Loca
     clock: context.clock,
     hooks: context.hooks,
     connectDeadlineMs,
+    ...(context.consumerSink ? { sinkOf: context.consumerSink } : {}),
   });
 }
 
@@ -168,6 +182,8 @@ class PipelineRun {
         deadlineUs,
         publishDelayMs: hooks?.publishDelayMs,
         publishErrors: context.publishErrors,
+        ...(context.share ? { share: context.share } : {}),
+        ...(context.publishJournal ? { journal: context.publishJournal } : {}),
       },
       this.#books,
       this,
@@ -182,6 +198,7 @@ class PipelineRun {
       tickMs: this.#tickMs,
       deadlineUs,
       control: this,
+      shared: context.share !== undefined,
     });
   }
 
@@ -232,7 +249,7 @@ class PipelineRun {
       // after that (a task longer than the grace) are left behind: their messages stay with the broker.
       await Promise.all([withinMs(ticker.idle(), FINAL_SAMPLE_LIMIT_MS), consumers.stop(this.#status === 'completed' ? CONSUMER_GRACE_MS : STOP_GRACE_MS)]);
       // Whatever the publishers never got to: neither published nor lost.
-      this.markNotSent(this.#publishers.nextIndex, config.messages);
+      this.markNotSent(this.#publishers.nextIndex, this.#publishers.end);
       this.#ctx.signal?.removeEventListener('abort', onAbort);
       loopDelay.disable();
     }
@@ -241,6 +258,7 @@ class PipelineRun {
     const endUs = drained ? books.lastCompletionUs : this.#drainEndUs;
     const finalDepth = (await withinMs(this.#depth.sample().catch(() => undefined), FINAL_SAMPLE_LIMIT_MS)) ?? this.#depth.last ?? EMPTY_DEPTH;
     const cpu = process.cpuUsage(cpuBefore);
+    this.#ctx.onBooks?.(books);
     const wallMs = (endUs - this.#startUs) / 1000;
     // Consumer processes are the harness too: their CPU adds up, and so do their peaks (an upper bound).
     const children = consumers.usage?.();

@@ -50,6 +50,31 @@ export interface PublishControl {
   markNotSent(from: number, to: number): void;
 }
 
+/**
+ * A worker's share of a run spread over several (src/runner/worker.ts): the message indices its
+ * publishers own and their share of --rate.
+ */
+export interface PublishShare {
+  /** The indices owned, [first, end). */
+  readonly first: number;
+  readonly end: number;
+  /** This share's rate, msg/s (0: as fast as possible): --rate × its part of the messages. */
+  readonly ratePerSec: number;
+}
+
+/**
+ * Where a publisher notes its batches so that a SIGKILL cannot hide them (a worker's journal,
+ * src/runner/worker-journal.ts): before each call, and after it with the broker's answer.
+ */
+export interface PublishJournal {
+  /** Indices first … first + count - 1 are about to be handed to the broker. */
+  sending(first: number, count: number): void;
+  /** The broker accepted them, at `atUs`. */
+  sent(first: number, count: number, atUs: number): void;
+  /** The broker refused them (or did not answer). */
+  refused(first: number, count: number): void;
+}
+
 export interface PublisherOptions {
   readonly target: PublishTarget;
   readonly config: RunConfig;
@@ -63,6 +88,10 @@ export interface PublisherOptions {
   readonly publishDelayMs?: (index: number) => number;
   /** Default: give up after 20 failures in a row, backing off 0.1 s doubling to 1 s (about 17 s in all). */
   readonly publishErrors?: PublishErrorPolicy;
+  /** The indices (and rate) these publishers own; default every index of the run at --rate. */
+  readonly share?: PublishShare;
+  /** Told of every batch before and after its call. */
+  readonly journal?: PublishJournal;
 }
 
 const MAX_CONSECUTIVE_PUBLISH_ERRORS = 20;
@@ -72,7 +101,9 @@ export class Publishers {
   readonly #books: RunBooks;
   readonly #control: PublishControl;
   /** Next message index to publish: publishers claim batches from it. */
-  #nextIndex = 0;
+  #nextIndex: number;
+  /** One past the last index these publishers own. */
+  readonly #end: number;
   /** Batches claimed so far: they go to the queues in turn. */
   #batchesClaimed = 0;
 
@@ -80,11 +111,18 @@ export class Publishers {
     this.#options = options;
     this.#books = books;
     this.#control = control;
+    this.#nextIndex = options.share?.first ?? 0;
+    this.#end = options.share?.end ?? options.config.messages;
   }
 
   /** The first index no publisher has claimed: it and those after were never sent, if the run stops now. */
   get nextIndex(): number {
     return this.#nextIndex;
+  }
+
+  /** One past the last index these publishers own: from nextIndex up to it was never sent, if the run stops now. */
+  get end(): number {
+    return this.#end;
   }
 
   /** Runs `count` publishers until every message is sent or the run stops. */
@@ -103,14 +141,18 @@ export class Publishers {
       await control.pause(ms);
       if (control.stopped) throw new Error('stopped');
     };
-    const limiter = config.ratePerSec > 0 ? new RateLimiter(config.ratePerSec, this.#options.startUs, clock, pace) : undefined;
+    const share = this.#options.share;
+    const ratePerSec = share ? share.ratePerSec : config.ratePerSec;
+    // A share's first index is due at the start: its limiter's start is moved back by that many intervals.
+    const limiter = ratePerSec > 0 ? new RateLimiter(ratePerSec, this.#options.startUs - ((share?.first ?? 0) * 1e6) / ratePerSec, clock, pace) : undefined;
+    const journal = this.#options.journal;
     const lingerUs = config.lingerMs * 1000;
     const delayOf = this.#options.publishDelayMs;
     let consecutiveErrors = 0;
     while (!control.stopped) {
       const first = this.#nextIndex;
-      if (first >= config.messages) return;
-      let count = Math.min(config.publishBatch, config.messages - first);
+      if (first >= this.#end) return;
+      let count = Math.min(config.publishBatch, this.#end - first);
       // At a fixed rate a batch leaves when full or once its oldest message has waited --linger-ms, as a
       // Kafka producer's does: it takes what is due by then, or everything already due when behind.
       const claimUs = limiter ? clock.nowUs() : 0;
@@ -141,14 +183,17 @@ export class Publishers {
         }
       }
       books.counters.publishCalls++;
+      journal?.sending(first, count);
       try {
         await target.publish(queue, messages);
         const ackUs = clock.nowUs();
+        journal?.sent(first, count, ackUs);
         books.published += count;
         consecutiveErrors = 0;
         books.timeline.add('published', count, ackUs);
         if (first + count > config.warmupMessages) this.#recordPublish(first, count, ackUs, sentUs, limiter);
       } catch (error) {
+        journal?.refused(first, count);
         books.publishFailed += count;
         for (let k = 0; k < count; k++) books.ledger.markPublishFailed(first + k);
         books.counters.publishErrors++;

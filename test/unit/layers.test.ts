@@ -18,7 +18,7 @@ const FLOORS: readonly { floor: number; matches: RegExp }[] = [
   { floor: 4, matches: /^src\/runner\// },
   { floor: 5, matches: /^scenarios\// },
   { floor: 6, matches: /^src\/report\// },
-  { floor: 7, matches: /^src\/cli(-many|-run|-help)?\.ts$/ },
+  { floor: 7, matches: /^src\/cli(-many|-run|-help|-worker)?\.ts$/ },
 ];
 
 function floorOf(file: string): number {
