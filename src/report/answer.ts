@@ -221,14 +221,17 @@ export function saturationOf(runs: readonly LoadedRun[]): string | undefined {
   let loopP99Ms = 0;
   for (const run of runs) {
     const harness = run.result.harness;
-    const cores = number(harness.cpuCores);
+    // A run merged from workers sums their CPU, and they may be on as many machines: the mean per worker
+    // stands for one process, and no one machine's cores can be judged.
+    const workers = run.result.workers?.length ?? 0;
+    const cores = number(harness.cpuCores) / Math.max(1, workers);
     const cpuMs = number(harness.cpuUserMs) + number(harness.cpuSystemMs);
     const children = harness.consumerProcesses;
     const childMs = children ? number(children.cpuUserMs) + number(children.cpuSystemMs) : 0;
     // cpuCores sums the consumer processes in: the main process's share is its part of the CPU time.
     const main = cpuMs > 0 ? (cores * Math.max(0, cpuMs - childMs)) / cpuMs : children ? 0 : cores;
     mainCores = Math.max(mainCores, main);
-    const count = number(run.result.environment?.cpuCount);
+    const count = workers > 0 ? 0 : number(run.result.environment?.cpuCount);
     if (count > 1 && cores / count > machine.cores / Math.max(1, machine.count)) machine = { cores, count };
     loopP99Ms = Math.max(loopP99Ms, number(harness.eventLoopDelayP99Ms));
   }

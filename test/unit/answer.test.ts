@@ -168,6 +168,17 @@ describe('the answer from result files', () => {
     expect(saturationOf([harness(run, busyMain, 4)])).toBe('harness CPU 0.96 cores of 1 used');
   });
 
+  it('judges a run merged from workers per worker: their CPU is summed over processes that may be on as many machines', () => {
+    const run = runs[0]!;
+    const merged = (cores: number): LoadedRun =>
+      variant(harness(run, { ...calm, cpuCores: cores }, 2), (r) => {
+        r['workers'] = [{ shard: 0 }, { shard: 1 }, { shard: 2 }, { shard: 3 }];
+      });
+    // Four workers using 3.4 cores in all: 0.85 each, and no one machine's 2 cores to hold them against.
+    expect(saturationOf([merged(3.4)])).toBeUndefined();
+    expect(saturationOf([merged(3.8)])).toBe('harness CPU 0.95 cores of 1 used');
+  });
+
   it('says the harness was saturated when its event-loop p99 passed 50 ms, naming the worst run', () => {
     const run = runs[0]!;
     expect(saturationOf([harness(run, { ...calm, eventLoopDelayP99Ms: 50 })])).toBeUndefined();
