@@ -27,7 +27,7 @@ import { scrubSecrets } from '../secrets.ts';
 import type { WorkloadRecord } from '../workload.ts';
 import { journalFileName, parsePartName, partFileName, shardRange } from '../runner/shard.ts';
 import type { ClockReading } from '../runner/worker-clock.ts';
-import { journalWriterAlive, type WorkerRecord } from '../runner/worker.ts';
+import { journalWriterAlive, type WorkerRecord, type WorkerTimes } from '../runner/worker.ts';
 import { readWorkerJournal, type WorkerHeader } from '../runner/worker-journal.ts';
 import { ledgerVerdicts } from '../../scenarios/verdicts.ts';
 import { buildResult, latencyRecord, makeFolder, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type CrossHostLatencyRecord, type LatencyRecord, type ResultFile, type WorkerSummary } from './result-file.ts';
@@ -37,24 +37,7 @@ export const PART_SCHEMA = 'brokerbench/part';
 export const PART_SCHEMA_VERSION = 1;
 
 /** What a part adds to a worker's result: who it was, its clock, its times on the reference clock, and its whole ledger. */
-export interface PartInfo {
-  readonly runId: string;
-  readonly shard: number;
-  readonly shards: number;
-  readonly first: number;
-  readonly end: number;
-  readonly ratePerSec: number;
-  readonly host: string;
-  readonly pid: number;
-  readonly startAt?: string;
-  readonly clock: ClockReading;
-  /** Reference µs since the run epoch (src/runner/worker-clock.ts). */
-  readonly startUs: number;
-  readonly publishEndUs: number;
-  readonly lastDeliveryUs: number;
-  readonly lastCompletionUs: number;
-  readonly endUs: number;
-  readonly ledger: LedgerState;
+export interface PartInfo extends WorkerTimes {
   readonly sameHost: LatencyRecord;
   readonly crossHost: LatencyRecord;
 }

@@ -22,16 +22,8 @@ import { JournalReader, JournalWriter } from './journal.ts';
 import type { PublishJournal } from './publisher.ts';
 import type { ClockReading } from './worker-clock.ts';
 
-/**
- * Extra records, one per line, beside the consumer journal's (which ignores them):
- *   W json                 the header (WorkerHeader), first
- *   G startUs              publishing began (the run's clock started)
- *   S first count          indices first … first+count-1 are about to be published
- *   P first count atUs     the broker accepted them
- *   F first count          the broker refused them
- * Every time is on the worker's reference clock (src/runner/worker-clock.ts), µs.
- */
-export interface WorkerHeader {
+/** Which worker of which run: its share of the indices and of the rate, and where it ran. */
+export interface WorkerIdentity {
   readonly runId: string;
   readonly shard: number;
   readonly shards: number;
@@ -43,6 +35,18 @@ export interface WorkerHeader {
   readonly pid: number;
   /** The --start-at asked for, ISO-8601; absent without one. */
   readonly startAt?: string;
+}
+
+/**
+ * Extra records, one per line, beside the consumer journal's (which ignores them):
+ *   W json                 the header (WorkerHeader), first
+ *   G startUs              publishing began (the run's clock started)
+ *   S first count          indices first … first+count-1 are about to be published
+ *   P first count atUs     the broker accepted them
+ *   F first count          the broker refused them
+ * Every time is on the worker's reference clock (src/runner/worker-clock.ts), µs.
+ */
+export interface WorkerHeader extends WorkerIdentity {
   readonly runToken: string;
   readonly config: RunConfig;
   readonly broker: BrokerInfo & { readonly capabilities: BrokerCapabilities };

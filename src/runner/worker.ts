@@ -30,7 +30,7 @@ import { PROCESS_LIMITS } from './process-consumers.ts';
 import { queueNames, type RunnerEvent } from './runner.ts';
 import { journalFileName, namespaceOf, partFileName, QUEUES_READY_FILE, runTokenOf, shardRange } from './shard.ts';
 import { measureClock, ReferenceClock, type ClockReading } from './worker-clock.ts';
-import { WorkerJournal } from './worker-journal.ts';
+import { WorkerJournal, type WorkerIdentity } from './worker-journal.ts';
 
 /** How long workers other than 0 wait for worker 0 to make the queues, after the start time if one is given, ms. */
 const QUEUES_WAIT_MS = 60_000;
@@ -59,17 +59,14 @@ export interface WorkerOptions {
 }
 
 /** What a worker adds to a run's record: who it was, its clock, and what the merge needs of its books. */
-export interface WorkerFacts {
-  readonly runId: string;
-  readonly shard: number;
-  readonly shards: number;
-  /** Its indices [first, end) and their rate, msg/s (0: as fast as possible). */
-  readonly first: number;
-  readonly end: number;
-  readonly ratePerSec: number;
-  readonly host: string;
-  readonly pid: number;
-  readonly startAt?: string;
+export interface WorkerFacts extends WorkerTimes {
+  /** End-to-end latency of deliveries of messages it published itself (exact) and of the other workers' (within the clocks' bound), past the warm-up. */
+  readonly sameHost: Histogram;
+  readonly crossHost: Histogram;
+}
+
+/** A worker's identity, its clock, its times on the reference clock and its whole ledger: what its record and its part both carry. */
+export interface WorkerTimes extends WorkerIdentity {
   readonly clock: ClockReading;
   /** On the reference clock, µs since the run epoch: publishing began, last publish accepted, last delivery, last completion (0: none), end. */
   readonly startUs: number;
@@ -78,9 +75,6 @@ export interface WorkerFacts {
   readonly lastCompletionUs: number;
   readonly endUs: number;
   readonly ledger: LedgerState;
-  /** End-to-end latency of deliveries of messages it published itself (exact) and of the other workers' (within the clocks' bound), past the warm-up. */
-  readonly sameHost: Histogram;
-  readonly crossHost: Histogram;
 }
 
 export interface WorkerRecord extends RunRecord {
