@@ -74,7 +74,7 @@ describe('four workers on redis-list', () => {
       expect(w.startOffsetUs).toBeGreaterThanOrEqual(0);
     }
     expect(result!.latency.crossHost!.errorBoundUs).toBeGreaterThan(0);
-    expect(result!.verdicts).toContain('nothing lost: 4000 of 4000 published messages completed');
+    expect(result!.verdicts).toContain('nothing lost: 4,000 of 4,000 published messages completed');
     expect(result!.throughput.completePerSec).toBeGreaterThan(0);
     expect(readFileSync(out, 'utf8')).not.toContain('"schema": "brokerbench/part"');
   }, 90_000);
