@@ -2,6 +2,7 @@
 // to its death, so the run's books stay exact (reliable mode: nothing lost), and --teardown removes
 // the queues no worker could know were the last.
 
+import { formatCount } from '../../src/format.ts';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -114,7 +115,7 @@ describe('one of four workers killed mid-run', () => {
     const held = l.delivered - l.completed;
     if (l.lost > 0) {
       expect(result!.verdicts).toContain(
-        `LOST ${l.lost}: at-most-once mode, ${held} the killed worker held (received, not completed) and ${l.lost - held} never delivered to anyone (popped by a receive in transit when it died)`,
+        `LOST ${formatCount(l.lost)}: at-most-once mode, ${formatCount(held)} the killed worker held (received, not completed) and ${formatCount(l.lost - held)} never delivered to anyone (popped by a receive in transit when it died)`,
       );
     } else {
       expect(held).toBe(0);
