@@ -253,23 +253,24 @@ export function answerLines(answer: Answer): string[] {
 }
 
 /** The comparison for a terminal `width` columns wide (default: this one's, else COLUMNS, else no limit): per group the answer, its lines, then the detailed table, each stacked when too wide. */
-export function renderTable(groups: readonly Group[], width = terminalWidth()): string {
-  const sections = groups.map((group) => {
+export function renderTable(groups: readonly Group[], width = terminalWidth(), afterAnswer?: (k: number) => string): string {
+  const sections = groups.map((group, k) => {
     const answer = answerFor(group);
     const answerRows = answerCells(answer).map((row) => row.map((cell) => (cell.best ? `${cell.text} *` : cell.text)));
     const answerTable = fitTable(answerRows, width, { head: ANSWER_COLUMNS.map((c) => c.head), chars: COMPACT, stackBy: 'row' });
     const lines = answerLines(answer).flatMap((line) => wrap(line, width, '', '  '));
     const rows = renderRows(group).map((row) => [row.label, ...row.cells.map((cell, k) => (row.best[k] ? `${cell} *` : cell))]);
     const table = fitTable(rows, width, { head: ['', ...group.columns.map((c) => c.label)], chars: COMPACT, stackBy: 'column' });
-    return [wrapLines(group.title, width), answerTable, ...lines, '', table].join('\n');
+    const extra = afterAnswer ? ['', afterAnswer(k)] : [];
+    return [wrapLines(group.title, width), answerTable, ...lines, ...extra, '', table].join('\n');
   });
   return [...sections, wrapLines(['* best.', ...NOTES, pricingNote()].join('\n'), width)].join('\n\n');
 }
 
-export function renderMarkdown(groups: readonly Group[]): string {
+export function renderMarkdown(groups: readonly Group[], afterAnswer?: (k: number) => string): string {
   const escape = (text: string): string => text.replace(/\|/g, '\\|').replace(/\*/g, '\\*');
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
-  const sections = groups.map((group) => {
+  const sections = groups.map((group, k) => {
     const answer = answerFor(group);
     const answerHead = ANSWER_COLUMNS.map((c) => escape(c.head));
     const answerBody = answerCells(answer).map((row) => line(row.map((cell) => (cell.best ? `**${escape(cell.text)}**` : escape(cell.text)))));
@@ -287,6 +288,7 @@ export function renderMarkdown(groups: readonly Group[]): string {
       '',
       ...answerLines(answer).map((text) => `- ${escape(text)}`),
       '',
+      ...(afterAnswer ? [afterAnswer(k), ''] : []),
       line(head),
       line(head.map((_, k) => (k === 0 ? '---' : '---:'))),
       ...body,
@@ -374,8 +376,9 @@ export async function compareFiles(inputs: readonly string[], options: CompareOp
   if (cost === undefined) return { output: render(groups), problems, notes };
   const costs = groups.map((group) => costOfGroup(group, cost));
   const output = {
-    table: () => `${renderTable(groups, options.width)}\n\n${renderCostTable(costs, cost, options.width ?? terminalWidth())}`,
-    md: () => `${renderMarkdown(groups)}\n\n${renderCostMarkdown(costs, cost)}`,
+    // Each workload's month right under its answer, before the detailed table.
+    table: () => renderTable(groups, options.width, (k) => renderCostTable([costs[k]!], cost, options.width ?? terminalWidth())),
+    md: () => renderMarkdown(groups, (k) => renderCostMarkdown([costs[k]!], cost)),
     json: () => renderJson(groups, { cost: costJson(costs, cost) }),
     // One row per broker per workload: the month's cost has no column there; JSON carries it.
     csv: () => renderCsv(groups),

@@ -81,6 +81,9 @@ describe('cost of two real runs, end to end', () => {
     // The printed section.
     const section = run.stdout.slice(run.stdout.indexOf('cost at a sustained 200/s'));
     expect(section.split('\n')[0]).toBe('cost at a sustained 200/s: 525,600,000 messages a month (730 hours)');
+    // Under the answer, before the detailed table.
+    expect(run.stdout.indexOf('cost at a sustained')).toBeGreaterThan(run.stdout.indexOf('│ $/1M'));
+    expect(run.stdout.indexOf('cost at a sustained')).toBeLessThan(run.stdout.indexOf('runs merged'));
     expect(section).toMatch(
       new RegExp(`│ sqs standard +│ ${escape(usd(sqsMonth))} +│ ${billedPerMessage.toFixed(3)} billed requests per message: SQS standard ${escape(Math.round(messages * billedPerMessage).toLocaleString('en-US'))} requests × \\$0\\.40/M`),
     );
