@@ -221,7 +221,12 @@ export class PostgresDriver implements Driver {
   /** The database's size on disk: PostgreSQL has no memory figure of its own data to give. */
   async serverMemory(): Promise<ServerMemory> {
     const { rows } = await this.#query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes');
-    return { usedBytes: Number(rows[0]!.bytes), maxBytes: 0, policy: 'pg_database_size (on disk, no limit)' };
+    return {
+      usedBytes: Number(rows[0]!.bytes),
+      maxBytes: 0,
+      policy: 'pg_database_size (on disk, no limit)',
+      terms: { queue: 'pg_total_relation_size, on disk', server: 'pg_database_size, on disk' },
+    };
   }
 
   /** Both tables with their indexes and TOAST, dead row versions included (pg_total_relation_size). */

@@ -18,6 +18,7 @@
 
 import { isMemoryReporting, type QueueDepth, type ServerMemory } from '../src/broker.ts';
 import { formatBytes, formatCount, formatRate } from '../src/format.ts';
+
 import { runPipeline } from '../src/runner/pipeline.ts';
 import { sumDepths } from '../src/runner/publisher.ts';
 import { percent, seconds } from './kit.ts';
@@ -25,6 +26,9 @@ import { ledgerVerdicts } from './verdicts.ts';
 import { publishedCount } from '../src/metrics/ledger.ts';
 import type { Scenario } from '../src/scenario.ts';
 import type { ScenarioOutcome, ScenarioTable, ScenarioValue } from '../src/outcome.ts';
+
+/** What Redis calls the queue's and the server's memory figures; a server with other words says so (ServerMemory.terms). */
+const REDIS_TERMS = { queue: 'MEMORY USAGE', server: 'used_memory' };
 
 /** What the broker held once every message had been offered. */
 interface Standing {
@@ -82,13 +86,14 @@ export const backlog: Scenario = {
       const perKeyBytes = standing.queueBytes / waiting;
       const usedDelta = standing.server.usedBytes - before.usedBytes;
       const perUsedBytes = usedDelta / waiting;
+      const terms = standing.server.terms ?? REDIS_TERMS;
       verdicts.push(
-        `memory per waiting message: ${formatCount(Math.round(perKeyBytes))} B in the queue's keys (MEMORY USAGE), ` +
-          `${formatCount(Math.round(perUsedBytes))} B by the server's used_memory (+${formatBytes(Math.max(0, usedDelta))} for ${formatCount(waiting)}); ` +
+        `memory per waiting message: ${formatCount(Math.round(perKeyBytes))} B in the queue's keys (${terms.queue}), ` +
+          `${formatCount(Math.round(perUsedBytes))} B by the server's ${terms.server} (+${formatBytes(Math.max(0, usedDelta))} for ${formatCount(waiting)}); ` +
           `the body is ${formatCount(config.payloadBytes)} B, so ${formatCount(Math.round(perKeyBytes - config.payloadBytes))} B per message is the queue's own`,
       );
-      rows.push(['queue keys (MEMORY USAGE)', `${formatBytes(standing.queueBytes)}, ${perKeyBytes.toFixed(0)} B per message`]);
-      rows.push(['server used_memory', `${formatBytes(before.usedBytes)} -> ${formatBytes(standing.server.usedBytes)}, ${perUsedBytes.toFixed(0)} B per message`]);
+      rows.push([`queue keys (${terms.queue})`, `${formatBytes(standing.queueBytes)}, ${perKeyBytes.toFixed(0)} B per message`]);
+      rows.push([`server ${terms.server}`, `${formatBytes(before.usedBytes)} -> ${formatBytes(standing.server.usedBytes)}, ${perUsedBytes.toFixed(0)} B per message`]);
       Object.assign(values, {
         queueBytes: standing.queueBytes,
         bytesPerMessage: perKeyBytes,

@@ -157,6 +157,11 @@ export interface ServerMemory {
   readonly maxBytes: number;
   /** What the server does at the limit (Redis `maxmemory-policy`, e.g. `noeviction`). */
   readonly policy: string;
+  /**
+   * What the two figures are called on this server, for reports: the queue's (`MemoryReporting.queueMemoryBytes`)
+   * and the server's (`usedBytes`). Absent: Redis's, `MEMORY USAGE` and `used_memory`.
+   */
+  readonly terms?: { readonly queue: string; readonly server: string };
 }
 
 /** Optional extension: a broker that can say how much memory it holds (Redis can; SQS cannot). */

@@ -85,6 +85,11 @@ describe('postgres through the scenarios', () => {
     expect(v['bytesPerMessage']).toBeGreaterThan(200);
     expect(v['bytesPerMessage']).toBeLessThan(1_000);
     expect(v['drainPerSec']).toBeGreaterThan(0);
+    // Named as PostgreSQL measures them, not with Redis's words.
+    const said = result.verdicts.join('\n');
+    expect(said).toContain("in the queue's keys (pg_total_relation_size, on disk)");
+    expect(said).toContain("by the server's pg_database_size, on disk");
+    expect(said).not.toMatch(/MEMORY USAGE|used_memory/);
   });
 });
 
