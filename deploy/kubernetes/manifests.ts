@@ -2,8 +2,9 @@
 // claim for the parts, an Indexed Job of N workers (one share each) and a Job that waits for their N
 // parts, merges them and prints the result file. Plain data in, objects and commented YAML out.
 //
-// LIMITATION: the merge cannot see a worker that died without writing its part; it waits until the
-// deadline and the Job then fails (a Job cannot wait for another Job, and no kubectl runs inside).
+// LIMITATION: a worker that died before it began its journal leaves nothing to merge; the merge waits
+// for it until the deadline and the Job then fails (a Job cannot wait for another Job, and no kubectl
+// runs inside). One that died later is merged from its journal once that has been quiet for 30 s.
 
 import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -119,7 +120,7 @@ export function renderManifests(plan: RunPlan): string {
     `file under ${RESULTS_DIR}, which the "result" container prints: kubectl logs -c result collects it.`,
   ].join('\n'));
   note(mergeDoc, ['spec', 'backoffLimit'], 'One more try if the pod is lost with its node; a merge that refuses the parts would refuse them again.');
-  note(mergeDoc, ['spec', 'activeDeadlineSeconds'], 'If a worker dies without writing its part, the wait ends here and the Job fails.');
+  note(mergeDoc, ['spec', 'activeDeadlineSeconds'], 'If a worker dies before its journal begins (no part, nothing to merge), the wait ends here and the Job fails.');
   return docs.map((doc) => doc.toString({ lineWidth: 0 })).join('---\n');
 }
 
@@ -244,15 +245,24 @@ function workersJob(plan: RunPlan): IJob {
 }
 
 /**
- * Counts the run's parts on the shared volume every 5 s until all are there, saying so when the count
- * changes; makes the results folder the merge writes to. POSIX sh, nothing but the shell's own glob.
+ * Waits, checking every 5 s, until every worker is done: its part is on the shared volume, or it died
+ * and left its journal, unwritten for 30 s (a live worker writes it every second), for the merge to read
+ * as its books. Says so when the count changes; makes the results folder the merge writes to. POSIX sh
+ * and coreutils' stat.
  */
 const WAIT_FOR_PARTS = `mkdir -p "$RESULTS"
 seen=-1
 while :; do
-  set -- "$PARTS"/part-*-of-"$WORKERS".json
-  if [ -e "$1" ]; then have=$#; else have=0; fi
+  have=0; dead=0; i=0; now=$(date +%s)
+  while [ "$i" -lt "$WORKERS" ]; do
+    part="$PARTS/part-$i-of-$WORKERS"
+    if [ -e "$part.json" ]; then have=$((have + 1))
+    elif [ -e "$part.journal" ] && [ $((now - $(stat -c %Y "$part.journal"))) -ge 30 ]; then dead=$((dead + 1))
+    fi
+    i=$((i + 1))
+  done
   if [ "$have" -ge "$WORKERS" ]; then echo "all $WORKERS parts are in $PARTS"; exit 0; fi
+  if [ $((have + dead)) -ge "$WORKERS" ]; then echo "$have of $WORKERS parts are in $PARTS; $dead worker(s) died, their journals unwritten for 30 s: merging what they left"; exit 0; fi
   if [ "$have" -ne "$seen" ]; then echo "$have of $WORKERS parts in $PARTS; waiting"; seen=$have; fi
   sleep 5
 done

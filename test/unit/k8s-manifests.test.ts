@@ -5,7 +5,7 @@
 // nothing written.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1/Job';
@@ -256,6 +256,33 @@ describe("the merge's wait for the parts, in a real shell", () => {
       child.kill('SIGKILL');
     }
   }, 40_000);
+});
+
+describe("the merge's wait for a dead worker, in a real shell", () => {
+  it('ends when the missing part belongs to a worker whose journal has been quiet for 30 s, and not before', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bb-k8s-dead-'));
+    try {
+      const parts = path.join(dir, 'parts', 'k8s-test');
+      mkdirSync(parts, { recursive: true });
+      const script = container(run(SQS_RUN).merge, 'wait-for-parts').command?.[2] ?? '';
+      const env = { PATH: process.env['PATH'], PARTS: parts, WORKERS: '4', RESULTS: path.join(dir, 'results') };
+      for (let i = 0; i < 3; i++) writeFileSync(path.join(parts, `part-${i}-of-4.json`), '{}');
+      const journal = path.join(parts, 'part-3-of-4.journal');
+      writeFileSync(journal, '');
+      // Written 20 s ago: it may still be alive, so the wait goes on (cut short here).
+      const old = (seconds: number): Date => new Date(Date.now() - seconds * 1000);
+      utimesSync(journal, old(20), old(20));
+      const waiting = spawnSync('sh', ['-c', script], { env, encoding: 'utf8', timeout: 2_000 });
+      expect(waiting.stdout).toBe(`3 of 4 parts in ${parts}; waiting\n`);
+      // Unwritten for a minute: that worker is dead, and the merge goes ahead with its journal.
+      utimesSync(journal, old(60), old(60));
+      const done = spawnSync('sh', ['-c', script], { env, encoding: 'utf8', timeout: 20_000 });
+      expect(done.status).toBe(0);
+      expect(done.stdout).toBe(`3 of 4 parts are in ${parts}; 1 worker(s) died, their journals unwritten for 30 s: merging what they left\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('bad input', () => {
