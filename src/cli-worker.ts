@@ -7,6 +7,7 @@
 // worker reaches: a throw-away server one worker would start, or the in-process memory broker, is
 // refused.
 
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { DEFAULT_QUEUE, resolveEndpoint, type Endpoint } from '../adapters/index.ts';
@@ -22,7 +23,7 @@ import { ensureWritable, writeResult, type ResultFile } from './report/result-fi
 import { queueNames } from './runner/runner.ts';
 import { scrubSecrets } from './secrets.ts';
 import { readWorkload, withWorkload } from './workload.ts';
-import { journalFileName, MAX_SHARDS, namespaceOf, partFileName, RUN_ID_PATTERN } from './runner/shard.ts';
+import { journalFileName, MAX_SHARDS, namespaceOf, parsePartName, partFileName, QUEUES_READY_FILE, RUN_ID_PATTERN } from './runner/shard.ts';
 import { journalWriterAlive, removeQueues, runWorker } from './runner/worker.ts';
 
 type Options = Record<string, unknown>;
@@ -117,7 +118,8 @@ export async function workerCommand(argv: Options, plan: (argv: Options) => CliP
       const variable = adapter.serverVariable === undefined ? 'its server' : adapter.serverVariable;
       throw new UsageError(`a worker needs the broker every worker reaches, and none was given, so ${adapter.name} would be a throw-away server of this worker's own: set ${variable}`);
     }
-    await ensureWritable(place.runDir);
+    // Tearing down looks at what the run's workers left; it makes no folder of its own.
+    if (argv.teardown !== true) await ensureWritable(place.runDir);
     const connection = {
       ...(endpoint.url === undefined ? {} : { url: endpoint.url }),
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
@@ -161,6 +163,11 @@ export async function workerCommand(argv: Options, plan: (argv: Options) => CliP
 
 /** Removes the run's queues, once no worker of it runs (each has its part, or a journal whose writer is gone). */
 async function teardownCommand(planned: CliPlan, place: WorkerPlace, connection: { url?: string; commandTimeoutMs: number; settings: Endpoint['settings'] }): Promise<number> {
+  // A run id or parts folder mistyped would otherwise "remove" queues that never were, and say so.
+  const left = existsSync(place.runDir) ? readdirSync(place.runDir).filter((name) => name === QUEUES_READY_FILE || parsePartName(name) !== undefined) : [];
+  if (left.length === 0) {
+    throw new UsageError(`${place.runDir}: no worker of run ${place.runId} left anything there (no part, journal or ${QUEUES_READY_FILE}), so there is nothing to tear down; check --run-id and --parts-dir`);
+  }
   for (let shard = 0; shard < place.shards; shard++) {
     const journal = path.join(place.runDir, journalFileName(shard, place.shards));
     if (journalWriterAlive(journal)) {

@@ -158,6 +158,17 @@ describe('bad input: one line, exit 2, nothing written', () => {
     expect(run.stderr.trim()).toMatch(/^brokerbench: a worker needs the broker every worker reaches, and none was given, so sqs would be a throw-away server of this worker's own: set SQS_ENDPOINT$/);
   }, 30_000);
 
+  it('--teardown of a run that left nothing is refused in one line, and makes no folder', async () => {
+    const runDir = path.join(partsDir, 'never-ran');
+    const run = await runCli(['worker', '--teardown', '--shards', '4', '--shard', '0', '--run-id', 'never-ran', '--parts-dir', partsDir], REDIS);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim()).toBe(
+      `brokerbench: ${runDir}: no worker of run never-ran left anything there (no part, journal or queues-ready.json), so there is nothing to tear down; check --run-id and --parts-dir`,
+    );
+    expect(existsSync(runDir)).toBe(false);
+  }, 30_000);
+
   it('merge of a folder that holds no parts says so', async () => {
     const empty = path.join(root, 'empty');
     mkdirSync(empty, { recursive: true });
