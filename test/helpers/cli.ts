@@ -47,12 +47,17 @@ export function startCli(
     if (value === undefined) delete merged[key];
     else merged[key] = value;
   }
-  const started = performance.now();
   const [command, commandArgs] =
     launch === 'npm'
       ? ['npm', ['run', '--silent', args[0]!, '--', ...args.slice(1)]]
       : [process.execPath, ['--import', TSX_LOADER, path.join(ROOT, 'src', 'cli.ts'), ...args]];
-  const child = spawn(command, commandArgs, { cwd, env: merged, detached: true });
+  return startProcess(command, commandArgs, merged, timeoutMs, cwd);
+}
+
+/** `program args` leading a process group of its own, with what it prints kept; the whole group is killed after `timeoutMs`. */
+export function startProcess(program: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, cwd: string = ROOT): CliProcess {
+  const started = performance.now();
+  const child = spawn(program, args, { cwd, env, detached: true });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -2,14 +2,13 @@
 // per shard, told its place through the environment a Kubernetes Indexed Job gives (JOB_COMPLETION_INDEX)
 // and BROKERBENCH_*; and reads what they leave.
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResultFile } from '../../src/report/result-file.ts';
-import type { CliProcess, CliRun } from './cli.ts';
+import { startProcess, type CliProcess, type CliRun } from './cli.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -55,33 +54,8 @@ export function startWorkers(start: WorkerStart): CliProcess[] {
     }
     const command = [process.execPath, '--import', TSX_LOADER, path.join(ROOT, 'src', 'cli.ts'), 'worker', ...start.args, '--quiet'];
     const [program, ...args] = [...(start.wrap?.(shard) ?? []), ...command];
-    return spawnRun(program!, args, env, start.timeoutMs ?? 80_000);
+    return startProcess(program!, args, env, start.timeoutMs ?? 80_000);
   });
-}
-
-/** `program args` in a process group of its own, with what it prints kept. */
-function spawnRun(program: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number): CliProcess {
-  const started = performance.now();
-  const child = spawn(program, args, { cwd: ROOT, env, detached: true });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<CliRun>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, elapsedMs: performance.now() - started });
-    });
-  });
-  return { child, stdout: () => stdout, stderr: () => stderr, done };
 }
 
 /** Waits until `file` exists and holds a line starting with `record` (a journal's record kind), or `timeoutMs` passes. */
