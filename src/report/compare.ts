@@ -16,6 +16,7 @@ import type { LatencyKind } from './load.ts';
 import { COMPARISON_SCHEMA, loadRuns } from './load.ts';
 import { costJson, costOfGroup, renderCostMarkdown, renderCostTable, type CostOptions } from './cost.ts';
 import { renderCsv } from './csv.ts';
+import { PERCENTILES } from './figures.ts';
 import { describeRequestCost, pricingNote, SQS_PRICING } from './pricing.ts';
 import { fitTable, terminalWidth, wrap, wrapLines } from './table.ts';
 
@@ -71,14 +72,6 @@ function rateRows(id: 'publish' | 'receive' | 'completion', pick: (c: Column) =>
     },
   ];
 }
-
-const PERCENTILES = [
-  ['p50', 'p50'],
-  ['p90', 'p90'],
-  ['p99', 'p99'],
-  ['p999', 'p99.9'],
-  ['max', 'max'],
-] as const;
 
 function latencyRows(kind: LatencyKind, name: string): Row[] {
   return PERCENTILES.map(([field, label]) => ({

@@ -32,7 +32,8 @@ export interface Figure {
   readonly detail?: boolean;
 }
 
-const PERCENTILES = [
+/** The percentiles every latency row shows: the summary's field and its label. */
+export const PERCENTILES = [
   ['p50', 'p50'],
   ['p90', 'p90'],
   ['p99', 'p99'],
